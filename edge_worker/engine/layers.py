@@ -1,0 +1,120 @@
+"""The Transformer's arithmetic as plain functions over tensors (no communication here).
+
+Every function works on whatever share of heads or columns its weights hold, so the same code
+serves a whole model on one device and one rank's shard: the callers in `model.py` place the
+collectives around it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.weights import MLP, Attention, Norm
+
+
+def norm(x: Tensor, w: Norm, cfg: ModelConfig) -> Tensor:
+    """LayerNorm or RMSNorm over the hidden dimension (a connective block)."""
+    if cfg.norm == "layernorm":
+        return F.layer_norm(x, (x.shape[-1],), w.weight, w.bias, cfg.norm_eps)
+    # RMSNorm as Hugging Face computes it: in fp32, then scaled by the weight.
+    x32 = x.float()
+    x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + cfg.norm_eps)
+    return w.weight * x32.to(x.dtype)
+
+
+def activation(x: Tensor, cfg: ModelConfig) -> Tensor:
+    if cfg.activation == "gelu":
+        return F.gelu(x)
+    if cfg.activation == "gelu_tanh":
+        return F.gelu(x, approximate="tanh")
+    if cfg.activation == "relu":
+        return F.relu(x)
+    return F.silu(x)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    return F.linear(x, weight, bias)
+
+
+def rope_cos_sin(
+    positions: Tensor, inv_freq: Tensor, scaling: float, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    """cos/sin tables for rotary embeddings at `positions`: each (T, head_dim)."""
+    freqs = positions.float()[:, None] * inv_freq.float()[None, :]  # (T, head_dim/2)
+    emb = torch.cat((freqs, freqs), dim=-1)  # (T, head_dim)
+    return (emb.cos() * scaling).to(dtype), (emb.sin() * scaling).to(dtype)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate `x` (B, n_heads, T, head_dim) by position (Hugging Face's rotate-half layout)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+def qkv(
+    x: Tensor, w: Attention, cfg: ModelConfig, rope: tuple[Tensor, Tensor] | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Project `x` (B, T, h) to this shard's heads: q (B, n_heads_per_rank, T, head_dim) and
+    k, v (B, n_kv_heads_per_rank, T, head_dim), rotated when the model uses RoPE."""
+    b, t, _ = x.shape
+    hd = cfg.head_dim
+    q = linear(x, w.wq, w.bq).view(b, t, -1, hd).transpose(1, 2)  # (B, n_heads_per_rank, T, hd)
+    k = linear(x, w.wk, w.bk).view(b, t, -1, hd).transpose(1, 2)  # (B, n_kv_per_rank, T, hd)
+    v = linear(x, w.wv, w.bv).view(b, t, -1, hd).transpose(1, 2)  # (B, n_kv_per_rank, T, hd)
+    if rope is not None:
+        cos, sin = rope
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    return q, k, v
+
+
+def attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool,
+    q_start: int,
+    key_mask: Tensor | None = None,
+) -> Tensor:
+    """Softmax attention with explicit matmuls (faster than SDPA on this CPU at seq 512).
+
+    q: (B, n_heads, Tq, hd) for query positions q_start .. q_start+Tq-1;
+    k, v: (B, n_kv_heads, Tk, hd) for key positions 0 .. Tk-1 (whole GQA groups);
+    key_mask: (B, Tk) bool, False for padding. Returns (B, Tq, n_heads * hd).
+    """
+    b, n_heads, tq, hd = q.shape
+    group = n_heads // k.shape[1]
+    if group > 1:
+        k = k.repeat_interleave(group, dim=1)  # (B, n_heads, Tk, hd)
+        v = v.repeat_interleave(group, dim=1)
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)  # (B, n_heads, Tq, Tk)
+    tk = k.shape[2]
+    allowed: Tensor | None = None
+    if causal:
+        qpos = torch.arange(q_start, q_start + tq, device=q.device)[:, None]
+        allowed = torch.arange(tk, device=q.device)[None, :] <= qpos  # (Tq, Tk)
+    if key_mask is not None:
+        km = key_mask[:, None, None, :].bool()  # (B, 1, 1, Tk)
+        allowed = km if allowed is None else (allowed & km)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+    out = torch.matmul(probs, v)  # (B, n_heads, Tq, hd)
+    return out.transpose(1, 2).reshape(b, tq, n_heads * hd)  # (B, Tq, n_heads * hd)
+
+
+def mlp_partial(x: Tensor, w: MLP, cfg: ModelConfig) -> Tensor:
+    """This shard's columns of the MLP, down-projected: a partial sum over columns, without the
+    down-projection bias (added once after the reduction). x (B, T, h) -> (B, T, h)."""
+    up = linear(x, w.w_up, w.b_up)  # (B, T, intermediate_per_rank)
+    if w.w_gate is not None:
+        hidden = activation(linear(x, w.w_gate), cfg) * up
+    else:
+        hidden = activation(up, cfg)
+    return linear(hidden, w.w_down)  # (B, T, h), partial over columns

@@ -1,0 +1,309 @@
+"""One rank's share of a Transformer forward pass, for every parallel strategy.
+
+The same layer code serves all strategies; only the collectives around the tensor-parallel
+region change (Megatron-LM's "regions"):
+
+    strategy  enter TP region (before QKV / MLP up)     leave TP region (after out-proj / down)
+    hmp       all-gather along the sequence  (S_i->S)   reduce-scatter along the sequence (S->S_i)
+    tp        identity (x is replicated)                all-reduce
+    local     identity                                  identity (a world of one)
+
+`sp` keeps every weight on every rank and all-gathers K and V along the sequence inside
+attention; `pp` runs a contiguous range of layers and passes the hidden state to the next rank.
+
+Placement of the ends of the network:
+- embeddings: every rank holds the token table and embeds only the tokens it owns (its
+  sequence chunk for hmp/sp, everything for tp, rank 0 for pp), so no communication is needed;
+- the final norm is a connective block: on each rank's chunk (hmp/sp), replicated (tp);
+- the output head is sequence-parallel too: each rank projects its own tokens, and for
+  generation only the owner of the last token projects it. Tied heads share the token table.
+Decode steps (one token) have no sequence to split: hmp decodes tensor-parallel over the same
+heads and columns (its KV cache is already sharded by heads), or on the last rank alone when the
+plan says `decode="local"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from edge_worker.comm.base import Communicator
+from edge_worker.engine import layers as L
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.plan import ParallelPlan, offsets
+from edge_worker.engine.weights import Layer, ModelWeights
+
+Want = Literal["hidden", "logits", "last_logits"]
+Region = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class RankOutput:
+    """What a rank returns: rows `seq` of the hidden state or logits (B, len(seq), ·)."""
+
+    seq: range
+    hidden: Tensor | None = None
+    logits: Tensor | None = None
+
+
+class RankModel:
+    """Runs `plan` for one rank holding `weights` (its shard), talking through `comm`.
+
+    `full` is the whole model, given only to the rank that decodes alone (`decode="local"`).
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        weights: ModelWeights,
+        plan: ParallelPlan,
+        comm: Communicator,
+        full: ModelWeights | None = None,
+    ) -> None:
+        self.cfg, self.w, self.plan, self.comm, self.full = cfg, weights, plan, comm, full
+        self.rank, self.world = comm.rank, comm.world_size
+        self.cache: list[tuple[Tensor, Tensor]] = []
+        self.key_mask: Tensor | None = None
+        self.past = 0
+        self.decoder_rank = self.world - 1
+
+    # ----- public entry points ---------------------------------------------------------------
+
+    def reset(self) -> None:
+        self.cache, self.key_mask, self.past = [], None, 0
+
+    @torch.inference_mode()
+    def prefill(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        want: Want = "hidden",
+    ) -> RankOutput | None:
+        """Process a whole prompt (B, T); returns this rank's rows of the output, or None."""
+        self.reset()
+        self.key_mask = attention_mask.bool() if attention_mask is not None else None
+        t = input_ids.shape[1]
+        s = self.plan.strategy
+        if s == "pp":
+            out = self._prefill_pipeline(input_ids, token_type_ids, want)
+        elif s == "sp":
+            out = self._prefill_sequence(input_ids, token_type_ids, want)
+        else:
+            out = self._prefill_tensor(input_ids, token_type_ids, want)
+        self.past = t
+        if s == "hmp" and self.plan.decode == "local":
+            self._gather_cache_to_decoder()
+        return out
+
+    @torch.inference_mode()
+    def decode(self, token_ids: Tensor) -> RankOutput | None:
+        """One generation step for new tokens (B, 1); the last rank returns their logits."""
+        if self.key_mask is not None:
+            ones = torch.ones_like(self.key_mask[:, :1])
+            self.key_mask = torch.cat([self.key_mask, ones], dim=1)
+        pos = range(self.past, self.past + 1)
+        s = self.plan.strategy
+        if s == "pp":
+            out = self._pipeline(token_ids, None, pos, "last_logits")
+        elif s == "sp" or (s == "hmp" and self.plan.decode == "local"):
+            out = self._decode_alone(token_ids, pos)
+        else:  # hmp (decode="tp"), tp and local: tensor parallel over heads and columns
+            x = self._embed(self.w, token_ids, None, pos)
+            answers = self.rank == self.world - 1
+            out = self._stack(x, pos, L_identity, self.comm.all_reduce, pos, "last_logits", answers)
+        self.past += 1
+        return out
+
+    # ----- strategies -------------------------------------------------------------------------
+
+    def _prefill_tensor(self, ids: Tensor, types: Tensor | None, want: Want) -> RankOutput | None:
+        t = ids.shape[1]
+        if self.plan.strategy == "hmp":
+            sizes = self.plan.seq_split(t)
+            mine = offsets(sizes)[self.rank]
+
+            def enter(x: Tensor) -> Tensor:
+                """gather_from_sequence_region: all-gather chunks S_i along dim 1 -> S."""
+                return self.comm.all_gather(x, sizes, dim=1)
+
+            def leave(p: Tensor) -> Tensor:
+                """reduce_scatter_to_sequence_region: sum partials, keep rows S_i (dim 1)."""
+                return self.comm.reduce_scatter(p, sizes, dim=1)
+
+            x = self._embed(self.w, ids[:, mine.start : mine.stop], types, mine)
+            return self._stack(x, mine, enter, leave, range(0, t), want, True)
+        # tp / local: every rank holds the whole (replicated) sequence; the last rank answers.
+        full = range(0, t)
+        x = self._embed(self.w, ids, types, full)
+        return self._stack(
+            x, full, L_identity, self.comm.all_reduce, full, want, self.rank == self.world - 1
+        )
+
+    def _stack(
+        self,
+        x: Tensor,
+        mine: range,
+        enter: Region,
+        leave: Region,
+        whole: range,
+        want: Want,
+        answers: bool,
+    ) -> RankOutput | None:
+        """Tensor-parallel layers with connective blocks on rows `mine` of `whole`."""
+        for i, layer in enumerate(self.w.layers):
+            x = self._tp_layer(x, layer, i, enter, leave, whole.start)
+        return self._finish(self.w, x, mine, whole.stop, want) if answers else None
+
+    def _tp_layer(
+        self, x: Tensor, layer: Layer, i: int, enter: Region, leave: Region, q_start: int
+    ) -> Tensor:
+        cfg = self.cfg
+        pre = cfg.norm_placement == "pre"
+        # Attention: this rank's heads over the whole sequence, out-projection partial sums.
+        a_in = enter(L.norm(x, layer.attn_norm, cfg) if pre else x)  # (B, T, h)
+        q, k, v = L.qkv(a_in, layer.attn, cfg, self._rope(range(q_start, q_start + a_in.shape[1])))
+        k, v = self._cache_append(i, k, v)
+        o = L.attend(q, k, v, causal=cfg.causal, q_start=q_start, key_mask=self.key_mask)
+        a = leave(L.linear(o, layer.attn.wo))  # (B, T_i, h): reduced over heads
+        if layer.attn.bo is not None:
+            a = a + layer.attn.bo
+        x = x + a if pre else L.norm(x + a, layer.attn_norm, cfg)
+        # MLP: this rank's intermediate columns, down-projection partial sums.
+        m_in = enter(L.norm(x, layer.mlp_norm, cfg) if pre else x)  # (B, T, h)
+        m = leave(L.mlp_partial(m_in, layer.mlp, cfg))  # (B, T_i, h): reduced over columns
+        if layer.mlp.b_down is not None:
+            m = m + layer.mlp.b_down
+        return x + m if pre else L.norm(x + m, layer.mlp_norm, cfg)
+
+    def _prefill_sequence(self, ids: Tensor, types: Tensor | None, want: Want) -> RankOutput:
+        """Sequence parallelism (Li et al.): all weights everywhere, K/V all-gathered."""
+        sizes = self.plan.seq_split(ids.shape[1])
+        mine = offsets(sizes)[self.rank]
+        x = self._embed(self.w, ids[:, mine.start : mine.stop], types, mine)
+        for i, layer in enumerate(self.w.layers):
+            x = self._sp_layer(x, layer, i, mine, sizes)
+        out = self._finish(self.w, x, mine, ids.shape[1], want)
+        return out if out is not None else RankOutput(mine)
+
+    def _sp_layer(self, x: Tensor, layer: Layer, i: int, mine: range, sizes: list[int]) -> Tensor:
+        cfg = self.cfg
+        pre = cfg.norm_placement == "pre"
+        q, k, v = L.qkv(L.norm(x, layer.attn_norm, cfg) if pre else x, layer.attn, cfg, self._rope(mine))
+        k = self.comm.all_gather(k, sizes, dim=2)  # (B, n_kv_heads, T, hd): every chunk's keys
+        v = self.comm.all_gather(v, sizes, dim=2)
+        self._cache_set(i, k, v)
+        o = L.attend(q, k, v, causal=cfg.causal, q_start=mine.start, key_mask=self.key_mask)
+        a = L.linear(o, layer.attn.wo, layer.attn.bo)
+        x = x + a if pre else L.norm(x + a, layer.attn_norm, cfg)
+        m = L.mlp_partial(L.norm(x, layer.mlp_norm, cfg) if pre else x, layer.mlp, cfg)
+        if layer.mlp.b_down is not None:
+            m = m + layer.mlp.b_down
+        return x + m if pre else L.norm(x + m, layer.mlp_norm, cfg)
+
+    def _prefill_pipeline(self, ids: Tensor, types: Tensor | None, want: Want) -> RankOutput | None:
+        return self._pipeline(ids, types, range(0, ids.shape[1]), want)
+
+    def _pipeline(
+        self, ids: Tensor, types: Tensor | None, pos: range, want: Want
+    ) -> RankOutput | None:
+        """Pipeline parallelism: layers [first, first+len) here; hidden state passed along."""
+        if self.rank == 0:
+            x = self._embed(self.w, ids, types, pos)
+        else:
+            x = self.comm.recv(self.rank - 1)  # (B, T, h) from the previous stage
+        for i, layer in enumerate(self.w.layers):
+            x = self._tp_layer(x, layer, i, L_identity, L_identity, pos.start)
+        if self.rank < self.world - 1:
+            self.comm.send(x, self.rank + 1)
+            return None
+        return self._finish(self.w, x, pos, pos.stop, want)
+
+    def _decode_alone(self, token_ids: Tensor, pos: range) -> RankOutput | None:
+        """Decode on the last rank with the whole model and the whole KV cache."""
+        if self.rank != self.decoder_rank:
+            return None
+        w = self.full if self.full is not None else self.w
+        x = self._embed(w, token_ids, None, pos)
+        for i, layer in enumerate(w.layers):
+            x = self._tp_layer(x, layer, i, L_identity, L_identity, pos.start)
+        return self._finish(w, x, pos, pos.stop, "last_logits")
+
+    def _gather_cache_to_decoder(self) -> None:
+        """Before decoding alone: all-gather every layer's K/V shards along the head dim."""
+        kv_sizes = [h // self.cfg.group_size for h in self.plan.heads]
+        cache = []
+        for k, v in self.cache:
+            k = self.comm.all_gather(k, kv_sizes, dim=1)  # (B, n_kv_heads, T, hd)
+            v = self.comm.all_gather(v, kv_sizes, dim=1)
+            cache.append((k, v))
+        self.cache = cache if self.rank == self.decoder_rank else []
+
+    # ----- the ends of the network ------------------------------------------------------------
+
+    def _embed(self, w: ModelWeights, ids: Tensor, types: Tensor | None, pos: range) -> Tensor:
+        """Token (+ position, + token type) embeddings of `ids` at positions `pos`: (B, T, h)."""
+        cfg = self.cfg
+        assert w.tok_embeddings is not None, "this rank holds no embedding table"
+        x = w.tok_embeddings[ids]  # (B, T, h)
+        if w.type_embeddings is not None:
+            if types is None:
+                x = x + w.type_embeddings[0]
+            else:
+                x = x + w.type_embeddings[types[:, pos.start : pos.stop]]
+        if cfg.positions == "absolute":
+            assert w.pos_embeddings is not None
+            idx = torch.arange(pos.start, pos.stop) + cfg.position_offset
+            x = x + w.pos_embeddings[idx]
+        if w.embed_norm is not None:
+            x = L.norm(x, w.embed_norm, cfg)
+        return x
+
+    def _finish(
+        self, w: ModelWeights, x: Tensor, mine: range, seq_len: int, want: Want
+    ) -> RankOutput | None:
+        if w.final_norm is not None:
+            x = L.norm(x, w.final_norm, self.cfg)
+        if want == "hidden":
+            return RankOutput(mine, hidden=x)
+        assert w.lm_head is not None, "this model has no output head"
+        if want == "logits":
+            return RankOutput(mine, logits=L.linear(x, w.lm_head))
+        if seq_len - 1 not in mine:
+            return None
+        last = x[:, seq_len - 1 - mine.start :]  # (B, 1, h)
+        return RankOutput(range(seq_len - 1, seq_len), logits=L.linear(last, w.lm_head))
+
+    def _rope(self, pos: range) -> tuple[Tensor, Tensor] | None:
+        if self.cfg.positions != "rope":
+            return None
+        w = self.w if self.w.rope_inv_freq is not None or self.full is None else self.full
+        assert w.rope_inv_freq is not None
+        dtype = (w.tok_embeddings if w.tok_embeddings is not None else w.layers[0].attn.wq).dtype
+        positions = torch.arange(pos.start, pos.stop)
+        return L.rope_cos_sin(positions, w.rope_inv_freq, w.rope_scaling, dtype)
+
+    def _cache_append(self, i: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if not self.cfg.causal:
+            return k, v
+        if i < len(self.cache):
+            pk, pv = self.cache[i]
+            k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)  # (B, n_kv, T+1, hd)
+            self.cache[i] = (k, v)
+        else:
+            self.cache.append((k, v))
+        return k, v
+
+    def _cache_set(self, i: int, k: Tensor, v: Tensor) -> None:
+        # Sequence parallel: every rank sees all K/V, but only the decoding rank keeps them.
+        if self.cfg.causal and self.rank == self.decoder_rank:
+            self.cache.append((k, v))
+
+
+def L_identity(x: Tensor) -> Tensor:  # noqa: N802 - reads as a region function at call sites
+    """A region boundary that needs no communication (replicated tensors)."""
+    return x

@@ -1,0 +1,171 @@
+"""Parallel plans as values, and the arithmetic that turns shares into whole units.
+
+A plan is computed once (by the planner, or by `galaxy verify` from `--split`) and given to
+every rank; ranks never re-plan. Allotments are lists, one entry per rank in ring order, and
+uneven by design: `heads`, `mlp_columns` and `layers` are absolute counts, while the sequence
+split is stored as weights because the sequence length is only known per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edge_worker.engine.config import ModelConfig
+from edge_worker.errors import PlanError
+
+Strategy = Literal["local", "tp", "sp", "pp", "hmp"]
+STRATEGIES: tuple[Strategy, ...] = ("local", "tp", "sp", "pp", "hmp")
+DecodeStrategy = Literal["tp", "local"]
+
+
+def split_by_weights(total: int, weights: list[float], *, minimum: int = 1) -> list[int]:
+    """Split `total` whole units in proportion to `weights` by largest remainder.
+
+    Every share gets at least `minimum` units; ties in the remainder go to the earlier rank.
+    >>> split_by_weights(12, [1, 2, 3])
+    [2, 4, 6]
+    """
+    n = len(weights)
+    if n == 0:
+        raise PlanError("cannot split over zero devices")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise PlanError(f"split weights must be non-negative with a positive sum, got {weights}")
+    if total < minimum * n:
+        raise PlanError(
+            f"cannot give each of {n} devices at least {minimum} of {total} units; "
+            "use fewer devices"
+        )
+    spare = total - minimum * n
+    wsum = float(sum(weights))
+    exact = [spare * w / wsum for w in weights]
+    shares = [int(e) for e in exact]
+    order = sorted(range(n), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[: spare - sum(shares)]:
+        shares[i] += 1
+    return [s + minimum for s in shares]
+
+
+def offsets(sizes: list[int]) -> list[range]:
+    """Contiguous ranges for consecutive sizes: [2, 3] -> [range(0, 2), range(2, 5)]."""
+    out, start = [], 0
+    for s in sizes:
+        out.append(range(start, start + s))
+        start += s
+    return out
+
+
+@dataclass(frozen=True)
+class ParallelPlan:
+    """How one model runs over `world_size` ranks.
+
+    - hmp (Galaxy): `heads`/`mlp_columns` per rank (tensor parallel), sequence chunks in
+      proportion to `seq_weights` for the connective blocks (sequence parallel).
+    - tp (Megatron-LM): `heads`/`mlp_columns` per rank; connective blocks replicated.
+    - sp: every rank holds every weight; sequence chunks by `seq_weights`.
+    - pp: contiguous ranges of `layers` per rank.
+    - local: one rank, the whole model.
+    `decode` says how a decoder's one-token steps run after prefill: "tp" over the same heads
+    and columns (KV cache sharded by heads), or "local" on the last rank.
+    """
+
+    strategy: Strategy
+    world_size: int
+    heads: tuple[int, ...] = ()
+    mlp_columns: tuple[int, ...] = ()
+    seq_weights: tuple[float, ...] = ()
+    layers: tuple[int, ...] = ()
+    decode: DecodeStrategy = "tp"
+    tiles: int = 1
+    wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    names: tuple[str, ...] = field(default=())
+
+    def seq_split(self, seq_len: int) -> list[int]:
+        """Tokens per rank for a sequence of `seq_len` (only sp and hmp split the sequence)."""
+        if self.strategy not in ("sp", "hmp") or self.world_size == 1:
+            return [seq_len] + [0] * (self.world_size - 1) if self.world_size > 1 else [seq_len]
+        if seq_len < self.world_size:
+            # A prompt shorter than the ring: the first ranks take one token each.
+            return [1] * seq_len + [0] * (self.world_size - seq_len)
+        return split_by_weights(seq_len, list(self.seq_weights))
+
+
+def make_plan(
+    cfg: ModelConfig, strategy: Strategy, weights: list[float], **options: object
+) -> ParallelPlan:
+    """Build a plan from relative device weights (`--split`), rounding to whole units.
+
+    Heads are split by whole KV groups, so every rank gets complete GQA groups. `tp` uses the
+    given weights too; pass equal weights for Megatron-LM's even split.
+    """
+    n = len(weights)
+    if strategy == "local":
+        if n != 1:
+            raise PlanError(f"strategy 'local' runs on one device, not {n}")
+        return validate(cfg, ParallelPlan("local", 1, **options))  # type: ignore[arg-type]
+    heads: tuple[int, ...] = ()
+    cols: tuple[int, ...] = ()
+    layers: tuple[int, ...] = ()
+    if strategy in ("tp", "hmp"):
+        if n > cfg.n_kv_heads:
+            raise PlanError(
+                f"{n} devices but the model has only {cfg.n_kv_heads} key/value head groups; "
+                "tensor parallelism needs at least one whole group per device: use at most "
+                f"{cfg.n_kv_heads} devices"
+            )
+        groups = split_by_weights(cfg.n_kv_heads, weights)
+        heads = tuple(g * cfg.group_size for g in groups)
+        cols = tuple(split_by_weights(cfg.intermediate_size, weights))
+    if strategy == "pp":
+        layers = tuple(split_by_weights(cfg.n_layers, weights))
+    plan = ParallelPlan(
+        strategy,
+        n,
+        heads=heads,
+        mlp_columns=cols,
+        seq_weights=tuple(float(w) for w in weights),
+        layers=layers,
+        **options,  # type: ignore[arg-type]
+    )
+    return validate(cfg, plan)
+
+
+def validate(cfg: ModelConfig, plan: ParallelPlan) -> ParallelPlan:
+    """Check a plan against a model before any compute; raise PlanError saying what is wrong."""
+    n = plan.world_size
+    if plan.strategy not in STRATEGIES:
+        raise PlanError(f"unknown strategy {plan.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if n < 1:
+        raise PlanError("a plan needs at least one device")
+    if plan.strategy == "local" and n != 1:
+        raise PlanError(f"strategy 'local' runs on one device, not {n}")
+    if plan.strategy in ("tp", "hmp"):
+        _check_shares("heads", plan.heads, cfg.n_heads, n)
+        _check_shares("MLP columns", plan.mlp_columns, cfg.intermediate_size, n)
+        for rank, h in enumerate(plan.heads):
+            if h % cfg.group_size:
+                raise PlanError(
+                    f"device {rank} gets {h} heads, not a whole number of key/value groups of "
+                    f"{cfg.group_size} heads; split heads by whole groups"
+                )
+    if plan.strategy in ("sp", "hmp"):
+        if len(plan.seq_weights) != n:
+            raise PlanError(f"sequence weights {list(plan.seq_weights)} do not name {n} devices")
+        if any(w <= 0 for w in plan.seq_weights):
+            raise PlanError(f"every device needs a positive sequence share, got {plan.seq_weights}")
+    if plan.strategy == "pp":
+        _check_shares("layers", plan.layers, cfg.n_layers, n)
+    if plan.tiles < 1:
+        raise PlanError(f"tiles must be at least 1, got {plan.tiles}")
+    if plan.decode not in ("tp", "local"):
+        raise PlanError(f"decode strategy must be 'tp' or 'local', not {plan.decode!r}")
+    return plan
+
+
+def _check_shares(what: str, shares: tuple[int, ...], total: int, n: int) -> None:
+    if len(shares) != n:
+        raise PlanError(f"{what} split {list(shares)} names {len(shares)} devices, plan has {n}")
+    if any(s <= 0 for s in shares):
+        raise PlanError(f"{what} split {list(shares)} leaves a device with no work; every share must be >= 1")
+    if sum(shares) != total:
+        raise PlanError(f"{what} split {list(shares)} sums to {sum(shares)}, but the model has {total}")
