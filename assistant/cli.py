@@ -1,0 +1,112 @@
+"""The `galaxy` command line (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a home has no model hub: fail fast, never wait
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Galaxy Home: Transformer inference split across the home's own devices.",
+)
+
+
+class StrategyOpt(str, Enum):
+    hmp = "hmp"
+    tp = "tp"
+    sp = "sp"
+    pp = "pp"
+    local = "local"
+
+
+class TransportOpt(str, Enum):
+    inproc = "inproc"
+
+
+class DecodeOpt(str, Enum):
+    tp = "tp"
+    local = "local"
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def verify(
+    model: Annotated[str, typer.Option(help="alias (minilm, smollm2-135m, *-shape), HF id or path")],
+    devices: Annotated[int, typer.Option(min=1, help="number of in-process devices")] = 1,
+    split: Annotated[str, typer.Option(help="even | uneven (1,2,3,...) | weights a,b,c")] = "even",
+    strategy: Annotated[StrategyOpt, typer.Option(help="parallel strategy")] = StrategyOpt.hmp,
+    transport: Annotated[TransportOpt, typer.Option(help="how ranks talk")] = TransportOpt.inproc,
+    seq_len: Annotated[int | None, typer.Option(min=1, help="prompt length in tokens")] = None,
+    decode: Annotated[DecodeOpt, typer.Option(help="decode steps: tp, or local")] = DecodeOpt.tp,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run MODEL under a parallel plan and compare with the single-device Hugging Face model."""
+    _setup_logging(verbose)
+    from edge_worker.errors import GalaxyError
+    from edge_worker.verify import verify as run_verify
+
+    try:
+        result = run_verify(
+            model, devices=devices, split=split, strategy=strategy.value,
+            transport=transport.value, seq_len=seq_len, decode=decode.value,
+        )
+    except GalaxyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    else:
+        verdict = "PASS" if result.passed else "FAIL"
+        typer.echo(
+            f"{verdict} {result.model} {result.strategy} on {result.devices} device(s), "
+            f"split {result.split}, {result.seq_len} tokens: max |err| {result.max_abs_err:.3g} "
+            f"(tolerance {result.tolerance:.3g})"
+        )
+        if result.tokens_match is not None:
+            typer.echo(f"  generated tokens identical to transformers: {result.tokens_match}")
+        if result.tie:
+            typer.echo(f"  tie in the reference at step {result.tie['position']}: {result.tie}")
+    raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command()
+def demo(
+    workers: Annotated[int, typer.Option(min=1, help="in-process devices to split over")] = 3,
+    question: Annotated[str, typer.Option(help="what to ask the assistant")] = (
+        "Give me three tips to save energy at home."
+    ),
+    max_tokens: Annotated[int, typer.Option(min=1, max=512)] = 48,
+) -> None:
+    """Check the packaged models under Galaxy's plan, then answer a question across devices."""
+    _setup_logging(False)
+    from assistant.demo import answer, check_models
+
+    typer.echo(f"Galaxy Home demo: {workers} in-process devices, packaged offline models.\n")
+    for line in check_models(workers):
+        typer.echo(line)
+    typer.echo(f"\nQ: {question}")
+    t0 = time.perf_counter()
+    text, stats = answer(question, workers, max_tokens)
+    typer.echo(f"A: {text.strip()}")
+    typer.echo(f"   ({stats}; {time.perf_counter() - t0:.1f} s in all)")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

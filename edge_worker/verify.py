@@ -1,0 +1,182 @@
+"""`galaxy verify`: run a model under a parallel plan and compare with Hugging Face.
+
+The reference is the `transformers` model itself on one device, in fp32: its last hidden state
+(encoders) or logits at every prompt position (decoders), and for decoders the tokens its own
+`generate` picks greedily. The engine passes when max |out - ref| <= 1e-4 * max(1, max |ref|)
+and the generated tokens are identical, except where the reference's own top two logits at the
+first differing step are within 1e-3 (a tie: reported, and not counted as a failure).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.generate import SamplingParams, generate
+from edge_worker.engine.loader import from_hf
+from edge_worker.engine.plan import ParallelPlan, Strategy, make_plan
+from edge_worker.engine.runtime import InProcessCluster
+from edge_worker.errors import PlanError
+from edge_worker.models.catalog import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-4
+TIE_GAP = 1e-3
+SAMPLE_TEXT = (
+    "Turn on the kitchen lights, set the living room to twenty one degrees, and tell me "
+    "whether the back door is locked. Then remind me to water the plants tomorrow morning. "
+)
+SAMPLE_QUESTION = "What is a good temperature for a bedroom at night, and why?"
+
+
+def parse_split(split: str, devices: int) -> list[float]:
+    """`even`, `uneven` (1, 2, 3, ...) or explicit weights `a,b,c` -> one weight per device."""
+    if split == "even":
+        return [1.0] * devices
+    if split == "uneven":
+        return [float(i + 1) for i in range(devices)]
+    try:
+        weights = [float(x) for x in split.split(",")]
+    except ValueError:
+        raise PlanError(f"--split {split!r}: use even, uneven, or weights like 1,2,3") from None
+    if len(weights) != devices:
+        raise PlanError(f"--split {split!r} gives {len(weights)} weights for {devices} devices")
+    return weights
+
+
+@dataclass
+class VerifyResult:
+    model: str
+    strategy: str
+    transport: str
+    devices: int
+    split: dict[str, list[Any]]
+    seq_len: int
+    max_abs_err: float
+    ref_scale: float
+    tolerance: float
+    tokens_match: bool | None
+    tokens: list[int] | None
+    ref_tokens: list[int] | None
+    tie: dict[str, Any] | None
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prompt_ids(loaded: LoadedModel, cfg: ModelConfig, seq_len: int | None) -> Tensor:
+    """The verification input (1, T): a home request for packaged models, else seeded ids."""
+    tok = loaded.tokenizer
+    if tok is None:
+        gen = torch.Generator().manual_seed(0)
+        return torch.randint(0, cfg.vocab_size, (1, seq_len or 64), generator=gen)
+    if seq_len is None and cfg.causal and getattr(tok, "chat_template", None):
+        chat = [{"role": "user", "content": SAMPLE_QUESTION}]
+        text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+    text = SAMPLE_TEXT * (1 + (seq_len or 0) // 20)
+    ids = tok(text)["input_ids"]
+    return torch.tensor([ids[: seq_len or len(ids)]])
+
+
+def describe_split(plan: ParallelPlan, seq_len: int) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {"seq": plan.seq_split(seq_len)}
+    if plan.heads:
+        out["heads"], out["mlp_columns"] = list(plan.heads), list(plan.mlp_columns)
+    if plan.layers:
+        out["layers"] = list(plan.layers)
+    return out
+
+
+def verify(
+    model: str,
+    devices: int = 1,
+    split: str = "even",
+    strategy: Strategy = "hmp",
+    transport: str = "inproc",
+    seq_len: int | None = None,
+    new_tokens: int = 20,
+    decode: str = "tp",
+) -> VerifyResult:
+    if transport != "inproc":
+        raise PlanError(f"transport {transport!r} is not available; use inproc")
+    loaded = load_model(model)
+    cfg, weights = from_hf(loaded.model)
+    if strategy == "local" and devices != 1:
+        raise PlanError("--strategy local runs on one device: use --devices 1")
+    plan = make_plan(cfg, strategy, parse_split(split, devices), decode=decode)
+    ids = prompt_ids(loaded, cfg, seq_len)
+    log.info("verifying %s: %s on %d devices, %d tokens", model, strategy, devices, ids.shape[1])
+    with torch.inference_mode():
+        ref_out = loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    ref = ref_out.logits if cfg.causal else ref_out.last_hidden_state
+    with InProcessCluster(cfg, weights, plan) as cluster:
+        out = cluster.prefill(ids, want="logits" if cfg.causal else "hidden")
+        got = out.logits if cfg.causal else out.hidden
+        assert got is not None
+        err = float((got - ref).abs().max())
+        scale = float(ref.abs().max())
+        tokens = ref_tokens = tie = None
+        if cfg.causal:
+            tokens, ref_tokens, tie = _compare_generation(loaded, cluster, ids, new_tokens)
+    match = None if tokens is None else tokens == ref_tokens
+    passed = err <= TOLERANCE * max(1.0, scale) and (match is not False or tie is not None)
+    return VerifyResult(
+        model=model, strategy=strategy, transport=transport, devices=devices,
+        split=describe_split(plan, ids.shape[1]), seq_len=ids.shape[1], max_abs_err=err,
+        ref_scale=scale, tolerance=TOLERANCE * max(1.0, scale), tokens_match=match,
+        tokens=tokens, ref_tokens=ref_tokens, tie=tie, passed=passed,
+    )
+
+
+def stop_ids(loaded: LoadedModel) -> frozenset[int]:
+    """End-of-sequence ids from the model's generation config (none for random models)."""
+    if not loaded.packaged:
+        return frozenset()
+    eos = getattr(loaded.model.generation_config, "eos_token_id", None)
+    if eos is None and loaded.tokenizer is not None:
+        eos = loaded.tokenizer.eos_token_id
+    return frozenset([eos] if isinstance(eos, int) else (eos or []))
+
+
+def reference_generate(loaded: LoadedModel, ids: Tensor, new_tokens: int) -> list[int]:
+    """Greedy tokens from `transformers`' own `generate`."""
+    stops = sorted(stop_ids(loaded))
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            eos_token_id=stops or None,
+            pad_token_id=stops[0] if stops else 0,
+        )
+    return [int(t) for t in out[0, ids.shape[1] :]]
+
+
+def _compare_generation(
+    loaded: LoadedModel, cluster: InProcessCluster, ids: Tensor, new_tokens: int
+) -> tuple[list[int], list[int], dict[str, Any] | None]:
+    params = SamplingParams(max_new_tokens=new_tokens, stop_ids=stop_ids(loaded))
+    ours = generate(cluster, ids[0].tolist(), params).tokens
+    ref = reference_generate(loaded, ids, new_tokens)
+    if ours == ref:
+        return ours, ref, None
+    first = next((i for i, (a, b) in enumerate(zip(ours, ref, strict=False)) if a != b), None)
+    if first is None:  # one is a prefix of the other: a length difference is a real failure
+        return ours, ref, None
+    prefix = torch.cat([ids, torch.tensor([ref[:first]], dtype=ids.dtype)], dim=1)
+    with torch.inference_mode():
+        logits = loaded.model(input_ids=prefix).logits[0, -1]
+    top2 = torch.topk(logits, 2).values
+    gap = float(top2[0] - top2[1])
+    if gap <= TIE_GAP:
+        return ours, ref, {"position": first, "top2_gap": gap}
+    return ours, ref, None
