@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 
-class StrategyOpt(str, Enum):
+class StrategyOpt(StrEnum):
     hmp = "hmp"
     tp = "tp"
     sp = "sp"
@@ -29,11 +29,11 @@ class StrategyOpt(str, Enum):
     local = "local"
 
 
-class TransportOpt(str, Enum):
+class TransportOpt(StrEnum):
     inproc = "inproc"
 
 
-class DecodeOpt(str, Enum):
+class DecodeOpt(StrEnum):
     tp = "tp"
     local = "local"
 
@@ -47,7 +47,9 @@ def _setup_logging(verbose: bool) -> None:
 
 @app.command()
 def verify(
-    model: Annotated[str, typer.Option(help="alias (minilm, smollm2-135m, *-shape), HF id or path")],
+    model: Annotated[
+        str, typer.Option(help="alias (minilm, smollm2-135m, *-shape), HF id or path")
+    ],
     devices: Annotated[int, typer.Option(min=1, help="number of in-process devices")] = 1,
     split: Annotated[str, typer.Option(help="even | uneven (1,2,3,...) | weights a,b,c")] = "even",
     strategy: Annotated[StrategyOpt, typer.Option(help="parallel strategy")] = StrategyOpt.hmp,
@@ -64,8 +66,13 @@ def verify(
 
     try:
         result = run_verify(
-            model, devices=devices, split=split, strategy=strategy.value,
-            transport=transport.value, seq_len=seq_len, decode=decode.value,
+            model,
+            devices=devices,
+            split=split,
+            strategy=strategy.value,
+            transport=transport.value,
+            seq_len=seq_len,
+            decode=decode.value,
         )
     except GalaxyError as exc:
         typer.echo(f"error: {exc}", err=True)

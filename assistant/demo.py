@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from edge_worker.models.catalog import load_model
+
 from edge_worker.engine.generate import SamplingParams, chat
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import make_plan
 from edge_worker.engine.runtime import InProcessCluster
-from edge_worker.models.catalog import load_model
 from edge_worker.verify import parse_split, verify
 
 SYSTEM = "You are Galaxy Home, a concise assistant that runs entirely inside the user's home."
@@ -40,7 +41,9 @@ def answer(question: str, devices: int, max_tokens: int) -> tuple[str, str]:
     plan = make_plan(cfg, "hmp", parse_split("uneven", n))
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
     with InProcessCluster(cfg, weights, plan) as cluster:
-        text, gen = chat(cluster, loaded.tokenizer, messages, SamplingParams(max_new_tokens=max_tokens))
+        text, gen = chat(
+            cluster, loaded.tokenizer, messages, SamplingParams(max_new_tokens=max_tokens)
+        )
     per_token = sum(gen.decode_ms) / max(1, len(gen.decode_ms))
     stats = (
         f"hmp on {n} devices, heads {list(plan.heads)}; prefill {gen.prefill_ms:.0f} ms, "

@@ -1,14 +1,14 @@
 """Exceptions raised by the edge worker.
 
-    GalaxyError
-     +-- ModelError
-     |    +-- UnsupportedModel      architecture or option the engine does not implement
-     |    +-- ModelNotAvailable     alias/id/path that cannot be loaded offline
-     |    +-- WeightMismatch        a source weight is missing, unexpected or the wrong shape
-     +-- PlanError                  a parallel plan that cannot run (bad split, empty share, ...)
-     +-- CommError
-          +-- WorkerLost            a peer stopped answering or closed its connection
-          +-- CommTimeout           a collective or receive missed its deadline
+GalaxyError
+ +-- ModelError
+ |    +-- UnsupportedModel      architecture or option the engine does not implement
+ |    +-- ModelNotAvailable     alias/id/path that cannot be loaded offline
+ |    +-- WeightMismatch        a source weight is missing, unexpected or the wrong shape
+ +-- PlanError                  a parallel plan that cannot run (bad split, empty share, ...)
+ +-- CommError
+      +-- WorkerLost            a peer stopped answering or closed its connection
+      +-- CommTimeout           a collective or receive missed its deadline
 """
 
 from __future__ import annotations

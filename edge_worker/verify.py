@@ -21,6 +21,7 @@ from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import ParallelPlan, Strategy, make_plan
 from edge_worker.engine.runtime import InProcessCluster
+from edge_worker.engine.weights import tensor_bytes
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import LoadedModel, load_model
 
@@ -65,6 +66,7 @@ class VerifyResult:
     tokens: list[int] | None
     ref_tokens: list[int] | None
     tie: dict[str, Any] | None
+    shard_mb: list[float]
     passed: bool
 
     def to_json(self) -> dict[str, Any]:
@@ -118,6 +120,7 @@ def verify(
         ref_out = loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids))
     ref = ref_out.logits if cfg.causal else ref_out.last_hidden_state
     with InProcessCluster(cfg, weights, plan) as cluster:
+        shard_mb = [round(tensor_bytes(r.w) / 2**20, 1) for r in cluster.ranks]
         out = cluster.prefill(ids, want="logits" if cfg.causal else "hidden")
         got = out.logits if cfg.causal else out.hidden
         assert got is not None
@@ -129,10 +132,21 @@ def verify(
     match = None if tokens is None else tokens == ref_tokens
     passed = err <= TOLERANCE * max(1.0, scale) and (match is not False or tie is not None)
     return VerifyResult(
-        model=model, strategy=strategy, transport=transport, devices=devices,
-        split=describe_split(plan, ids.shape[1]), seq_len=ids.shape[1], max_abs_err=err,
-        ref_scale=scale, tolerance=TOLERANCE * max(1.0, scale), tokens_match=match,
-        tokens=tokens, ref_tokens=ref_tokens, tie=tie, passed=passed,
+        model=model,
+        strategy=strategy,
+        transport=transport,
+        devices=devices,
+        split=describe_split(plan, ids.shape[1]),
+        seq_len=ids.shape[1],
+        max_abs_err=err,
+        ref_scale=scale,
+        tolerance=TOLERANCE * max(1.0, scale),
+        tokens_match=match,
+        tokens=tokens,
+        ref_tokens=ref_tokens,
+        tie=tie,
+        shard_mb=shard_mb,
+        passed=passed,
     )
 
 

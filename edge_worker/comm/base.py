@@ -88,7 +88,9 @@ class Communicator(ABC):
     def reduce_scatter_async(self, x: Tensor, sizes: list[int], dim: int) -> Work:
         self._check_sizes(sizes)
         if x.shape[dim] != sum(sizes):
-            raise ValueError(f"reduce_scatter input has {x.shape[dim]} rows, split sums to {sum(sizes)}")
+            raise ValueError(
+                f"reduce_scatter input has {x.shape[dim]} rows, split sums to {sum(sizes)}"
+            )
         return Work.done(x) if self.world_size == 1 else self._reduce_scatter(x, sizes, dim)
 
     def all_reduce_async(self, x: Tensor) -> Work:
@@ -111,4 +113,6 @@ class Communicator(ABC):
 
     def _check_sizes(self, sizes: list[int]) -> None:
         if len(sizes) != self.world_size:
-            raise ValueError(f"split {sizes} names {len(sizes)} ranks, the group has {self.world_size}")
+            raise ValueError(
+                f"split {sizes} names {len(sizes)} ranks, the group has {self.world_size}"
+            )

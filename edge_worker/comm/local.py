@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -70,8 +71,8 @@ class LocalCommunicator(Communicator):
     def close(self) -> None:
         self._thread.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, fn, *args) -> Work:  # type: ignore[no-untyped-def]
-        return Work(self._thread.submit(fn, *args))
+    def _submit(self, fn: Callable[[], Tensor]) -> Work:
+        return Work(self._thread.submit(fn))
 
     def _all_gather(self, x: Tensor, sizes: list[int], dim: int) -> Work:
         return self._submit(lambda: torch.cat(self.group.exchange(self.rank, x), dim=dim))
@@ -116,6 +117,8 @@ class LocalCommunicator(Communicator):
                     return box.get(timeout=step)
                 except queue.Empty:
                     waited += step
-            raise CommTimeout(f"rank {self.rank} waited {deadline:.0f} s for a tensor from rank {src}")
+            raise CommTimeout(
+                f"rank {self.rank} waited {deadline:.0f} s for a tensor from rank {src}"
+            )
 
         return self._submit(run)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.config import Activation, ModelConfig
 from edge_worker.engine.weights import MLP, Attention, Layer, ModelWeights, Norm
 from edge_worker.errors import UnsupportedModel, WeightMismatch
 
@@ -27,9 +27,16 @@ SUPPORTED = {
     "qwen2": "Qwen2 / Qwen2.5",
 }
 # Tensors that exist in Hugging Face checkpoints but play no part in the engine's output.
-IGNORED_SUFFIXES = ("pooler.dense.weight", "pooler.dense.bias", "position_ids", "token_type_ids",
-                    "rotary_emb.inv_freq", "rotary_emb.original_inv_freq", ".attn.bias",
-                    ".attn.masked_bias")
+IGNORED_SUFFIXES = (
+    "pooler.dense.weight",
+    "pooler.dense.bias",
+    "position_ids",
+    "token_type_ids",
+    "rotary_emb.inv_freq",
+    "rotary_emb.original_inv_freq",
+    ".attn.bias",
+    ".attn.masked_bias",
+)
 
 
 class _Source:
@@ -101,9 +108,15 @@ def convert(
     return _llama(hf, state, rotary)
 
 
-def _act(name: str) -> str:
-    table = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-             "relu": "relu", "silu": "silu", "swish": "silu"}
+def _act(name: str) -> Activation:
+    table: dict[str, Activation] = {
+        "gelu": "gelu",
+        "gelu_new": "gelu_tanh",
+        "gelu_pytorch_tanh": "gelu_tanh",
+        "relu": "relu",
+        "silu": "silu",
+        "swish": "silu",
+    }
     if name not in table:
         raise UnsupportedModel(f"activation {name!r} is not supported ({', '.join(table)})")
     return table[name]
@@ -118,34 +131,50 @@ def _bert(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]
         raise UnsupportedModel("BERT with relative position embeddings is not supported")
     h, f, n = hf.hidden_size, hf.intermediate_size, hf.num_attention_heads
     cfg = ModelConfig(
-        family="bert", vocab_size=hf.vocab_size, hidden_size=h, n_layers=hf.num_hidden_layers,
-        n_heads=n, n_kv_heads=n, intermediate_size=f, max_positions=hf.max_position_embeddings,
-        activation=_act(hf.hidden_act), norm="layernorm", norm_eps=hf.layer_norm_eps,
-        norm_placement="post", causal=False, type_vocab_size=hf.type_vocab_size,
-        embed_norm=True, final_norm=False,
+        family="bert",
+        vocab_size=hf.vocab_size,
+        hidden_size=h,
+        n_layers=hf.num_hidden_layers,
+        n_heads=n,
+        n_kv_heads=n,
+        intermediate_size=f,
+        max_positions=hf.max_position_embeddings,
+        activation=_act(hf.hidden_act),
+        norm="layernorm",
+        norm_eps=hf.layer_norm_eps,
+        norm_placement="post",
+        causal=False,
+        type_vocab_size=hf.type_vocab_size,
+        embed_norm=True,
+        final_norm=False,
     )
     src = _Source(state, "embeddings.word_embeddings.weight")
     layers = []
     for i in range(cfg.n_layers):
         p = f"encoder.layer.{i}."
         a = p + "attention.self."
-        layers.append(Layer(
-            attn=Attention(
-                wq=src.take(a + "query.weight", (h, h)), bq=src.take(a + "query.bias", (h,)),
-                wk=src.take(a + "key.weight", (h, h)), bk=src.take(a + "key.bias", (h,)),
-                wv=src.take(a + "value.weight", (h, h)), bv=src.take(a + "value.bias", (h,)),
-                wo=src.take(p + "attention.output.dense.weight", (h, h)),
-                bo=src.take(p + "attention.output.dense.bias", (h,)),
-            ),
-            mlp=MLP(
-                w_up=src.take(p + "intermediate.dense.weight", (f, h)),
-                b_up=src.take(p + "intermediate.dense.bias", (f,)),
-                w_down=src.take(p + "output.dense.weight", (h, f)),
-                b_down=src.take(p + "output.dense.bias", (h,)),
-            ),
-            attn_norm=_norm(src, p + "attention.output.LayerNorm", h),
-            mlp_norm=_norm(src, p + "output.LayerNorm", h),
-        ))
+        layers.append(
+            Layer(
+                attn=Attention(
+                    wq=src.take(a + "query.weight", (h, h)),
+                    bq=src.take(a + "query.bias", (h,)),
+                    wk=src.take(a + "key.weight", (h, h)),
+                    bk=src.take(a + "key.bias", (h,)),
+                    wv=src.take(a + "value.weight", (h, h)),
+                    bv=src.take(a + "value.bias", (h,)),
+                    wo=src.take(p + "attention.output.dense.weight", (h, h)),
+                    bo=src.take(p + "attention.output.dense.bias", (h,)),
+                ),
+                mlp=MLP(
+                    w_up=src.take(p + "intermediate.dense.weight", (f, h)),
+                    b_up=src.take(p + "intermediate.dense.bias", (f,)),
+                    w_down=src.take(p + "output.dense.weight", (h, f)),
+                    b_down=src.take(p + "output.dense.bias", (h,)),
+                ),
+                attn_norm=_norm(src, p + "attention.output.LayerNorm", h),
+                mlp_norm=_norm(src, p + "output.LayerNorm", h),
+            )
+        )
     w = ModelWeights(
         layers=layers,
         tok_embeddings=src.take("embeddings.word_embeddings.weight", (cfg.vocab_size, h)),
@@ -162,31 +191,49 @@ def _bert(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]
 def _distilbert(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]:
     h, f, n = hf.dim, hf.hidden_dim, hf.n_heads
     cfg = ModelConfig(
-        family="distilbert", vocab_size=hf.vocab_size, hidden_size=h, n_layers=hf.n_layers,
-        n_heads=n, n_kv_heads=n, intermediate_size=f, max_positions=hf.max_position_embeddings,
-        activation=_act(hf.activation), norm="layernorm", norm_eps=1e-12,
-        norm_placement="post", causal=False, embed_norm=True, final_norm=False,
+        family="distilbert",
+        vocab_size=hf.vocab_size,
+        hidden_size=h,
+        n_layers=hf.n_layers,
+        n_heads=n,
+        n_kv_heads=n,
+        intermediate_size=f,
+        max_positions=hf.max_position_embeddings,
+        activation=_act(hf.activation),
+        norm="layernorm",
+        norm_eps=1e-12,
+        norm_placement="post",
+        causal=False,
+        embed_norm=True,
+        final_norm=False,
     )
     src = _Source(state, "embeddings.word_embeddings.weight")
     layers = []
     for i in range(cfg.n_layers):
         p = f"transformer.layer.{i}."
         a = p + "attention."
-        layers.append(Layer(
-            attn=Attention(
-                wq=src.take(a + "q_lin.weight", (h, h)), bq=src.take(a + "q_lin.bias", (h,)),
-                wk=src.take(a + "k_lin.weight", (h, h)), bk=src.take(a + "k_lin.bias", (h,)),
-                wv=src.take(a + "v_lin.weight", (h, h)), bv=src.take(a + "v_lin.bias", (h,)),
-                wo=src.take(a + "out_lin.weight", (h, h)), bo=src.take(a + "out_lin.bias", (h,)),
-            ),
-            mlp=MLP(
-                w_up=src.take(p + "ffn.lin1.weight", (f, h)), b_up=src.take(p + "ffn.lin1.bias", (f,)),
-                w_down=src.take(p + "ffn.lin2.weight", (h, f)),
-                b_down=src.take(p + "ffn.lin2.bias", (h,)),
-            ),
-            attn_norm=_norm(src, p + "sa_layer_norm", h),
-            mlp_norm=_norm(src, p + "output_layer_norm", h),
-        ))
+        layers.append(
+            Layer(
+                attn=Attention(
+                    wq=src.take(a + "q_lin.weight", (h, h)),
+                    bq=src.take(a + "q_lin.bias", (h,)),
+                    wk=src.take(a + "k_lin.weight", (h, h)),
+                    bk=src.take(a + "k_lin.bias", (h,)),
+                    wv=src.take(a + "v_lin.weight", (h, h)),
+                    bv=src.take(a + "v_lin.bias", (h,)),
+                    wo=src.take(a + "out_lin.weight", (h, h)),
+                    bo=src.take(a + "out_lin.bias", (h,)),
+                ),
+                mlp=MLP(
+                    w_up=src.take(p + "ffn.lin1.weight", (f, h)),
+                    b_up=src.take(p + "ffn.lin1.bias", (f,)),
+                    w_down=src.take(p + "ffn.lin2.weight", (h, f)),
+                    b_down=src.take(p + "ffn.lin2.bias", (h,)),
+                ),
+                attn_norm=_norm(src, p + "sa_layer_norm", h),
+                mlp_norm=_norm(src, p + "output_layer_norm", h),
+            )
+        )
     w = ModelWeights(
         layers=layers,
         tok_embeddings=src.take("embeddings.word_embeddings.weight", (cfg.vocab_size, h)),
@@ -219,10 +266,20 @@ def _gpt2(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]
     h, n = hf.n_embd, hf.n_head
     f = hf.n_inner or 4 * h
     cfg = ModelConfig(
-        family="gpt2", vocab_size=hf.vocab_size, hidden_size=h, n_layers=hf.n_layer, n_heads=n,
-        n_kv_heads=n, intermediate_size=f, max_positions=hf.n_positions,
-        activation=_act(hf.activation_function), norm="layernorm",
-        norm_eps=hf.layer_norm_epsilon, norm_placement="pre", causal=True, lm_head=True,
+        family="gpt2",
+        vocab_size=hf.vocab_size,
+        hidden_size=h,
+        n_layers=hf.n_layer,
+        n_heads=n,
+        n_kv_heads=n,
+        intermediate_size=f,
+        max_positions=hf.n_positions,
+        activation=_act(hf.activation_function),
+        norm="layernorm",
+        norm_eps=hf.layer_norm_epsilon,
+        norm_placement="pre",
+        causal=True,
+        lm_head=True,
     )
     src = _Source(state, "wte.weight")
     layers = []
@@ -233,21 +290,28 @@ def _gpt2(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]
         qkv_b = src.take(p + "attn.c_attn.bias", (3 * h,))
         wq, wk, wv = (t.contiguous() for t in qkv_w.split(h, dim=0))
         bq, bk, bv = (t.contiguous() for t in qkv_b.split(h, dim=0))
-        layers.append(Layer(
-            attn=Attention(
-                wq=wq, wk=wk, wv=wv, bq=bq, bk=bk, bv=bv,
-                wo=src.take(p + "attn.c_proj.weight", (h, h)).t().contiguous(),
-                bo=src.take(p + "attn.c_proj.bias", (h,)),
-            ),
-            mlp=MLP(
-                w_up=src.take(p + "mlp.c_fc.weight", (h, f)).t().contiguous(),
-                b_up=src.take(p + "mlp.c_fc.bias", (f,)),
-                w_down=src.take(p + "mlp.c_proj.weight", (f, h)).t().contiguous(),
-                b_down=src.take(p + "mlp.c_proj.bias", (h,)),
-            ),
-            attn_norm=_norm(src, p + "ln_1", h),
-            mlp_norm=_norm(src, p + "ln_2", h),
-        ))
+        layers.append(
+            Layer(
+                attn=Attention(
+                    wq=wq,
+                    wk=wk,
+                    wv=wv,
+                    bq=bq,
+                    bk=bk,
+                    bv=bv,
+                    wo=src.take(p + "attn.c_proj.weight", (h, h)).t().contiguous(),
+                    bo=src.take(p + "attn.c_proj.bias", (h,)),
+                ),
+                mlp=MLP(
+                    w_up=src.take(p + "mlp.c_fc.weight", (h, f)).t().contiguous(),
+                    b_up=src.take(p + "mlp.c_fc.bias", (f,)),
+                    w_down=src.take(p + "mlp.c_proj.weight", (f, h)).t().contiguous(),
+                    b_down=src.take(p + "mlp.c_proj.bias", (h,)),
+                ),
+                attn_norm=_norm(src, p + "ln_1", h),
+                mlp_norm=_norm(src, p + "ln_2", h),
+            )
+        )
     embed = src.take("wte.weight", (cfg.vocab_size, h))
     w = ModelWeights(
         layers=layers,
@@ -268,32 +332,52 @@ def _opt(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]:
         raise UnsupportedModel("OPT with project_in/project_out (opt-350m) is not supported")
     bias = getattr(hf, "enable_bias", True)
     cfg = ModelConfig(
-        family="opt", vocab_size=hf.vocab_size, hidden_size=h, n_layers=hf.num_hidden_layers,
-        n_heads=n, n_kv_heads=n, intermediate_size=f, max_positions=hf.max_position_embeddings,
-        activation=_act(hf.activation_function), norm="layernorm", norm_eps=1e-5,
-        norm_placement="pre", causal=True, position_offset=2, qkv_bias=bias, out_bias=bias,
-        mlp_bias=bias, lm_head=True,
+        family="opt",
+        vocab_size=hf.vocab_size,
+        hidden_size=h,
+        n_layers=hf.num_hidden_layers,
+        n_heads=n,
+        n_kv_heads=n,
+        intermediate_size=f,
+        max_positions=hf.max_position_embeddings,
+        activation=_act(hf.activation_function),
+        norm="layernorm",
+        norm_eps=1e-5,
+        norm_placement="pre",
+        causal=True,
+        position_offset=2,
+        qkv_bias=bias,
+        out_bias=bias,
+        mlp_bias=bias,
+        lm_head=True,
     )
     src = _Source(state, "decoder.embed_tokens.weight")
     layers = []
     for i in range(cfg.n_layers):
         p = f"decoder.layers.{i}."
         a = p + "self_attn."
-        layers.append(Layer(
-            attn=Attention(
-                wq=src.take(a + "q_proj.weight", (h, h)), bq=src.maybe(a + "q_proj.bias", (h,), bias),
-                wk=src.take(a + "k_proj.weight", (h, h)), bk=src.maybe(a + "k_proj.bias", (h,), bias),
-                wv=src.take(a + "v_proj.weight", (h, h)), bv=src.maybe(a + "v_proj.bias", (h,), bias),
-                wo=src.take(a + "out_proj.weight", (h, h)),
-                bo=src.maybe(a + "out_proj.bias", (h,), bias),
-            ),
-            mlp=MLP(
-                w_up=src.take(p + "fc1.weight", (f, h)), b_up=src.maybe(p + "fc1.bias", (f,), bias),
-                w_down=src.take(p + "fc2.weight", (h, f)), b_down=src.maybe(p + "fc2.bias", (h,), bias),
-            ),
-            attn_norm=_norm(src, p + "self_attn_layer_norm", h),
-            mlp_norm=_norm(src, p + "final_layer_norm", h),
-        ))
+        layers.append(
+            Layer(
+                attn=Attention(
+                    wq=src.take(a + "q_proj.weight", (h, h)),
+                    bq=src.maybe(a + "q_proj.bias", (h,), bias),
+                    wk=src.take(a + "k_proj.weight", (h, h)),
+                    bk=src.maybe(a + "k_proj.bias", (h,), bias),
+                    wv=src.take(a + "v_proj.weight", (h, h)),
+                    bv=src.maybe(a + "v_proj.bias", (h,), bias),
+                    wo=src.take(a + "out_proj.weight", (h, h)),
+                    bo=src.maybe(a + "out_proj.bias", (h,), bias),
+                ),
+                mlp=MLP(
+                    w_up=src.take(p + "fc1.weight", (f, h)),
+                    b_up=src.maybe(p + "fc1.bias", (f,), bias),
+                    w_down=src.take(p + "fc2.weight", (h, f)),
+                    b_down=src.maybe(p + "fc2.bias", (h,), bias),
+                ),
+                attn_norm=_norm(src, p + "self_attn_layer_norm", h),
+                mlp_norm=_norm(src, p + "final_layer_norm", h),
+            )
+        )
     embed = src.take("decoder.embed_tokens.weight", (cfg.vocab_size, h))
     w = ModelWeights(
         layers=layers,
@@ -319,12 +403,27 @@ def _llama(
     rope = getattr(hf, "rope_parameters", None) or {}
     theta = float(rope.get("rope_theta", getattr(hf, "rope_theta", 10000.0)))
     cfg = ModelConfig(
-        family="llama", vocab_size=hf.vocab_size, hidden_size=h, n_layers=hf.num_hidden_layers,
-        n_heads=n, n_kv_heads=kv, intermediate_size=f, max_positions=hf.max_position_embeddings,
-        activation=_act(hf.hidden_act), norm="rmsnorm", norm_eps=hf.rms_norm_eps,
-        norm_placement="pre", causal=True, positions="rope", gated_mlp=True, qkv_bias=qkv_bias,
-        out_bias=hf.model_type != "qwen2" and qkv_bias, mlp_bias=mlp_bias, lm_head=True,
-        rope_theta=theta, head_dim=hd,
+        family="llama",
+        vocab_size=hf.vocab_size,
+        hidden_size=h,
+        n_layers=hf.num_hidden_layers,
+        n_heads=n,
+        n_kv_heads=kv,
+        intermediate_size=f,
+        max_positions=hf.max_position_embeddings,
+        activation=_act(hf.hidden_act),
+        norm="rmsnorm",
+        norm_eps=hf.rms_norm_eps,
+        norm_placement="pre",
+        causal=True,
+        positions="rope",
+        gated_mlp=True,
+        qkv_bias=qkv_bias,
+        out_bias=hf.model_type != "qwen2" and qkv_bias,
+        mlp_bias=mlp_bias,
+        lm_head=True,
+        rope_theta=theta,
+        head_dim=hd,
     )
     if rotary is None:
         if rope.get("rope_type", "default") != "default":
@@ -336,27 +435,29 @@ def _llama(
     for i in range(cfg.n_layers):
         p = f"layers.{i}."
         a = p + "self_attn."
-        layers.append(Layer(
-            attn=Attention(
-                wq=src.take(a + "q_proj.weight", (n * hd, h)),
-                wk=src.take(a + "k_proj.weight", (kv * hd, h)),
-                wv=src.take(a + "v_proj.weight", (kv * hd, h)),
-                wo=src.take(a + "o_proj.weight", (h, n * hd)),
-                bq=src.maybe(a + "q_proj.bias", (n * hd,), qkv_bias),
-                bk=src.maybe(a + "k_proj.bias", (kv * hd,), qkv_bias),
-                bv=src.maybe(a + "v_proj.bias", (kv * hd,), qkv_bias),
-                bo=src.maybe(a + "o_proj.bias", (h,), cfg.out_bias),
-            ),
-            mlp=MLP(
-                w_gate=src.take(p + "mlp.gate_proj.weight", (f, h)),
-                w_up=src.take(p + "mlp.up_proj.weight", (f, h)),
-                w_down=src.take(p + "mlp.down_proj.weight", (h, f)),
-                b_up=src.maybe(p + "mlp.up_proj.bias", (f,), mlp_bias),
-                b_down=src.maybe(p + "mlp.down_proj.bias", (h,), mlp_bias),
-            ),
-            attn_norm=Norm(src.take(p + "input_layernorm.weight", (h,)), None),
-            mlp_norm=Norm(src.take(p + "post_attention_layernorm.weight", (h,)), None),
-        ))
+        layers.append(
+            Layer(
+                attn=Attention(
+                    wq=src.take(a + "q_proj.weight", (n * hd, h)),
+                    wk=src.take(a + "k_proj.weight", (kv * hd, h)),
+                    wv=src.take(a + "v_proj.weight", (kv * hd, h)),
+                    wo=src.take(a + "o_proj.weight", (h, n * hd)),
+                    bq=src.maybe(a + "q_proj.bias", (n * hd,), qkv_bias),
+                    bk=src.maybe(a + "k_proj.bias", (kv * hd,), qkv_bias),
+                    bv=src.maybe(a + "v_proj.bias", (kv * hd,), qkv_bias),
+                    bo=src.maybe(a + "o_proj.bias", (h,), cfg.out_bias),
+                ),
+                mlp=MLP(
+                    w_gate=src.take(p + "mlp.gate_proj.weight", (f, h)),
+                    w_up=src.take(p + "mlp.up_proj.weight", (f, h)),
+                    w_down=src.take(p + "mlp.down_proj.weight", (h, f)),
+                    b_up=src.maybe(p + "mlp.up_proj.bias", (f,), mlp_bias),
+                    b_down=src.maybe(p + "mlp.down_proj.bias", (h,), mlp_bias),
+                ),
+                attn_norm=Norm(src.take(p + "input_layernorm.weight", (h,)), None),
+                mlp_norm=Norm(src.take(p + "post_attention_layernorm.weight", (h,)), None),
+            )
+        )
     embed = src.take("embed_tokens.weight", (cfg.vocab_size, h))
     w = ModelWeights(
         layers=layers,

@@ -193,7 +193,9 @@ class RankModel:
     def _sp_layer(self, x: Tensor, layer: Layer, i: int, mine: range, sizes: list[int]) -> Tensor:
         cfg = self.cfg
         pre = cfg.norm_placement == "pre"
-        q, k, v = L.qkv(L.norm(x, layer.attn_norm, cfg) if pre else x, layer.attn, cfg, self._rope(mine))
+        q, k, v = L.qkv(
+            L.norm(x, layer.attn_norm, cfg) if pre else x, layer.attn, cfg, self._rope(mine)
+        )
         k = self.comm.all_gather(k, sizes, dim=2)  # (B, n_kv_heads, T, hd): every chunk's keys
         v = self.comm.all_gather(v, sizes, dim=2)
         self._cache_set(i, k, v)
@@ -304,6 +306,6 @@ class RankModel:
             self.cache.append((k, v))
 
 
-def L_identity(x: Tensor) -> Tensor:  # noqa: N802 - reads as a region function at call sites
+def L_identity(x: Tensor) -> Tensor:
     """A region boundary that needs no communication (replicated tensors)."""
     return x

@@ -139,7 +139,9 @@ def validate(cfg: ModelConfig, plan: ParallelPlan) -> ParallelPlan:
     """Check a plan against a model before any compute; raise PlanError saying what is wrong."""
     n = plan.world_size
     if plan.strategy not in STRATEGIES:
-        raise PlanError(f"unknown strategy {plan.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise PlanError(
+            f"unknown strategy {plan.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
     if n < 1:
         raise PlanError("a plan needs at least one device")
     if plan.strategy == "local" and n != 1:
@@ -171,6 +173,10 @@ def _check_shares(what: str, shares: tuple[int, ...], total: int, n: int) -> Non
     if len(shares) != n:
         raise PlanError(f"{what} split {list(shares)} names {len(shares)} devices, plan has {n}")
     if any(s <= 0 for s in shares):
-        raise PlanError(f"{what} split {list(shares)} leaves a device with no work; every share must be >= 1")
+        raise PlanError(
+            f"{what} split {list(shares)} leaves a device with no work; every share must be >= 1"
+        )
     if sum(shares) != total:
-        raise PlanError(f"{what} split {list(shares)} sums to {sum(shares)}, but the model has {total}")
+        raise PlanError(
+            f"{what} split {list(shares)} sums to {sum(shares)}, but the model has {total}"
+        )

@@ -97,8 +97,11 @@ class InProcessCluster:
     ) -> Output:
         return assemble(
             self._run(
-                "prefill", input_ids, token_type_ids=token_type_ids,
-                attention_mask=attention_mask, want=want,
+                "prefill",
+                input_ids,
+                token_type_ids=token_type_ids,
+                attention_mask=attention_mask,
+                want=want,
             )
         )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-import torch
 from torch import Tensor
 
 
@@ -101,7 +100,9 @@ def shard_mlp(mlp: MLP, columns: range) -> MLP:
     )
 
 
-def shard_layer(layer: Layer, head_dim: int, heads: range, kv_heads: range, columns: range) -> Layer:
+def shard_layer(
+    layer: Layer, head_dim: int, heads: range, kv_heads: range, columns: range
+) -> Layer:
     return replace(
         layer,
         attn=shard_attention(layer.attn, head_dim, heads, kv_heads),
@@ -137,28 +138,3 @@ def tensor_bytes(weights: ModelWeights) -> int:
 
     walk(weights)
     return total
-
-
-def to_dtype(weights: ModelWeights, dtype: torch.dtype) -> ModelWeights:
-    """A copy with every floating tensor cast to `dtype` (tied tensors stay tied)."""
-    cache: dict[int, Tensor] = {}
-
-    def cast(t: Tensor) -> Tensor:
-        key = id(t)
-        if key not in cache:
-            cache[key] = t.to(dtype) if t.is_floating_point() else t
-        return cache[key]
-
-    def walk(obj):  # type: ignore[no-untyped-def]
-        changes = {}
-        for f in fields(obj):
-            value = getattr(obj, f.name)
-            if isinstance(value, Tensor):
-                changes[f.name] = cast(value)
-            elif isinstance(value, (Norm, Attention, MLP, Layer)):
-                changes[f.name] = walk(value)
-            elif isinstance(value, list):
-                changes[f.name] = [walk(v) for v in value]
-        return replace(obj, **changes)
-
-    return walk(weights)  # type: ignore[no-any-return]

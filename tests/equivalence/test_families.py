@@ -63,8 +63,10 @@ def test_hybrid_with_extreme_uneven_shares_matches_hugging_face(family: str) -> 
     model = tiny_model(family)
     cfg, _ = from_hf(model)
     heads = (3, 3, 6) if cfg.group_size > 1 else (1, 2, 9)
-    plan = validate(cfg, ParallelPlan("hmp", 3, heads=heads, mlp_columns=(5, 20, 15),
-                                      seq_weights=(5.0, 20.0, 12.0)))
+    plan = validate(
+        cfg,
+        ParallelPlan("hmp", 3, heads=heads, mlp_columns=(5, 20, 15), seq_weights=(5.0, 20.0, 12.0)),
+    )
     assert plan.seq_split(SEQ) == [5, 20, 12]
     ids = ids_for(1)
 

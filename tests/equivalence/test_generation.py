@@ -26,8 +26,12 @@ PLANS = [
 def hf_greedy(model, prompt: torch.Tensor) -> list[int]:
     with torch.inference_mode():
         out = model.generate(
-            input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=NEW_TOKENS,
-            min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0,
+            input_ids=prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=NEW_TOKENS,
+            min_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            pad_token_id=0,
         )
     return out[0, prompt.shape[1] :].tolist()
 
