@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
+import torch
 from torch import Tensor
 
 from edge_worker.errors import CommTimeout
@@ -111,8 +112,101 @@ class Communicator(ABC):
     def recv(self, src: int) -> Tensor:
         return self.recv_async(src).wait()
 
+    # ----- streaming forms, for overlapping GEMM tiles with the ring -----
+
+    def all_gather_stream(self, x: Tensor, sizes: list[int], dim: int) -> GatherStream:
+        """Start an all-gather whose chunks can be used one by one as they arrive.
+
+        Ring arrival order on rank i is i-1, i-2, ..., i+1: `ring_order(rank, n)[1:]`.
+        This default waits for the whole gather; a ring transport overrides it to hand out
+        each chunk as soon as it has landed.
+        """
+        return _WholeGather(self.all_gather_async(x, sizes, dim), sizes, dim, self.rank, x)
+
+    def reduce_scatter_stream(self, sizes: list[int], dim: int) -> ReduceScatterStream:
+        """Start a reduce-scatter fed chunk by chunk: call `add(c, partial_rows_of_chunk_c)`
+        for c in `reduce_order(rank, n)`, then `wait()` for this rank's reduced rows.
+
+        This default buffers the partials and reduces at the end; a ring transport overrides
+        it to forward each partial while the next one is being computed.
+        """
+        return _BufferedReduceScatter(self, sizes, dim)
+
     def _check_sizes(self, sizes: list[int]) -> None:
         if len(sizes) != self.world_size:
             raise ValueError(
                 f"split {sizes} names {len(sizes)} ranks, the group has {self.world_size}"
             )
+
+
+def ring_order(rank: int, n: int) -> list[int]:
+    """Order in which rank `rank` holds all-gather chunks: its own, then i-1, i-2, ..."""
+    return [(rank - s) % n for s in range(n)]
+
+
+def reduce_order(rank: int, n: int) -> list[int]:
+    """Order in which rank `rank` feeds reduce-scatter partials: i-1, i-2, ..., and its own
+    chunk last (a chunk's partial sum travels the ring and ends at its owner)."""
+    return [(rank - 1 - s) % n for s in range(n)]
+
+
+class GatherStream:
+    """Chunks of an all-gather, available one by one."""
+
+    def part(self, r: int) -> Tensor:
+        """Rank r's chunk (blocks until it has arrived)."""
+        raise NotImplementedError
+
+    def wait(self) -> Tensor:
+        """The whole gathered tensor."""
+        raise NotImplementedError
+
+
+class ReduceScatterStream:
+    def add(self, r: int, partial: Tensor) -> None:
+        """This rank's partial sum for the rows of rank r's chunk."""
+        raise NotImplementedError
+
+    def wait(self) -> Tensor:
+        """This rank's rows, summed over all ranks."""
+        raise NotImplementedError
+
+
+class _WholeGather(GatherStream):
+    def __init__(self, work: Work, sizes: list[int], dim: int, rank: int, mine: Tensor) -> None:
+        self.work, self.sizes, self.dim, self.rank, self.mine = work, sizes, dim, rank, mine
+        self._whole: Tensor | None = None
+
+    def part(self, r: int) -> Tensor:
+        if r == self.rank:
+            return self.mine
+        return self.wait().narrow(self.dim, sum(self.sizes[:r]), self.sizes[r])
+
+    def wait(self) -> Tensor:
+        if self._whole is None:
+            self._whole = self.work.wait()
+        return self._whole
+
+
+class _BufferedReduceScatter(ReduceScatterStream):
+    def __init__(self, comm: Communicator, sizes: list[int], dim: int) -> None:
+        self.comm, self.sizes, self.dim = comm, sizes, dim
+        self.parts: dict[int, Tensor] = {}
+        self.work: Work | None = None
+
+    def add(self, r: int, partial: Tensor) -> None:
+        if partial.shape[self.dim] != self.sizes[r]:
+            raise ValueError(
+                f"partial for rank {r} has {partial.shape[self.dim]} rows, not {self.sizes[r]}"
+            )
+        self.parts[r] = partial
+        if len(self.parts) == len(self.sizes):
+            whole = torch.cat([self.parts[i] for i in range(len(self.sizes))], dim=self.dim)
+            self.work = self.comm.reduce_scatter_async(whole, self.sizes, self.dim)
+
+    def wait(self) -> Tensor:
+        if self.work is None:
+            raise RuntimeError(
+                f"reduce-scatter fed {len(self.parts)} of {len(self.sizes)} partials"
+            )
+        return self.work.wait()

@@ -57,20 +57,34 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + rotated * sin
 
 
-def qkv(
-    x: Tensor, w: Attention, cfg: ModelConfig, rope: tuple[Tensor, Tensor] | None
+def qkv_project(x: Tensor, w: Attention) -> Tensor:
+    """Q, K and V projections of this shard's heads, side by side: (B, T, h) ->
+    (B, T, (n_heads_per_rank + 2 * n_kv_heads_per_rank) * head_dim)."""
+    return torch.cat([linear(x, w.wq, w.bq), linear(x, w.wk, w.bk), linear(x, w.wv, w.bv)], dim=-1)
+
+
+def qkv_heads(
+    y: Tensor, w: Attention, cfg: ModelConfig, rope: tuple[Tensor, Tensor] | None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Project `x` (B, T, h) to this shard's heads: q (B, n_heads_per_rank, T, head_dim) and
+    """Split `qkv_project`'s output into heads: q (B, n_heads_per_rank, T, head_dim) and
     k, v (B, n_kv_heads_per_rank, T, head_dim), rotated when the model uses RoPE."""
-    b, t, _ = x.shape
+    b, t, _ = y.shape
     hd = cfg.head_dim
-    q = linear(x, w.wq, w.bq).view(b, t, -1, hd).transpose(1, 2)  # (B, n_heads_per_rank, T, hd)
-    k = linear(x, w.wk, w.bk).view(b, t, -1, hd).transpose(1, 2)  # (B, n_kv_per_rank, T, hd)
-    v = linear(x, w.wv, w.bv).view(b, t, -1, hd).transpose(1, 2)  # (B, n_kv_per_rank, T, hd)
+    nq, nkv = w.wq.shape[0], w.wk.shape[0]
+    q = y[..., :nq].reshape(b, t, -1, hd).transpose(1, 2)  # (B, n_heads_per_rank, T, hd)
+    k = y[..., nq : nq + nkv].reshape(b, t, -1, hd).transpose(1, 2)  # (B, n_kv_per_rank, T, hd)
+    v = y[..., nq + nkv :].reshape(b, t, -1, hd).transpose(1, 2)  # (B, n_kv_per_rank, T, hd)
     if rope is not None:
         cos, sin = rope
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     return q, k, v
+
+
+def qkv(
+    x: Tensor, w: Attention, cfg: ModelConfig, rope: tuple[Tensor, Tensor] | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Project `x` (B, T, h) to this shard's q, k, v heads (see `qkv_heads`)."""
+    return qkv_heads(qkv_project(x, w), w, cfg, rope)
 
 
 def attend(

@@ -34,7 +34,12 @@ from torch import Tensor
 from edge_worker.comm.base import Communicator
 from edge_worker.engine import layers as L
 from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import ParallelPlan, offsets
+from edge_worker.engine.overlap import (
+    gather_project_reduce,
+    gather_then_project,
+    project_then_reduce_scatter,
+)
+from edge_worker.engine.plan import WIRE_DTYPES, ParallelPlan, offsets
 from edge_worker.engine.weights import Layer, ModelWeights
 
 Want = Literal["hidden", "logits", "last_logits"]
@@ -70,6 +75,8 @@ class RankModel:
         self.key_mask: Tensor | None = None
         self.past = 0
         self.decoder_rank = self.world - 1
+        self.wire = WIRE_DTYPES[plan.wire_dtype]
+        self.dtype = weights.layers[0].attn.wq.dtype if weights.layers else torch.float32
 
     # ----- public entry points ---------------------------------------------------------------
 
@@ -115,9 +122,20 @@ class RankModel:
         else:  # hmp (decode="tp"), tp and local: tensor parallel over heads and columns
             x = self._embed(self.w, token_ids, None, pos)
             answers = self.rank == self.world - 1
-            out = self._stack(x, pos, L_identity, self.comm.all_reduce, pos, "last_logits", answers)
+            out = self._stack(x, pos, L_identity, self._all_reduce, pos, "last_logits", answers)
         self.past += 1
         return out
+
+    # ----- collectives, in the plan's wire dtype ------------------------------------------------
+
+    def _all_gather(self, x: Tensor, sizes: list[int], dim: int) -> Tensor:
+        return self.comm.all_gather(x.to(self.wire), sizes, dim).to(x.dtype)
+
+    def _reduce_scatter(self, x: Tensor, sizes: list[int], dim: int) -> Tensor:
+        return self.comm.reduce_scatter(x.to(self.wire), sizes, dim).to(x.dtype)
+
+    def _all_reduce(self, x: Tensor) -> Tensor:
+        return self.comm.all_reduce(x.to(self.wire)).to(x.dtype)
 
     # ----- strategies -------------------------------------------------------------------------
 
@@ -129,19 +147,23 @@ class RankModel:
 
             def enter(x: Tensor) -> Tensor:
                 """gather_from_sequence_region: all-gather chunks S_i along dim 1 -> S."""
-                return self.comm.all_gather(x, sizes, dim=1)
+                return self._all_gather(x, sizes, dim=1)
 
             def leave(p: Tensor) -> Tensor:
                 """reduce_scatter_to_sequence_region: sum partials, keep rows S_i (dim 1)."""
-                return self.comm.reduce_scatter(p, sizes, dim=1)
+                return self._reduce_scatter(p, sizes, dim=1)
 
             x = self._embed(self.w, ids[:, mine.start : mine.stop], types, mine)
+            if self.plan.overlap:
+                for i, layer in enumerate(self.w.layers):
+                    x = self._overlap_layer(x, layer, i, sizes)
+                return self._finish(self.w, x, mine, t, want)
             return self._stack(x, mine, enter, leave, range(0, t), want, True)
         # tp / local: every rank holds the whole (replicated) sequence; the last rank answers.
         full = range(0, t)
         x = self._embed(self.w, ids, types, full)
         return self._stack(
-            x, full, L_identity, self.comm.all_reduce, full, want, self.rank == self.world - 1
+            x, full, L_identity, self._all_reduce, full, want, self.rank == self.world - 1
         )
 
     def _stack(
@@ -180,6 +202,38 @@ class RankModel:
             m = m + layer.mlp.b_down
         return x + m if pre else L.norm(x + m, layer.mlp_norm, cfg)
 
+    def _overlap_layer(self, x: Tensor, layer: Layer, i: int, sizes: list[int]) -> Tensor:
+        """The hmp layer of `_tp_layer`, with the ring overlapped with GEMM tiles."""
+        cfg, comm, wire = self.cfg, self.comm, self.wire
+        pre = cfg.norm_placement == "pre"
+        t = sum(sizes)
+
+        def qkv_tile(rows: Tensor) -> Tensor:
+            return L.qkv_project(rows.to(x.dtype), layer.attn)
+
+        a_src = L.norm(x, layer.attn_norm, cfg) if pre else x
+        y = gather_then_project(comm, a_src.to(wire), sizes, qkv_tile)  # (B, T, qkv width)
+        q, k, v = L.qkv_heads(y, layer.attn, cfg, self._rope(range(0, t)))
+        k, v = self._cache_append(i, k, v)
+        o = L.attend(q, k, v, causal=cfg.causal, q_start=0, key_mask=self.key_mask)
+
+        def out_tile(rows: Tensor) -> Tensor:
+            return L.linear(rows, layer.attn.wo).to(wire)
+
+        a = project_then_reduce_scatter(comm, o, sizes, out_tile).to(x.dtype)  # (B, T_i, h)
+        if layer.attn.bo is not None:
+            a = a + layer.attn.bo
+        x = x + a if pre else L.norm(x + a, layer.attn_norm, cfg)
+
+        def mlp_tile(rows: Tensor) -> Tensor:
+            return L.mlp_partial(rows.to(x.dtype), layer.mlp, cfg).to(wire)
+
+        m_src = L.norm(x, layer.mlp_norm, cfg) if pre else x
+        m = gather_project_reduce(comm, m_src.to(wire), sizes, mlp_tile).to(x.dtype)
+        if layer.mlp.b_down is not None:
+            m = m + layer.mlp.b_down
+        return x + m if pre else L.norm(x + m, layer.mlp_norm, cfg)
+
     def _prefill_sequence(self, ids: Tensor, types: Tensor | None, want: Want) -> RankOutput:
         """Sequence parallelism (Li et al.): all weights everywhere, K/V all-gathered."""
         sizes = self.plan.seq_split(ids.shape[1])
@@ -196,8 +250,8 @@ class RankModel:
         q, k, v = L.qkv(
             L.norm(x, layer.attn_norm, cfg) if pre else x, layer.attn, cfg, self._rope(mine)
         )
-        k = self.comm.all_gather(k, sizes, dim=2)  # (B, n_kv_heads, T, hd): every chunk's keys
-        v = self.comm.all_gather(v, sizes, dim=2)
+        k = self._all_gather(k, sizes, dim=2)  # (B, n_kv_heads, T, hd): every chunk's keys
+        v = self._all_gather(v, sizes, dim=2)
         self._cache_set(i, k, v)
         o = L.attend(q, k, v, causal=cfg.causal, q_start=mine.start, key_mask=self.key_mask)
         a = L.linear(o, layer.attn.wo, layer.attn.bo)
@@ -217,11 +271,11 @@ class RankModel:
         if self.rank == 0:
             x = self._embed(self.w, ids, types, pos)
         else:
-            x = self.comm.recv(self.rank - 1)  # (B, T, h) from the previous stage
+            x = self.comm.recv(self.rank - 1).to(self.dtype)  # (B, T, h) from the previous stage
         for i, layer in enumerate(self.w.layers):
             x = self._tp_layer(x, layer, i, L_identity, L_identity, pos.start)
         if self.rank < self.world - 1:
-            self.comm.send(x, self.rank + 1)
+            self.comm.send(x.to(self.wire), self.rank + 1)
             return None
         return self._finish(self.w, x, pos, pos.stop, want)
 
@@ -240,7 +294,7 @@ class RankModel:
         kv_sizes = [h // self.cfg.group_size for h in self.plan.heads]
         cache = []
         for k, v in self.cache:
-            k = self.comm.all_gather(k, kv_sizes, dim=1)  # (B, n_kv_heads, T, hd)
+            k = self.comm.all_gather(k, kv_sizes, dim=1)  # (B, n_kv_heads, T, hd), exact
             v = self.comm.all_gather(v, kv_sizes, dim=1)
             cache.append((k, v))
         self.cache = cache if self.rank == self.decoder_rank else []

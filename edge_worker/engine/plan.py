@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
+
 from edge_worker.engine.config import ModelConfig
 from edge_worker.errors import PlanError
 
+WIRE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 Strategy = Literal["local", "tp", "sp", "pp", "hmp"]
 STRATEGIES: tuple[Strategy, ...] = ("local", "tp", "sp", "pp", "hmp")
-DecodeStrategy = Literal["tp", "local"]
+DecodeWIRE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+Strategy = Literal["tp", "local"]
 
 
 def split_by_weights(total: int, weights: list[float], *, minimum: int = 1) -> list[int]:
@@ -71,7 +75,10 @@ class ParallelPlan:
     - pp: contiguous ranges of `layers` per rank.
     - local: one rank, the whole model.
     `decode` says how a decoder's one-token steps run after prefill: "tp" over the same heads
-    and columns (KV cache sharded by heads), or "local" on the last rank.
+    and columns (KV cache sharded by heads), or "local" on the last rank. `overlap` turns on
+    hmp's tile-based overlap of the ring with the GEMMs (one tile per ring chunk).
+    `wire_dtype` is the dtype activations travel in (fp16/bf16 halve the bytes, at a cost in
+    accuracy that `galaxy verify` and the benchmark report).
     """
 
     strategy: Strategy
@@ -81,7 +88,7 @@ class ParallelPlan:
     seq_weights: tuple[float, ...] = ()
     layers: tuple[int, ...] = ()
     decode: DecodeStrategy = "tp"
-    tiles: int = 1
+    overlap: bool = False
     wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     names: tuple[str, ...] = field(default=())
 
@@ -162,8 +169,8 @@ def validate(cfg: ModelConfig, plan: ParallelPlan) -> ParallelPlan:
             raise PlanError(f"every device needs a positive sequence share, got {plan.seq_weights}")
     if plan.strategy == "pp":
         _check_shares("layers", plan.layers, cfg.n_layers, n)
-    if plan.tiles < 1:
-        raise PlanError(f"tiles must be at least 1, got {plan.tiles}")
+    if plan.wire_dtype not in WIRE_DTYPES:
+        raise PlanError(f"wire dtype must be one of {', '.join(WIRE_DTYPES)}")
     if plan.decode not in ("tp", "local"):
         raise PlanError(f"decode strategy must be 'tp' or 'local', not {plan.decode!r}")
     return plan

@@ -138,3 +138,97 @@ def tensor_bytes(weights: ModelWeights) -> int:
 
     walk(weights)
     return total
+
+
+def flatten(weights: ModelWeights) -> tuple[dict[str, Tensor], dict[str, object]]:
+    """Named tensors and scalar metadata of a model or shard, for the wire or the disk.
+
+    Names follow the dataclass fields ("layers.3.attn.wq"). A tensor that shares storage with
+    one already named (a tied output head) is listed in `meta["aliases"]` instead of twice.
+    """
+    tensors: dict[str, Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
+
+    def put(name: str, t: Tensor) -> None:
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if key in seen:
+            aliases[name] = seen[key]
+        else:
+            seen[key] = name
+            tensors[name] = t.contiguous()
+
+    def walk(prefix: str, obj: object) -> None:
+        for f in fields(obj):  # type: ignore[arg-type]
+            value = getattr(obj, f.name)
+            if isinstance(value, Tensor):
+                put(prefix + f.name, value)
+            elif isinstance(value, (Norm, Attention, MLP, Layer)):
+                walk(f"{prefix}{f.name}.", value)
+            elif isinstance(value, list):
+                for i, item in enumerate(value):
+                    walk(f"{prefix}{f.name}.{i}.", item)
+
+    walk("", weights)
+    meta: dict[str, object] = {
+        "n_layers": len(weights.layers),
+        "first_layer": weights.first_layer,
+        "rope_scaling": weights.rope_scaling,
+        "aliases": aliases,
+    }
+    return tensors, meta
+
+
+def unflatten(tensors: dict[str, Tensor], meta: dict[str, object]) -> ModelWeights:
+    """Inverse of `flatten`: rebuild the dataclasses, re-tying aliased tensors."""
+    aliases = meta.get("aliases", {})
+    assert isinstance(aliases, dict)
+    named = dict(tensors)
+    for name, target in aliases.items():
+        named[name] = named[target]
+
+    def get(name: str) -> Tensor | None:
+        return named.get(name)
+
+    def norm(prefix: str) -> Norm | None:
+        w = get(prefix + ".weight")
+        return None if w is None else Norm(w, get(prefix + ".bias"))
+
+    def need(name: str) -> Tensor:
+        t = get(name)
+        if t is None:
+            raise KeyError(f"shard lacks tensor {name}")
+        return t
+
+    layers = []
+    for i in range(int(meta["n_layers"])):  # type: ignore[call-overload]
+        p = f"layers.{i}."
+        attn = Attention(
+            **{k: get(p + "attn." + k) for k in ("bq", "bk", "bv", "bo")},  # type: ignore[arg-type]
+            wq=need(p + "attn.wq"),
+            wk=need(p + "attn.wk"),
+            wv=need(p + "attn.wv"),
+            wo=need(p + "attn.wo"),
+        )
+        mlp = MLP(
+            w_up=need(p + "mlp.w_up"),
+            w_down=need(p + "mlp.w_down"),
+            w_gate=get(p + "mlp.w_gate"),
+            b_up=get(p + "mlp.b_up"),
+            b_down=get(p + "mlp.b_down"),
+        )
+        an, mn = norm(p + "attn_norm"), norm(p + "mlp_norm")
+        assert an is not None and mn is not None
+        layers.append(Layer(attn=attn, mlp=mlp, attn_norm=an, mlp_norm=mn))
+    return ModelWeights(
+        layers=layers,
+        tok_embeddings=get("tok_embeddings"),
+        pos_embeddings=get("pos_embeddings"),
+        type_embeddings=get("type_embeddings"),
+        embed_norm=norm("embed_norm"),
+        final_norm=norm("final_norm"),
+        lm_head=get("lm_head"),
+        rope_inv_freq=get("rope_inv_freq"),
+        rope_scaling=float(meta["rope_scaling"]),  # type: ignore[arg-type]
+        first_layer=int(meta["first_layer"]),  # type: ignore[call-overload]
+    )

@@ -103,3 +103,31 @@ def test_prompt_shorter_than_the_ring_still_matches() -> None:
     got = run(model, plan, ids)
 
     assert_within_tolerance(got, reference(model, ids))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("weights", [[1.0, 2.0], [1.0, 2.0, 3.0], [2.0, 1.0, 1.0, 3.0]], ids=str)
+def test_overlapped_hybrid_equals_the_plain_hybrid(family: str, weights: list[float]) -> None:
+    model = tiny_model(family)
+    cfg, _ = from_hf(model)
+    ids = ids_for(3)
+    plain = run(model, make_plan(cfg, "hmp", weights), ids)
+
+    overlapped = run(model, make_plan(cfg, "hmp", weights, overlap=True), ids)
+
+    torch.testing.assert_close(overlapped, plain, atol=1e-5, rtol=0)
+    assert_within_tolerance(overlapped, reference(model, ids))
+
+
+@pytest.mark.parametrize("wire", ["float16", "bfloat16"])
+@pytest.mark.parametrize("strategy", ["hmp", "tp", "sp", "pp"])
+def test_half_precision_on_the_wire_stays_close(wire: str, strategy: str) -> None:
+    model = tiny_model("llama")
+    cfg, _ = from_hf(model)
+    ids = ids_for(4)
+    ref = reference(model, ids)
+
+    got = run(model, make_plan(cfg, strategy, [1.0, 2.0, 3.0], wire_dtype=wire), ids)  # type: ignore[arg-type]
+
+    err = float((got - ref).abs().max())
+    assert 0 < err < 0.05 * max(1.0, float(ref.abs().max()))

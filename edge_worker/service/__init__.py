@@ -1,0 +1,1 @@
+"""The edge-worker process: control link to the coordinator, shard store, plan execution."""

@@ -1,0 +1,121 @@
+"""Control-plane messages between a coordinator (gateway) and an edge worker.
+
+Text websocket frames carry one JSON message each, tagged by `type` and `version`; tensors
+travel in binary frames (see `tensors.py`) right after the message that announces them:
+
+    worker                                   coordinator
+      Hello(name, data port, cached shards) ->
+                                          <- Assign(plan, rank, peers, token, shard hash)
+                                          <- tensor frames (unless the shard is cached)
+      Ready(plan_id)                       ->
+                                          <- Run(run_id, prefill|decode, ids)
+      Result(run_id, trace) + tensor frames ->
+      Error(code, text)                    ->   (any time; `run_id` when it answers a Run)
+                                          <- Shutdown
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+VERSION = 1
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    version: int = VERSION
+
+
+class Hello(Message):
+    type: Literal["hello"] = "hello"
+    name: str = Field(min_length=1, max_length=64)
+    data_host: str
+    data_port: int = Field(ge=1, le=65535)
+    pid: int
+    compute_tid: int  # native id of the thread that runs GEMMs (for CPU quotas)
+    threads: int = 1
+    cached_shards: list[str] = []
+
+
+class Peer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    host: str
+    port: int
+
+
+class Assign(Message):
+    type: Literal["assign"] = "assign"
+    plan_id: str
+    rank: int = Field(ge=0)
+    peers: list[Peer]  # every rank, in ring order
+    token: str  # hex session token for the data-plane handshake
+    config: dict[str, Any]  # engine ModelConfig fields
+    plan: dict[str, Any]  # engine ParallelPlan fields
+    shard_hash: str
+    shard_meta: dict[str, Any]  # weights.flatten metadata
+    shard_tensors: int  # tensor frames that follow (0 when the worker has the shard cached)
+    full_hash: str | None = None  # the whole model, for a rank that decodes alone
+    full_meta: dict[str, Any] | None = None
+    full_tensors: int = 0
+
+
+class Ready(Message):
+    type: Literal["ready"] = "ready"
+    plan_id: str
+    shard_mb: float
+
+
+class Run(Message):
+    type: Literal["run"] = "run"
+    run_id: int
+    op: Literal["prefill", "decode"]
+    want: Literal["hidden", "logits", "last_logits"] = "hidden"
+    input_ids: list[list[int]]
+    attention_mask: list[list[int]] | None = None
+    token_type_ids: list[list[int]] | None = None
+
+
+class LayerTrace(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    compute_ms: float
+    comm_ms: float
+
+
+class Result(Message):
+    type: Literal["result"] = "result"
+    run_id: int
+    rank: int
+    seq_start: int
+    seq_stop: int
+    tensors: list[Literal["hidden", "logits"]]  # binary frames that follow, in this order
+    total_ms: float
+    compute_ms: float
+    comm_wait_ms: float
+    bytes_sent: int
+    bytes_received: int
+    layers: list[LayerTrace] = []
+
+
+class Error(Message):
+    type: Literal["error"] = "error"
+    code: Literal["bad_message", "bad_shard", "plan", "worker_lost", "internal"]
+    text: str
+    run_id: int | None = None
+
+
+class Shutdown(Message):
+    type: Literal["shutdown"] = "shutdown"
+
+
+AnyMessage = Annotated[
+    Hello | Assign | Ready | Run | Result | Error | Shutdown, Field(discriminator="type")
+]
+_adapter: TypeAdapter[Any] = TypeAdapter(AnyMessage)
+
+
+def parse(text: str | bytes) -> Message:
+    """Decode one JSON message; raises pydantic.ValidationError on anything malformed."""
+    return _adapter.validate_json(text)  # type: ignore[no-any-return]

@@ -1,0 +1,58 @@
+"""On-disk cache of received weight shards, keyed by content hash.
+
+A restarted worker tells the coordinator which shards it holds (`Hello.cached_shards`) and is
+not sent them again. Files are safetensors, written to a temporary name and renamed, so a crash
+mid-write never leaves a corrupt entry under a valid hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+
+class ShardStore:
+    def __init__(self, root: Path, keep: int = 8) -> None:
+        self.root, self.keep = root, keep
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, digest: str) -> Path:
+        if not digest.isalnum():
+            raise ValueError(f"bad shard hash {digest!r}")
+        return self.root / f"{digest}.safetensors"
+
+    def hashes(self) -> list[str]:
+        return sorted(p.stem for p in self.root.glob("*.safetensors"))
+
+    def has(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
+    def save(self, digest: str, tensors: dict[str, Tensor], meta: dict[str, object]) -> None:
+        path = self._path(digest)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)})
+        tmp.replace(path)
+        self._evict()
+
+    def load(self, digest: str) -> tuple[dict[str, Tensor], dict[str, object]]:
+        path = self._path(digest)
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+        path.touch()  # most recently used
+        return tensors, meta
+
+    def _evict(self) -> None:
+        files = sorted(self.root.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+        for old in files[: max(0, len(files) - self.keep)]:
+            log.info("evicting cached shard %s", old.stem)
+            old.unlink(missing_ok=True)
