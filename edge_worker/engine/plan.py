@@ -19,8 +19,7 @@ from edge_worker.errors import PlanError
 WIRE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 Strategy = Literal["local", "tp", "sp", "pp", "hmp"]
 STRATEGIES: tuple[Strategy, ...] = ("local", "tp", "sp", "pp", "hmp")
-DecodeWIRE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-Strategy = Literal["tp", "local"]
+DecodeStrategy = Literal["tp", "local"]
 
 
 def split_by_weights(total: int, weights: list[float], *, minimum: int = 1) -> list[int]:

@@ -173,14 +173,14 @@ def shape_config(alias: str, num_layers: int | None = None) -> PretrainedConfig:
 
     layers = spec.num_layers if num_layers is None else num_layers
     config_class = getattr(transformers, spec.config_class)
-    config: PretrainedConfig = config_class(
-        **spec.kwargs, **dict.fromkeys(spec.layer_keys, layers)
-    )
+    config: PretrainedConfig = config_class(**spec.kwargs, **dict.fromkeys(spec.layer_keys, layers))
     return config
 
 
-def build_shape_model(alias: str, *, num_layers: int | None = None, seed: int = 0) -> PreTrainedModel:
-    """Instantiate a ``-shape`` alias with seeded random float32 weights, eager attention, eval mode."""
+def build_shape_model(
+    alias: str, *, num_layers: int | None = None, seed: int = 0
+) -> PreTrainedModel:
+    """A ``-shape`` alias with seeded random float32 weights, eager attention, in eval mode."""
     config = shape_config(alias, num_layers)
     started = time.perf_counter()
     model = _instantiate(config, SHAPES[alias].is_decoder, seed, fast=True)
@@ -201,7 +201,9 @@ def build_shape_model(alias: str, *, num_layers: int | None = None, seed: int = 
     return model
 
 
-def _instantiate(config: PretrainedConfig, is_decoder: bool, seed: int, *, fast: bool) -> PreTrainedModel:
+def _instantiate(
+    config: PretrainedConfig, is_decoder: bool, seed: int, *, fast: bool
+) -> PreTrainedModel:
     import torch
     from transformers import AutoModel, AutoModelForCausalLM
 
@@ -246,4 +248,6 @@ def _torch_init_filled_with_nan() -> Iterator[None]:
 def _all_finite(model: PreTrainedModel) -> bool:
     import torch
 
-    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+    return all(
+        bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()
+    )
