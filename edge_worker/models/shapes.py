@@ -36,6 +36,7 @@ class ShapeSpec:
 
     description: str
     config_class: str  # a class exported by ``transformers``
+    model_class: str  # likewise: *ForCausalLM for decoders, the bare model for encoders
     is_decoder: bool
     num_layers: int  # the real model's layer count
     layer_keys: tuple[str, ...]  # config fields set to the layer count
@@ -46,6 +47,7 @@ SHAPES: dict[str, ShapeSpec] = {
     "bert-large-shape": ShapeSpec(
         "BERT-Large encoder (hidden 1024, 24 layers, 16 heads); random weights, for benchmarks",
         "BertConfig",
+        "BertModel",
         is_decoder=False,
         num_layers=24,
         layer_keys=("num_hidden_layers",),
@@ -63,6 +65,7 @@ SHAPES: dict[str, ShapeSpec] = {
     "distilbert-shape": ShapeSpec(
         "DistilBERT-base encoder (dim 768, 6 layers, 12 heads); random weights, for benchmarks",
         "DistilBertConfig",
+        "DistilBertModel",
         is_decoder=False,
         num_layers=6,
         layer_keys=("n_layers",),
@@ -78,6 +81,7 @@ SHAPES: dict[str, ShapeSpec] = {
     "gpt2-large-shape": ShapeSpec(
         "GPT-2 Large decoder (n_embd 1280, 36 layers, 20 heads); random weights, for benchmarks",
         "GPT2Config",
+        "GPT2LMHeadModel",
         is_decoder=True,
         num_layers=36,
         layer_keys=("n_layer",),
@@ -93,6 +97,7 @@ SHAPES: dict[str, ShapeSpec] = {
     "opt-1.3b-shape": ShapeSpec(
         "OPT-1.3B decoder (hidden 2048, 24 layers, 32 heads); random weights, for benchmarks",
         "OPTConfig",
+        "OPTForCausalLM",
         is_decoder=True,
         num_layers=24,
         layer_keys=("num_hidden_layers",),
@@ -112,6 +117,7 @@ SHAPES: dict[str, ShapeSpec] = {
         "Qwen2.5-0.5B decoder (hidden 896, 24 layers, 14 heads / 2 KV heads); random weights, "
         "for benchmarks",
         "Qwen2Config",
+        "Qwen2ForCausalLM",
         is_decoder=True,
         num_layers=24,
         layer_keys=("num_hidden_layers", "max_window_layers"),
@@ -135,6 +141,7 @@ SHAPES: dict[str, ShapeSpec] = {
         "SmolLM2-135M (Llama) decoder (hidden 576, 30 layers, 9 heads / 3 KV heads); random "
         "weights, for benchmarks",
         "LlamaConfig",
+        "LlamaForCausalLM",
         is_decoder=True,
         num_layers=30,
         layer_keys=("num_hidden_layers",),
@@ -182,15 +189,18 @@ def build_shape_model(
 ) -> PreTrainedModel:
     """A ``-shape`` alias with seeded random float32 weights, eager attention, in eval mode."""
     config = shape_config(alias, num_layers)
+    spec = SHAPES[alias]
     started = time.perf_counter()
-    model = _instantiate(config, SHAPES[alias].is_decoder, seed, fast=True)
+    model = _instantiate(config, spec, seed, fast=True)
     if not _all_finite(model):
         logger.warning(
             "%s: some parameter is not initialised by transformers' init_weights; rebuilding with "
             "PyTorch's default initialisation (slower)",
             alias,
         )
-        model = _instantiate(config, SHAPES[alias].is_decoder, seed, fast=False)
+        model = _instantiate(config, spec, seed, fast=False)
+        if not _all_finite(model):
+            raise RuntimeError(f"{alias}: random initialisation produced non-finite weights")
     logger.info(
         "built %s (%d layers, %.1f M parameters) in %.2f s",
         alias,
@@ -202,17 +212,27 @@ def build_shape_model(
 
 
 def _instantiate(
-    config: PretrainedConfig, is_decoder: bool, seed: int, *, fast: bool
+    config: PretrainedConfig, spec: ShapeSpec, seed: int, *, fast: bool
 ) -> PreTrainedModel:
     import torch
+    import transformers
+    import transformers.initialization
     from transformers import AutoModel, AutoModelForCausalLM
 
-    auto_class = AutoModelForCausalLM if is_decoder else AutoModel
+    # Import the modelling code *before* patching torch.nn.init: transformers saves references to
+    # the real initialisers when transformers.initialization is first imported, and a module
+    # imported under the patch would keep the NaN filler for good.
+    getattr(transformers, spec.model_class)
+    auto_class = AutoModelForCausalLM if spec.is_decoder else AutoModel
     skip = _torch_init_filled_with_nan() if fast else contextlib.nullcontext()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with skip:
             model = auto_class.from_config(config, dtype=torch.float32, attn_implementation="eager")
+    if type(model).__name__ != spec.model_class:
+        raise RuntimeError(
+            f"expected {spec.model_class}, transformers built {type(model).__name__}"
+        )
     return model.eval()
 
 
@@ -246,8 +266,14 @@ def _torch_init_filled_with_nan() -> Iterator[None]:
 
 
 def _all_finite(model: PreTrainedModel) -> bool:
+    """No NaN left by the filler: a NaN anywhere makes the tensor's sum NaN (and a sum is cheap)."""
     import torch
 
-    return all(
-        bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()
-    )
+    seen: set[int] = set()
+    for tensor in model.state_dict().values():
+        if not tensor.is_floating_point() or tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        if not bool(torch.isfinite(tensor.sum())):
+            return False
+    return True
