@@ -29,7 +29,7 @@ def check_models(devices: int) -> Iterator[str]:
         yield (
             f"{'ok  ' if r.passed else 'FAIL'} {name}: hmp over {n} devices, heads "
             f"{r.split.get('heads')}, MLP columns {r.split.get('mlp_columns')}, sequence "
-            f"{r.split['seq']}: max |err| {r.max_abs_err:.2g} vs Hugging Face{tokens}"
+            f"{r.split.get('seq')}: max |err| {r.max_abs_err:.2g} vs Hugging Face{tokens}"
         )
 
 

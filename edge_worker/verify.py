@@ -89,7 +89,9 @@ def prompt_ids(loaded: LoadedModel, cfg: ModelConfig, seq_len: int | None) -> Te
 
 
 def describe_split(plan: ParallelPlan, seq_len: int) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {"seq": plan.seq_split(seq_len)}
+    out: dict[str, list[Any]] = {}
+    if plan.strategy in ("sp", "hmp"):
+        out["seq"] = plan.seq_split(seq_len)
     if plan.heads:
         out["heads"], out["mlp_columns"] = list(plan.heads), list(plan.mlp_columns)
     if plan.layers:
@@ -111,9 +113,11 @@ def verify(
         raise PlanError(f"transport {transport!r} is not available; use inproc")
     loaded = load_model(model)
     cfg, weights = from_hf(loaded.model)
-    if strategy == "local" and devices != 1:
-        raise PlanError("--strategy local runs on one device: use --devices 1")
-    plan = make_plan(cfg, strategy, parse_split(split, devices), decode=decode)
+    weights_per_device = parse_split(split, devices)
+    if strategy == "local":
+        # One device runs everything: the one with the largest share (the fastest device).
+        weights_per_device = [max(weights_per_device)]
+    plan = make_plan(cfg, strategy, weights_per_device, decode=decode)
     ids = prompt_ids(loaded, cfg, seq_len)
     log.info("verifying %s: %s on %d devices, %d tokens", model, strategy, devices, ids.shape[1])
     with torch.inference_mode():
@@ -135,7 +139,7 @@ def verify(
         model=model,
         strategy=strategy,
         transport=transport,
-        devices=devices,
+        devices=plan.world_size,
         split=describe_split(plan, ids.shape[1]),
         seq_len=ids.shape[1],
         max_abs_err=err,

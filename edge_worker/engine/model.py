@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+import time
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -74,6 +75,7 @@ class RankModel:
         self.cache: list[tuple[Tensor, Tensor]] = []
         self.key_mask: Tensor | None = None
         self.past = 0
+        self.trace: list[tuple[float, float]] = []  # per layer: (wall s, comm wait s)
         self.decoder_rank = self.world - 1
         self.wire = WIRE_DTYPES[plan.wire_dtype]
         self.dtype = weights.layers[0].attn.wq.dtype if weights.layers else torch.float32
@@ -82,6 +84,14 @@ class RankModel:
 
     def reset(self) -> None:
         self.cache, self.key_mask, self.past = [], None, 0
+
+    def _timed(self, layer_fn: Callable[..., Tensor], *args: Any) -> Tensor:
+        """Run one layer, recording its wall time and the time spent waiting on the ring."""
+        stats = getattr(self.comm, "stats", None)
+        w0, t0 = (stats.wait_s if stats else 0.0), time.perf_counter()
+        out = layer_fn(*args)
+        self.trace.append((time.perf_counter() - t0, (stats.wait_s if stats else 0.0) - w0))
+        return out
 
     @torch.inference_mode()
     def prefill(
@@ -96,6 +106,7 @@ class RankModel:
         self.key_mask = attention_mask.bool() if attention_mask is not None else None
         t = input_ids.shape[1]
         s = self.plan.strategy
+        self.trace = []
         if s == "pp":
             out = self._prefill_pipeline(input_ids, token_type_ids, want)
         elif s == "sp":
@@ -115,6 +126,7 @@ class RankModel:
             self.key_mask = torch.cat([self.key_mask, ones], dim=1)
         pos = range(self.past, self.past + 1)
         s = self.plan.strategy
+        self.trace = []
         if s == "pp":
             out = self._pipeline(token_ids, None, pos, "last_logits")
         elif s == "sp" or (s == "hmp" and self.plan.decode == "local"):
@@ -156,7 +168,7 @@ class RankModel:
             x = self._embed(self.w, ids[:, mine.start : mine.stop], types, mine)
             if self.plan.overlap:
                 for i, layer in enumerate(self.w.layers):
-                    x = self._overlap_layer(x, layer, i, sizes)
+                    x = self._timed(self._overlap_layer, x, layer, i, sizes)
                 return self._finish(self.w, x, mine, t, want)
             return self._stack(x, mine, enter, leave, range(0, t), want, True)
         # tp / local: every rank holds the whole (replicated) sequence; the last rank answers.
@@ -178,7 +190,7 @@ class RankModel:
     ) -> RankOutput | None:
         """Tensor-parallel layers with connective blocks on rows `mine` of `whole`."""
         for i, layer in enumerate(self.w.layers):
-            x = self._tp_layer(x, layer, i, enter, leave, whole.start)
+            x = self._timed(self._tp_layer, x, layer, i, enter, leave, whole.start)
         return self._finish(self.w, x, mine, whole.stop, want) if answers else None
 
     def _tp_layer(
@@ -240,7 +252,7 @@ class RankModel:
         mine = offsets(sizes)[self.rank]
         x = self._embed(self.w, ids[:, mine.start : mine.stop], types, mine)
         for i, layer in enumerate(self.w.layers):
-            x = self._sp_layer(x, layer, i, mine, sizes)
+            x = self._timed(self._sp_layer, x, layer, i, mine, sizes)
         out = self._finish(self.w, x, mine, ids.shape[1], want)
         return out if out is not None else RankOutput(mine)
 
@@ -273,7 +285,7 @@ class RankModel:
         else:
             x = self.comm.recv(self.rank - 1).to(self.dtype)  # (B, T, h) from the previous stage
         for i, layer in enumerate(self.w.layers):
-            x = self._tp_layer(x, layer, i, L_identity, L_identity, pos.start)
+            x = self._timed(self._tp_layer, x, layer, i, L_identity, L_identity, pos.start)
         if self.rank < self.world - 1:
             self.comm.send(x.to(self.wire), self.rank + 1)
             return None

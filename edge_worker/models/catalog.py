@@ -86,6 +86,9 @@ def load_model(name: str, *, num_layers: int | None = None, seed: int = 0) -> Lo
         raise ValueError(f"num_layers must be at least 1, got {num_layers}")
     # Before transformers / huggingface_hub are imported: they read it once, at import.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-load progress bars are noise in a home service
 
     if name in SHAPES:
         model = build_shape_model(name, num_layers=num_layers, seed=seed)

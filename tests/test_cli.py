@@ -1,0 +1,110 @@
+"""`galaxy verify` as a user runs it: real packaged models, JSON out, exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+KEYS = {
+    "model",
+    "strategy",
+    "transport",
+    "devices",
+    "split",
+    "max_abs_err",
+    "ref_scale",
+    "tokens_match",
+}
+
+
+def galaxy(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize("strategy", ["hmp", "tp", "sp", "pp", "local"])
+def test_verify_minilm_uneven_passes_for_every_strategy(strategy: str) -> None:
+    out = galaxy(
+        "verify",
+        "--model",
+        "minilm",
+        "--devices",
+        "3",
+        "--split",
+        "uneven",
+        "--strategy",
+        strategy,
+        "--json",
+    )
+
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert KEYS <= result.keys()
+    assert result["tokens_match"] is None
+    assert result["max_abs_err"] <= 1e-4 * max(1.0, result["ref_scale"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["hmp", "tp", "sp", "pp", "local"])
+def test_verify_smollm2_uneven_matches_tokens_for_every_strategy(strategy: str) -> None:
+    out = galaxy(
+        "verify",
+        "--model",
+        "smollm2-135m",
+        "--devices",
+        "3",
+        "--split",
+        "uneven",
+        "--strategy",
+        strategy,
+        "--json",
+    )
+
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["tokens_match"] is True
+    assert result["max_abs_err"] <= 1e-4 * max(1.0, result["ref_scale"])
+
+
+def test_verify_smollm2_hybrid_decoding_alone_matches_tokens() -> None:
+    out = galaxy(
+        "verify",
+        "--model",
+        "smollm2-135m",
+        "--devices",
+        "2",
+        "--split",
+        "3,1",
+        "--decode",
+        "local",
+        "--json",
+    )
+
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["tokens_match"] is True
+
+
+def test_too_many_devices_for_the_kv_groups_fails_before_compute() -> None:
+    out = galaxy("verify", "--model", "smollm2-135m", "--devices", "4", "--json")
+
+    assert out.returncode == 2
+    assert "only 3 key/value head groups" in out.stderr
+    assert out.stdout == ""
+
+
+def test_a_split_naming_the_wrong_number_of_devices_is_refused() -> None:
+    out = galaxy("verify", "--model", "minilm", "--devices", "3", "--split", "1,2")
+
+    assert out.returncode == 2
+    assert "gives 2 weights for 3 devices" in out.stderr
+
+
+def test_an_unknown_model_fails_fast_with_advice() -> None:
+    out = galaxy("verify", "--model", "no-such/model", "--json")
+
+    assert out.returncode == 2
+    assert "not an alias" in out.stderr or "offline" in out.stderr
