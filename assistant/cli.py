@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -31,6 +32,7 @@ class StrategyOpt(StrEnum):
 
 class TransportOpt(StrEnum):
     inproc = "inproc"
+    tcp = "tcp"
 
 
 class DecodeOpt(StrEnum):
@@ -62,7 +64,7 @@ def verify(
     """Run MODEL under a parallel plan and compare with the single-device Hugging Face model."""
     _setup_logging(verbose)
     from edge_worker.errors import GalaxyError
-    from edge_worker.verify import verify as run_verify
+    from assistant.verify import verify as run_verify
 
     try:
         result = run_verify(
@@ -91,6 +93,41 @@ def verify(
         if result.tie:
             typer.echo(f"  tie in the reference at step {result.tie['position']}: {result.tie}")
     raise typer.Exit(0 if result.passed else 1)
+
+
+@app.command()
+def worker(
+    gateway: Annotated[str, typer.Option(help="coordinator URL, ws://host:port/worker")],
+    name: Annotated[str, typer.Option(help="this device's name")] = "",
+    data_dir: Annotated[Path, typer.Option(help="where received shards are cached")] = Path(
+        "~/.local/share/galaxy-home/worker"
+    ),
+    data_host: Annotated[str, typer.Option(help="address peers reach the data plane on")] = (
+        "127.0.0.1"
+    ),
+    data_port: Annotated[int, typer.Option(help="data-plane TCP port (0: any free)")] = 0,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads for compute")] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run an edge worker: take a shard from the coordinator, join the ring, execute plans."""
+    _setup_logging(True)
+    if not verbose:
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+    import asyncio
+    import socket
+
+    from edge_worker.service.worker import Worker
+
+    w = Worker(
+        name or socket.gethostname(), data_dir.expanduser(), data_host, data_port, threads
+    )
+    try:
+        asyncio.run(w.serve(gateway))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        typer.echo(f"error: cannot reach the coordinator at {gateway}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -15,7 +15,7 @@ from edge_worker.engine.generate import SamplingParams, chat
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import make_plan
 from edge_worker.engine.runtime import InProcessCluster
-from edge_worker.verify import parse_split, verify
+from assistant.verify import parse_split, verify
 
 SYSTEM = "You are Galaxy Home, a concise assistant that runs entirely inside the user's home."
 

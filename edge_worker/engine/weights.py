@@ -112,18 +112,18 @@ def shard_layer(
 
 def tensor_bytes(weights: ModelWeights) -> int:
     """Bytes held by a model or shard, counting shared storage (tied head) once."""
-    seen: set[int] = set()
+    seen: set[tuple[int, tuple[int, ...]]] = set()
     total = 0
 
     def add(t: Tensor | None) -> None:
         nonlocal total
         if t is None:
             return
-        key = t.untyped_storage().data_ptr()
+        key = (t.data_ptr(), tuple(t.shape))
         if key in seen:
             return
         seen.add(key)
-        total += t.untyped_storage().nbytes()
+        total += t.nelement() * t.element_size()
 
     def walk(obj: object) -> None:
         for f in fields(obj):  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ first differing step are within 1e-3 (a tie: reported, and not counted as a fail
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,11 +19,11 @@ import torch
 from torch import Tensor
 
 from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.generate import SamplingParams, generate
+from edge_worker.engine.generate import SamplingParams, StepRunner, generate
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import ParallelPlan, Strategy, make_plan
 from edge_worker.engine.runtime import InProcessCluster
-from edge_worker.engine.weights import tensor_bytes
+from edge_worker.engine.weights import ModelWeights, tensor_bytes
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import LoadedModel, load_model
 
@@ -109,8 +111,8 @@ def verify(
     new_tokens: int = 20,
     decode: str = "tp",
 ) -> VerifyResult:
-    if transport != "inproc":
-        raise PlanError(f"transport {transport!r} is not available; use inproc")
+    if transport not in ("inproc", "tcp"):
+        raise PlanError(f"transport {transport!r} is not available; use inproc or tcp")
     loaded = load_model(model)
     cfg, weights = from_hf(loaded.model)
     weights_per_device = parse_split(split, devices)
@@ -123,8 +125,7 @@ def verify(
     with torch.inference_mode():
         ref_out = loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids))
     ref = ref_out.logits if cfg.causal else ref_out.last_hidden_state
-    with InProcessCluster(cfg, weights, plan) as cluster:
-        shard_mb = [round(tensor_bytes(r.w) / 2**20, 1) for r in cluster.ranks]
+    with open_cluster(cfg, weights, plan, transport) as (cluster, shard_mb):
         out = cluster.prefill(ids, want="logits" if cfg.causal else "hidden")
         got = out.logits if cfg.causal else out.hidden
         assert got is not None
@@ -154,6 +155,22 @@ def verify(
     )
 
 
+@contextmanager
+def open_cluster(
+    cfg: ModelConfig, weights: ModelWeights, plan: ParallelPlan, transport: str
+) -> Iterator[tuple[Any, list[float]]]:
+    """The plan's ranks as in-process threads, or as worker processes on loopback (tcp)."""
+    if transport == "inproc":
+        with InProcessCluster(cfg, weights, plan) as local:
+            yield local, [round(tensor_bytes(r.w) / 2**20, 1) for r in local.ranks]
+        return
+    from assistant.cluster.remote import local_workers
+
+    with local_workers(plan.world_size) as (remote, names):
+        readies = remote.deploy(cfg, weights, plan, names)
+        yield remote, [round(r.shard_mb, 1) for r in readies]
+
+
 def stop_ids(loaded: LoadedModel) -> frozenset[int]:
     """End-of-sequence ids from the model's generation config (none for random models)."""
     if not loaded.packaged:
@@ -180,7 +197,7 @@ def reference_generate(loaded: LoadedModel, ids: Tensor, new_tokens: int) -> lis
 
 
 def _compare_generation(
-    loaded: LoadedModel, cluster: InProcessCluster, ids: Tensor, new_tokens: int
+    loaded: LoadedModel, cluster: StepRunner, ids: Tensor, new_tokens: int
 ) -> tuple[list[int], list[int], dict[str, Any] | None]:
     params = SamplingParams(max_new_tokens=new_tokens, stop_ids=stop_ids(loaded))
     ours = generate(cluster, ids[0].tolist(), params).tokens

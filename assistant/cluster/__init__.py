@@ -1,0 +1,1 @@
+"""Worker sessions, shard distribution and dispatch (the coordinator side of the cluster)."""

@@ -1,0 +1,261 @@
+"""The coordinator: accepts worker control links, ships shards, runs requests across them.
+
+`galaxy verify --transport tcp` and `galaxy bench` start one; the gateway takes this role later.
+Each worker connects over a websocket (`compression=None`: deflate makes tensor frames 25x
+slower), says `Hello`, and is then driven with `Assign` / `Run` messages (see
+`edge_worker.service.protocol`). All coordinator state lives on one asyncio loop; `RemoteCluster`
+is the blocking facade the engine's generation loop and the CLI use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import websockets
+from torch import Tensor
+from websockets.asyncio.server import Server, ServerConnection
+
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.plan import ParallelPlan
+from edge_worker.engine.shard import decodes_alone, shard_for_rank
+from edge_worker.engine.weights import ModelWeights, flatten
+from edge_worker.errors import CommTimeout, GalaxyError, WorkerLost
+from edge_worker.service import protocol as P
+from edge_worker.service import tensors as wire
+
+log = logging.getLogger(__name__)
+_CLOSED = object()
+
+
+@dataclass
+class WorkerSession:
+    """One connected worker: its hello, its socket, and the messages it has sent."""
+
+    hello: P.Hello
+    ws: ServerConnection
+    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    alive: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.hello.name
+
+    async def next(self, timeout: float) -> Any:
+        """The next message (parsed) or binary frame; WorkerLost if the link closed."""
+        try:
+            item = await asyncio.wait_for(self.inbox.get(), timeout)
+        except TimeoutError:
+            raise CommTimeout(f"worker {self.name} sent nothing for {timeout:.0f} s") from None
+        if item is _CLOSED:
+            self.alive = False
+            raise WorkerLost(self.name, "control link closed")
+        if isinstance(item, P.Error):
+            if item.code == "worker_lost":
+                raise WorkerLost(self.name, item.text)
+            raise GalaxyError(f"worker {self.name} reports {item.code}: {item.text}")
+        return item
+
+    async def send(self, msg: P.Message) -> None:
+        try:
+            await self.ws.send(msg.model_dump_json())
+        except websockets.ConnectionClosed as exc:
+            self.alive = False
+            raise WorkerLost(self.name, "control link closed") from exc
+
+
+@dataclass
+class RankResult:
+    result: P.Result
+    tensors: dict[str, Tensor]
+
+
+class Coordinator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 120.0) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.sessions: dict[str, WorkerSession] = {}
+        self.arrived = asyncio.Event()
+        self.server: Server | None = None
+        self.ranks: list[WorkerSession] = []
+        self._run_id = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/worker"
+
+    async def start(self) -> None:
+        self.server = await websockets.serve(
+            self._handle,
+            self.host,
+            self.port,
+            max_size=None,
+            compression=None,
+            ping_interval=20,
+            ping_timeout=60,
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        log.info("coordinator listening on %s", self.url)
+
+    async def stop(self) -> None:
+        for s in list(self.sessions.values()):
+            if s.alive:
+                try:
+                    await s.send(P.Shutdown())
+                except GalaxyError:
+                    pass
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        try:
+            hello = P.parse(await asyncio.wait_for(ws.recv(), 30))
+        except Exception as exc:  # noqa: BLE001 - any bad first frame: refuse the link
+            await ws.close(1008, f"expected a hello message: {exc}"[:120])
+            return
+        if not isinstance(hello, P.Hello):
+            await ws.close(1008, "expected a hello message")
+            return
+        session = WorkerSession(hello, ws)
+        self.sessions[hello.name] = session
+        self.arrived.set()
+        log.info("worker %s connected (data %s:%d)", hello.name, hello.data_host, hello.data_port)
+        try:
+            async for frame in ws:
+                if isinstance(frame, bytes):
+                    session.inbox.put_nowait(frame)
+                    continue
+                try:
+                    session.inbox.put_nowait(P.parse(frame))
+                except ValueError as exc:
+                    log.warning("worker %s sent a malformed message: %s", hello.name, exc)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            session.alive = False
+            session.inbox.put_nowait(_CLOSED)
+            log.info("worker %s disconnected", hello.name)
+
+    async def wait_for_workers(self, n: int, timeout: float = 60.0) -> list[WorkerSession]:
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = [s for s in self.sessions.values() if s.alive]
+            if len(alive) >= n:
+                return alive[:n]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CommTimeout(f"{len(alive)} of {n} workers connected within {timeout:.0f} s")
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), left)
+            except TimeoutError:
+                pass
+
+    async def deploy(
+        self,
+        cfg: ModelConfig,
+        weights: ModelWeights,
+        plan: ParallelPlan,
+        sessions: list[WorkerSession],
+    ) -> list[P.Ready]:
+        """Send every rank its plan and shard (unless cached), and wait until the ring is up."""
+        if len(sessions) != plan.world_size:
+            raise GalaxyError(f"plan needs {plan.world_size} workers, {len(sessions)} given")
+        token, plan_id = secrets.token_hex(16), secrets.token_hex(6)
+        peers = [
+            P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port) for s in sessions
+        ]
+        for rank, s in enumerate(sessions):
+            await self._assign(s, rank, cfg, weights, plan, plan_id, peers, token)
+        self.ranks = sessions
+        readies = await asyncio.gather(*(s.next(self.timeout) for s in sessions))
+        for s, r in zip(sessions, readies, strict=True):
+            if not isinstance(r, P.Ready) or r.plan_id != plan_id:
+                raise GalaxyError(f"worker {s.name} answered {type(r).__name__} to its assignment")
+        return list(readies)
+
+    async def _assign(
+        self,
+        s: WorkerSession,
+        rank: int,
+        cfg: ModelConfig,
+        weights: ModelWeights,
+        plan: ParallelPlan,
+        plan_id: str,
+        peers: list[P.Peer],
+        token: str,
+    ) -> None:
+        shard_t, shard_meta = flatten(shard_for_rank(cfg, weights, plan, rank))
+        shard_hash = wire.content_hash(shard_t, shard_meta)
+        send_shard = shard_hash not in s.hello.cached_shards
+        full_t: dict[str, Tensor] = {}
+        full_meta = full_hash = None
+        if decodes_alone(plan, rank):
+            full_t, full_meta = flatten(weights)
+            full_hash = wire.content_hash(full_t, full_meta)
+        send_full = full_hash is not None and full_hash not in s.hello.cached_shards
+        await s.send(
+            P.Assign(
+                plan_id=plan_id,
+                rank=rank,
+                peers=peers,
+                token=token,
+                config=asdict(cfg),
+                plan=asdict(plan),
+                shard_hash=shard_hash,
+                shard_meta=shard_meta,
+                shard_tensors=len(shard_t) if send_shard else 0,
+                full_hash=full_hash,
+                full_meta=full_meta,
+                full_tensors=len(full_t) if send_full else 0,
+            )
+        )
+        for name, t in shard_t.items() if send_shard else ():
+            await s.ws.send(wire.encode(name, t))
+        for name, t in full_t.items() if send_full else ():
+            await s.ws.send(wire.encode(name, t))
+        log.info(
+            "rank %d -> %s: shard %s (%s)",
+            rank,
+            s.name,
+            shard_hash[:8],
+            "sent" if send_shard else "cached",
+        )
+
+    async def run(
+        self,
+        op: str,
+        input_ids: Tensor,
+        want: str = "hidden",
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> list[RankResult]:
+        """Run one prefill or decode on every rank of the deployed plan."""
+        self._run_id += 1
+        msg = P.Run(
+            run_id=self._run_id,
+            op=op,
+            want=want,
+            input_ids=input_ids.tolist(),  # type: ignore[arg-type]
+            attention_mask=None if attention_mask is None else attention_mask.tolist(),
+            token_type_ids=None if token_type_ids is None else token_type_ids.tolist(),
+        )
+        for s in self.ranks:
+            await s.send(msg)
+        return list(await asyncio.gather(*(self._collect(s, msg.run_id) for s in self.ranks)))
+
+    async def _collect(self, s: WorkerSession, run_id: int) -> RankResult:
+        while True:
+            item = await s.next(self.timeout)
+            if isinstance(item, P.Result) and item.run_id == run_id:
+                break
+        tensors = {}
+        for _ in item.tensors:
+            frame = await s.next(self.timeout)
+            name, t = wire.decode(frame)
+            tensors[name] = t
+        return RankResult(item, tensors)

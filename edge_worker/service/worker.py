@@ -1,0 +1,227 @@
+"""The edge-worker process: connect to a coordinator, take a shard, join the ring, execute.
+
+    worker = Worker(name, data_dir)           # picks its data-plane port, starts its compute thread
+    asyncio.run(worker.serve(coordinator_url))
+
+The control link is a websocket; the data plane is the TCP ring (`edge_worker.comm.tcp`). All
+engine work runs on one dedicated compute thread (torch with `threads` intra-op threads), whose
+native id goes to the coordinator so a benchmark can cap exactly that thread's CPU. A malformed
+message is answered with an `Error` and the worker carries on; a lost ring peer is reported as
+`worker_lost` and the ring is torn down until the next assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+import websockets
+from pydantic import ValidationError
+from torch import Tensor
+from websockets.asyncio.client import ClientConnection
+
+from edge_worker.comm.tcp import TcpRingCommunicator
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.model import RankModel, RankOutput
+from edge_worker.engine.plan import ParallelPlan, validate
+from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
+from edge_worker.errors import CommError, GalaxyError
+from edge_worker.service import protocol as P
+from edge_worker.service import tensors as wire
+from edge_worker.service.store import ShardStore
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Worker:
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        data_host: str = "127.0.0.1",
+        data_port: int = 0,
+        threads: int = 1,
+        ring_timeout: float = 60.0,
+    ) -> None:
+        self.name, self.data_host = name, data_host
+        self.data_port = data_port or free_port(data_host)
+        self.threads, self.ring_timeout = threads, ring_timeout
+        self.store = ShardStore(data_dir / "shards")
+        self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
+        self.compute_tid = self.compute.submit(self._init_compute_thread).result()
+        self.comm: TcpRingCommunicator | None = None
+        self.model: RankModel | None = None
+
+    def _init_compute_thread(self) -> int:
+        torch.set_num_threads(self.threads)
+        return threading.get_native_id()
+
+    async def serve(self, url: str) -> None:
+        """Serve one coordinator until it says Shutdown or the link closes."""
+        async with websockets.connect(
+            url, max_size=None, compression=None, ping_interval=20, ping_timeout=60
+        ) as ws:
+            hello = P.Hello(
+                name=self.name, data_host=self.data_host, data_port=self.data_port,
+                pid=os.getpid(), compute_tid=self.compute_tid, threads=self.threads,
+                cached_shards=self.store.hashes(),
+            )
+            await ws.send(hello.model_dump_json())
+            log.info("%s connected to %s", self.name, url)
+            try:
+                await self._loop(ws)
+            finally:
+                self._drop_ring()
+
+    async def _loop(self, ws: ClientConnection) -> None:
+        async for frame in ws:
+            if isinstance(frame, bytes):
+                await self._error(ws, "bad_message", "unexpected binary frame outside a shard")
+                continue
+            try:
+                msg = P.parse(frame)
+            except ValidationError as exc:
+                await self._error(ws, "bad_message", f"malformed message: {exc.errors()[:2]}")
+                continue
+            if isinstance(msg, P.Shutdown):
+                log.info("%s: shutdown requested", self.name)
+                return
+            if isinstance(msg, P.Assign):
+                await self._assign(ws, msg)
+            elif isinstance(msg, P.Run):
+                await self._run(ws, msg)
+            else:
+                await self._error(ws, "bad_message", f"a worker does not accept {msg.type}")
+
+    async def _error(
+        self, ws: ClientConnection, code: str, text: str, run_id: int | None = None
+    ) -> None:
+        log.warning("%s: %s: %s", self.name, code, text)
+        await ws.send(P.Error(code=code, text=text, run_id=run_id).model_dump_json())  # type: ignore[arg-type]
+
+    async def _receive_weights(
+        self, ws: ClientConnection, digest: str, meta: dict[str, Any], count: int
+    ) -> ModelWeights:
+        if count == 0:
+            if not self.store.has(digest):
+                raise GalaxyError(f"shard {digest} is neither sent nor cached")
+            tensors, stored_meta = self.store.load(digest)
+            return unflatten(tensors, stored_meta)
+        tensors: dict[str, Tensor] = {}
+        for _ in range(count):
+            frame = await ws.recv()
+            if not isinstance(frame, bytes):
+                raise GalaxyError("expected a tensor frame, got a text message")
+            name, t = wire.decode(frame)
+            tensors[name] = t
+        if wire.content_hash(tensors, meta) != digest:
+            raise GalaxyError(f"shard {digest} arrived corrupted (hash mismatch)")
+        self.store.save(digest, tensors, meta)
+        return unflatten(tensors, meta)
+
+    async def _assign(self, ws: ClientConnection, msg: P.Assign) -> None:
+        self._drop_ring()
+        try:
+            weights = await self._receive_weights(ws, msg.shard_hash, msg.shard_meta, msg.shard_tensors)
+            full = None
+            if msg.full_hash is not None and msg.full_meta is not None:
+                full = await self._receive_weights(ws, msg.full_hash, msg.full_meta, msg.full_tensors)
+            cfg = ModelConfig(**msg.config)
+            plan_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in msg.plan.items()}
+            plan = validate(cfg, ParallelPlan(**plan_fields))
+        except (GalaxyError, ValueError, TypeError, KeyError) as exc:
+            await self._error(ws, "bad_shard", f"cannot take assignment: {exc}")
+            return
+        names = [p.name for p in msg.peers]
+        comm = TcpRingCommunicator(
+            msg.rank, len(msg.peers), bytes.fromhex(msg.token), self.data_host, self.data_port,
+            timeout=self.ring_timeout, names=names,
+        )
+        try:
+            await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
+        except CommError as exc:
+            comm.close()
+            await self._error(ws, "worker_lost", f"ring did not form: {exc}")
+            return
+        self.comm = comm
+        self.model = RankModel(cfg, weights, plan, comm, full=full)
+        mb = tensor_bytes(weights) / 2**20
+        log.info("%s: rank %d of %d, shard %.1f MB", self.name, msg.rank, len(msg.peers), mb)
+        await ws.send(P.Ready(plan_id=msg.plan_id, shard_mb=round(mb, 2)).model_dump_json())
+
+    async def _run(self, ws: ClientConnection, msg: P.Run) -> None:
+        if self.model is None or self.comm is None:
+            await self._error(ws, "plan", "no plan assigned yet", msg.run_id)
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            out, trace = await loop.run_in_executor(self.compute, self._execute, msg)
+        except CommError as exc:
+            self._drop_ring()
+            await self._error(ws, "worker_lost", str(exc), msg.run_id)
+            return
+        except (GalaxyError, ValueError, IndexError, RuntimeError) as exc:
+            await self._error(ws, "internal", f"{type(exc).__name__}: {exc}", msg.run_id)
+            return
+        names: list[str] = []
+        frames = []
+        if out is not None:
+            for name in ("hidden", "logits"):
+                t = getattr(out, name)
+                if t is not None:
+                    names.append(name)
+                    frames.append(wire.encode(name, t))
+        seq = out.seq if out is not None else range(0, 0)
+        result = P.Result(
+            run_id=msg.run_id, rank=self.model.rank, seq_start=seq.start, seq_stop=seq.stop,
+            tensors=names, **trace,  # type: ignore[arg-type]
+        )
+        await ws.send(result.model_dump_json())
+        for f in frames:
+            await ws.send(f)
+
+    def _execute(self, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
+        """On the compute thread: run the request and measure where the time went."""
+        assert self.model is not None and self.comm is not None
+        stats = self.comm.stats
+        wait0, sent0, recv0 = stats.wait_s, stats.bytes_sent, stats.bytes_received
+        t0 = time.perf_counter()
+        ids = torch.tensor(msg.input_ids)
+        if msg.op == "prefill":
+            mask = None if msg.attention_mask is None else torch.tensor(msg.attention_mask)
+            types = None if msg.token_type_ids is None else torch.tensor(msg.token_type_ids)
+            out = self.model.prefill(ids, types, mask, want=msg.want)
+        else:
+            out = self.model.decode(ids)
+        total = time.perf_counter() - t0
+        wait = stats.wait_s - wait0
+        trace = {
+            "total_ms": total * 1e3,
+            "compute_ms": (total - wait) * 1e3,
+            "comm_wait_ms": wait * 1e3,
+            "bytes_sent": stats.bytes_sent - sent0,
+            "bytes_received": stats.bytes_received - recv0,
+            "layers": [
+                {"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3} for t, w in self.model.trace
+            ],
+        }
+        return out, trace
+
+    def _drop_ring(self) -> None:
+        if self.comm is not None:
+            self.comm.close()
+        self.comm, self.model = None, None
