@@ -107,6 +107,9 @@ def worker(
     ),
     data_port: Annotated[int, typer.Option(help="data-plane TCP port (0: any free)")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch threads for compute")] = 1,
+    speed: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="emulate a slower device (sleep-based)")
+    ] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run an edge worker: take a shard from the coordinator, join the ring, execute plans."""
@@ -119,7 +122,12 @@ def worker(
     from edge_worker.service.worker import Worker
 
     w = Worker(
-        name or socket.gethostname(), data_dir.expanduser(), data_host, data_port, threads
+        name or socket.gethostname(),
+        data_dir.expanduser(),
+        data_host,
+        data_port,
+        threads,
+        speed=speed,
     )
     try:
         asyncio.run(w.serve(gateway))

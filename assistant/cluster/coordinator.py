@@ -40,6 +40,10 @@ class WorkerSession:
     ws: ServerConnection
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     alive: bool = True
+    cached: set[str] = field(default_factory=set)  # shard hashes the worker holds on disk
+
+    def __post_init__(self) -> None:
+        self.cached.update(self.hello.cached_shards)
 
     @property
     def name(self) -> str:
@@ -191,13 +195,13 @@ class Coordinator:
     ) -> None:
         shard_t, shard_meta = flatten(shard_for_rank(cfg, weights, plan, rank))
         shard_hash = wire.content_hash(shard_t, shard_meta)
-        send_shard = shard_hash not in s.hello.cached_shards
+        send_shard = shard_hash not in s.cached
         full_t: dict[str, Tensor] = {}
         full_meta = full_hash = None
         if decodes_alone(plan, rank):
             full_t, full_meta = flatten(weights)
             full_hash = wire.content_hash(full_t, full_meta)
-        send_full = full_hash is not None and full_hash not in s.hello.cached_shards
+        send_full = full_hash is not None and full_hash not in s.cached
         await s.send(
             P.Assign(
                 plan_id=plan_id,

@@ -49,25 +49,63 @@ class WorkerProcess:
             self.proc.wait(5)
 
 
-def worker_command(url: str, name: str, data_dir: Path, threads: int = 1) -> list[str]:
+def worker_command(
+    url: str,
+    name: str,
+    data_dir: Path,
+    threads: int = 1,
+    data_host: str = "127.0.0.1",
+    speed: float = 1.0,
+) -> list[str]:
     return [
-        sys.executable, "-m", "assistant.cli", "worker", "--gateway", url, "--name", name,
-        "--data-dir", str(data_dir), "--threads", str(threads),
+        sys.executable,
+        "-m",
+        "assistant.cli",
+        "worker",
+        "--gateway",
+        url,
+        "--name",
+        name,
+        "--data-dir",
+        str(data_dir),
+        "--threads",
+        str(threads),
+        "--data-host",
+        data_host,
+        "--speed",
+        str(speed),
     ]
 
 
 def launch_workers(
-    url: str, names: Sequence[str], data_dir: Path, *, threads: int = 1,
+    url: str,
+    names: Sequence[str],
+    data_dir: Path,
+    *,
+    threads: int = 1,
     prefix: Sequence[Sequence[str]] | None = None,
+    hosts: Sequence[str] | None = None,
+    speeds: Sequence[float] | None = None,
 ) -> list[WorkerProcess]:
     """Start one `galaxy worker` process per name; `prefix[i]` wraps worker i's command (e.g.
-    `nsenter --net=...`). Each worker logs to `data_dir/<name>/worker.log`."""
+    `nsenter --net=...`), `hosts[i]` is its data-plane address, `speeds[i]` its sleep-based
+    slowdown. Each worker logs to `data_dir/<name>/worker.log`."""
     procs = []
     for i, name in enumerate(names):
         wdir = data_dir / name
         wdir.mkdir(parents=True, exist_ok=True)
         log_path = wdir / "worker.log"
-        cmd = [*(prefix[i] if prefix else ()), *worker_command(url, name, wdir, threads)]
+        cmd = [
+            *(prefix[i] if prefix else ()),
+            *worker_command(
+                url,
+                name,
+                wdir,
+                threads,
+                hosts[i] if hosts else "127.0.0.1",
+                speeds[i] if speeds else 1.0,
+            ),
+        ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
         with open(log_path, "wb") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env)
@@ -117,6 +155,11 @@ class RemoteCluster:
         self.plan = plan
         return readies
 
+    def profile(self, name: str, m: int, k: int, n: int, seconds: float = 1.0) -> P.ProfileResult:
+        return self._call(
+            self.coordinator.profile(self.coordinator.sessions[name], m, k, n, seconds)
+        )
+
     def _run(self, op: str, ids: Tensor, **kwargs: Any) -> list[RankOutput | None]:
         self.last = self._call(self.coordinator.run(op, ids, **kwargs))
         outs: list[RankOutput | None] = []
@@ -129,13 +172,21 @@ class RemoteCluster:
         return outs
 
     def prefill(
-        self, input_ids: Tensor, token_type_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None, want: str = "hidden",
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        want: str = "hidden",
     ) -> Output:
-        return assemble(self._run(
-            "prefill", input_ids, want=want, attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-        ))
+        return assemble(
+            self._run(
+                "prefill",
+                input_ids,
+                want=want,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+            )
+        )
 
     def prefill_last_logits(self, input_ids: Tensor) -> Tensor:
         out = self.prefill(input_ids, want="last_logits")
@@ -162,8 +213,12 @@ class RemoteCluster:
 
 @contextlib.contextmanager
 def local_workers(
-    n: int, *, threads: int = 1, prefix: Sequence[Sequence[str]] | None = None,
-    host: str = "127.0.0.1", data_dir: Path | None = None,
+    n: int,
+    *,
+    threads: int = 1,
+    prefix: Sequence[Sequence[str]] | None = None,
+    host: str = "127.0.0.1",
+    data_dir: Path | None = None,
 ) -> Iterator[tuple[RemoteCluster, list[str]]]:
     """A coordinator plus `n` worker processes on this machine, torn down on exit."""
     tmp = None

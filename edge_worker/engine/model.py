@@ -76,6 +76,7 @@ class RankModel:
         self.key_mask: Tensor | None = None
         self.past = 0
         self.trace: list[tuple[float, float]] = []  # per layer: (wall s, comm wait s)
+        self.on_layer: Callable[[float, float], None] | None = None  # (wall s, wait s) hook
         self.decoder_rank = self.world - 1
         self.wire = WIRE_DTYPES[plan.wire_dtype]
         self.dtype = weights.layers[0].attn.wq.dtype if weights.layers else torch.float32
@@ -90,7 +91,10 @@ class RankModel:
         stats = getattr(self.comm, "stats", None)
         w0, t0 = (stats.wait_s if stats else 0.0), time.perf_counter()
         out = layer_fn(*args)
-        self.trace.append((time.perf_counter() - t0, (stats.wait_s if stats else 0.0) - w0))
+        wall, wait = time.perf_counter() - t0, (stats.wait_s if stats else 0.0) - w0
+        if self.on_layer is not None:
+            self.on_layer(wall, wait)
+        self.trace.append((wall, wait))
         return out
 
     @torch.inference_mode()

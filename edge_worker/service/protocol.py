@@ -10,6 +10,8 @@ travel in binary frames (see `tensors.py`) right after the message that announce
       Ready(plan_id)                       ->
                                           <- Run(run_id, prefill|decode, ids)
       Result(run_id, trace) + tensor frames ->
+                                          <- Profile(GEMM shape)
+      ProfileResult(GFLOP/s)               ->
       Error(code, text)                    ->   (any time; `run_id` when it answers a Run)
                                           <- Shutdown
 """
@@ -78,6 +80,23 @@ class Run(Message):
     token_type_ids: list[list[int]] | None = None
 
 
+class Profile(Message):
+    """Measure GEMM throughput for an (m x k) @ (k x n) product on the compute thread."""
+
+    type: Literal["profile"] = "profile"
+    m: int = Field(ge=1, le=65536)
+    k: int = Field(ge=1, le=65536)
+    n: int = Field(ge=1, le=65536)
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    seconds: float = Field(default=1.0, gt=0, le=30)
+
+
+class ProfileResult(Message):
+    type: Literal["profile_result"] = "profile_result"
+    gflops: float
+    rss_mb: float
+
+
 class LayerTrace(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     compute_ms: float
@@ -96,6 +115,7 @@ class Result(Message):
     comm_wait_ms: float
     bytes_sent: int
     bytes_received: int
+    peak_rss_mb: float = 0.0  # since this plan was assigned
     layers: list[LayerTrace] = []
 
 
@@ -111,7 +131,8 @@ class Shutdown(Message):
 
 
 AnyMessage = Annotated[
-    Hello | Assign | Ready | Run | Result | Error | Shutdown, Field(discriminator="type")
+    Hello | Assign | Ready | Run | Result | Profile | ProfileResult | Error | Shutdown,
+    Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 

@@ -31,9 +31,10 @@ from websockets.asyncio.client import ClientConnection
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.model import RankModel, RankOutput
-from edge_worker.engine.plan import ParallelPlan, validate
+from edge_worker.engine.plan import WIRE_DTYPES, ParallelPlan, validate
 from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
 from edge_worker.errors import CommError, GalaxyError
+from edge_worker.profile.compute import gemm_gflops, peak_rss_mb, reset_peak_rss, rss_mb
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
 from edge_worker.service.store import ShardStore
@@ -56,8 +57,11 @@ class Worker:
         data_port: int = 0,
         threads: int = 1,
         ring_timeout: float = 60.0,
+        speed: float = 1.0,
     ) -> None:
-        self.name, self.data_host = name, data_host
+        if not 0 < speed <= 1:
+            raise ValueError(f"speed must be in (0, 1], got {speed}")
+        self.name, self.data_host, self.speed = name, data_host, speed
         self.data_port = data_port or free_port(data_host)
         self.threads, self.ring_timeout = threads, ring_timeout
         self.store = ShardStore(data_dir / "shards")
@@ -76,8 +80,12 @@ class Worker:
             url, max_size=None, compression=None, ping_interval=20, ping_timeout=60
         ) as ws:
             hello = P.Hello(
-                name=self.name, data_host=self.data_host, data_port=self.data_port,
-                pid=os.getpid(), compute_tid=self.compute_tid, threads=self.threads,
+                name=self.name,
+                data_host=self.data_host,
+                data_port=self.data_port,
+                pid=os.getpid(),
+                compute_tid=self.compute_tid,
+                threads=self.threads,
                 cached_shards=self.store.hashes(),
             )
             await ws.send(hello.model_dump_json())
@@ -104,8 +112,18 @@ class Worker:
                 await self._assign(ws, msg)
             elif isinstance(msg, P.Run):
                 await self._run(ws, msg)
+            elif isinstance(msg, P.Profile):
+                await self._profile(ws, msg)
             else:
                 await self._error(ws, "bad_message", f"a worker does not accept {msg.type}")
+
+    async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
+        dtype = WIRE_DTYPES[msg.dtype]
+        loop = asyncio.get_running_loop()
+        gflops = await loop.run_in_executor(
+            self.compute, gemm_gflops, msg.m, msg.k, msg.n, dtype, msg.seconds
+        )
+        await ws.send(P.ProfileResult(gflops=gflops, rss_mb=rss_mb()).model_dump_json())
 
     async def _error(
         self, ws: ClientConnection, code: str, text: str, run_id: int | None = None
@@ -136,10 +154,14 @@ class Worker:
     async def _assign(self, ws: ClientConnection, msg: P.Assign) -> None:
         self._drop_ring()
         try:
-            weights = await self._receive_weights(ws, msg.shard_hash, msg.shard_meta, msg.shard_tensors)
+            weights = await self._receive_weights(
+                ws, msg.shard_hash, msg.shard_meta, msg.shard_tensors
+            )
             full = None
             if msg.full_hash is not None and msg.full_meta is not None:
-                full = await self._receive_weights(ws, msg.full_hash, msg.full_meta, msg.full_tensors)
+                full = await self._receive_weights(
+                    ws, msg.full_hash, msg.full_meta, msg.full_tensors
+                )
             cfg = ModelConfig(**msg.config)
             plan_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in msg.plan.items()}
             plan = validate(cfg, ParallelPlan(**plan_fields))
@@ -148,8 +170,13 @@ class Worker:
             return
         names = [p.name for p in msg.peers]
         comm = TcpRingCommunicator(
-            msg.rank, len(msg.peers), bytes.fromhex(msg.token), self.data_host, self.data_port,
-            timeout=self.ring_timeout, names=names,
+            msg.rank,
+            len(msg.peers),
+            bytes.fromhex(msg.token),
+            self.data_host,
+            self.data_port,
+            timeout=self.ring_timeout,
+            names=names,
         )
         try:
             await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
@@ -159,6 +186,9 @@ class Worker:
             return
         self.comm = comm
         self.model = RankModel(cfg, weights, plan, comm, full=full)
+        if self.speed < 1.0:
+            self.model.on_layer = self._slow_down
+        reset_peak_rss()
         mb = tensor_bytes(weights) / 2**20
         log.info("%s: rank %d of %d, shard %.1f MB", self.name, msg.rank, len(msg.peers), mb)
         await ws.send(P.Ready(plan_id=msg.plan_id, shard_mb=round(mb, 2)).model_dump_json())
@@ -187,8 +217,12 @@ class Worker:
                     frames.append(wire.encode(name, t))
         seq = out.seq if out is not None else range(0, 0)
         result = P.Result(
-            run_id=msg.run_id, rank=self.model.rank, seq_start=seq.start, seq_stop=seq.stop,
-            tensors=names, **trace,  # type: ignore[arg-type]
+            run_id=msg.run_id,
+            rank=self.model.rank,
+            seq_start=seq.start,
+            seq_stop=seq.stop,
+            tensors=names,
+            **trace,  # type: ignore[arg-type]
         )
         await ws.send(result.model_dump_json())
         for f in frames:
@@ -215,11 +249,17 @@ class Worker:
             "comm_wait_ms": wait * 1e3,
             "bytes_sent": stats.bytes_sent - sent0,
             "bytes_received": stats.bytes_received - recv0,
+            "peak_rss_mb": peak_rss_mb(),
             "layers": [
                 {"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3} for t, w in self.model.trace
             ],
         }
         return out, trace
+
+    def _slow_down(self, wall_s: float, wait_s: float) -> None:
+        """Calibrated-sleep emulation of a slower device: stretch each layer's compute by
+        1 / speed (used when CPU quotas are unavailable, e.g. without root)."""
+        time.sleep(max(0.0, wall_s - wait_s) * (1.0 / self.speed - 1.0))
 
     def _drop_ring(self) -> None:
         if self.comm is not None:

@@ -1,0 +1,1 @@
+"""Measurements a worker makes of itself: compute throughput and memory."""
