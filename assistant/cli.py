@@ -63,8 +63,8 @@ def verify(
 ) -> None:
     """Run MODEL under a parallel plan and compare with the single-device Hugging Face model."""
     _setup_logging(verbose)
-    from edge_worker.errors import GalaxyError
     from assistant.verify import verify as run_verify
+    from edge_worker.errors import GalaxyError
 
     try:
         result = run_verify(
@@ -136,6 +136,49 @@ def worker(
     except OSError as exc:
         typer.echo(f"error: cannot reach the coordinator at {gateway}: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+class LinksOpt(StrEnum):
+    auto = "auto"
+    netns = "netns"
+    loopback = "loopback"
+
+
+class CpuOpt(StrEnum):
+    auto = "auto"
+    thread = "thread"
+    process = "process"
+    sleep = "sleep"
+    none = "none"
+
+
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="a small smoke run (< 3 minutes)")] = False,
+    reference: Annotated[
+        bool, typer.Option("--reference", help="only the reference home, all strategies")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="write the JSON results here")] = None,
+    reps: Annotated[int | None, typer.Option(min=1, help="measured rounds per variant")] = None,
+    links: Annotated[LinksOpt, typer.Option(help="link emulation")] = LinksOpt.auto,
+    throttle: Annotated[
+        CpuOpt, typer.Option(help="CPU emulation: quota on the compute thread or whole process")
+    ] = CpuOpt.auto,
+    transport: Annotated[bool, typer.Option(help="also compare our ring with gloo")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Measure every strategy side by side on real worker processes in an emulated home."""
+    _setup_logging(verbose)
+    from assistant.bench import settings, suite
+
+    sizes: tuple[int, ...]
+    if quick:
+        chosen, n, sizes = settings.quick(), reps or 2, (1, 4)
+    elif reference:
+        chosen, n, sizes = [settings.REFERENCE], reps or 5, (1, 2, 4, 8)
+    else:
+        chosen, n, sizes = settings.full(), reps or 3, (1, 2, 4, 8)
+    suite.run(chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo)
 
 
 @app.command()

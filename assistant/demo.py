@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from edge_worker.models.catalog import load_model
-
+from assistant.verify import parse_split, verify
 from edge_worker.engine.generate import SamplingParams, chat
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import make_plan
 from edge_worker.engine.runtime import InProcessCluster
-from assistant.verify import parse_split, verify
+from edge_worker.models.catalog import load_model
 
 SYSTEM = "You are Galaxy Home, a concise assistant that runs entirely inside the user's home."
 

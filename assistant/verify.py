@@ -185,7 +185,7 @@ def reference_generate(loaded: LoadedModel, ids: Tensor, new_tokens: int) -> lis
     """Greedy tokens from `transformers`' own `generate`."""
     stops = sorted(stop_ids(loaded))
     with torch.inference_mode():
-        out = loaded.model.generate(
+        out = loaded.model.generate(  # type: ignore[operator]
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
             max_new_tokens=new_tokens,

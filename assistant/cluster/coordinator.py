@@ -10,11 +10,12 @@ is the blocking facade the engine's generation loop and the CLI use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import websockets
 from torch import Tensor
@@ -107,10 +108,8 @@ class Coordinator:
     async def stop(self) -> None:
         for s in list(self.sessions.values()):
             if s.alive:
-                try:
+                with contextlib.suppress(GalaxyError):
                     await s.send(P.Shutdown())
-                except GalaxyError:
-                    pass
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -118,7 +117,7 @@ class Coordinator:
     async def _handle(self, ws: ServerConnection) -> None:
         try:
             hello = P.parse(await asyncio.wait_for(ws.recv(), 30))
-        except Exception as exc:  # noqa: BLE001 - any bad first frame: refuse the link
+        except Exception as exc:
             await ws.close(1008, f"expected a hello message: {exc}"[:120])
             return
         if not isinstance(hello, P.Hello):
@@ -154,10 +153,8 @@ class Coordinator:
             if left <= 0:
                 raise CommTimeout(f"{len(alive)} of {n} workers connected within {timeout:.0f} s")
             self.arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), left)
-            except TimeoutError:
-                pass
 
     async def deploy(
         self,
@@ -230,11 +227,21 @@ class Coordinator:
             "sent" if send_shard else "cached",
         )
 
+    async def profile(
+        self, s: WorkerSession, m: int, k: int, n: int, seconds: float = 1.0
+    ) -> P.ProfileResult:
+        """Measure a worker's GEMM throughput for an (m x k) @ (k x n) product."""
+        await s.send(P.Profile(m=m, k=k, n=n, seconds=seconds))
+        while True:
+            item = await s.next(self.timeout)
+            if isinstance(item, P.ProfileResult):
+                return item
+
     async def run(
         self,
-        op: str,
+        op: Literal["prefill", "decode"],
         input_ids: Tensor,
-        want: str = "hidden",
+        want: Literal["hidden", "logits", "last_logits"] = "hidden",
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
     ) -> list[RankResult]:
@@ -244,7 +251,7 @@ class Coordinator:
             run_id=self._run_id,
             op=op,
             want=want,
-            input_ids=input_ids.tolist(),  # type: ignore[arg-type]
+            input_ids=input_ids.tolist(),
             attention_mask=None if attention_mask is None else attention_mask.tolist(),
             token_type_ids=None if token_type_ids is None else token_type_ids.tolist(),
         )

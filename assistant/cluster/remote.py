@@ -19,7 +19,7 @@ import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from torch import Tensor
 
@@ -160,7 +160,7 @@ class RemoteCluster:
             self.coordinator.profile(self.coordinator.sessions[name], m, k, n, seconds)
         )
 
-    def _run(self, op: str, ids: Tensor, **kwargs: Any) -> list[RankOutput | None]:
+    def _run(self, op: Literal["prefill", "decode"], ids: Tensor, **kwargs: Any) -> list[RankOutput | None]:
         self.last = self._call(self.coordinator.run(op, ids, **kwargs))
         outs: list[RankOutput | None] = []
         for r in self.last:

@@ -24,9 +24,9 @@ plan says `decode="local"`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-import time
 from typing import Any, Literal
 
 import torch

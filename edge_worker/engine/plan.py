@@ -101,6 +101,16 @@ class ParallelPlan:
         return split_by_weights(seq_len, list(self.seq_weights))
 
 
+def plan_from_dict(fields: dict[str, object]) -> ParallelPlan:
+    """Rebuild a plan sent as JSON (lists back to tuples); `validate` it before use."""
+    known = set(ParallelPlan.__dataclass_fields__)
+    unknown = set(fields) - known
+    if unknown:
+        raise PlanError(f"plan has unknown fields {sorted(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return ParallelPlan(**values)  # type: ignore[arg-type]
+
+
 def make_plan(
     cfg: ModelConfig, strategy: Strategy, weights: list[float], **options: object
 ) -> ParallelPlan:

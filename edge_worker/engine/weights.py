@@ -151,7 +151,7 @@ def flatten(weights: ModelWeights) -> tuple[dict[str, Tensor], dict[str, object]
     seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
 
     def put(name: str, t: Tensor) -> None:
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        key = (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape))
         if key in seen:
             aliases[name] = seen[key]
         else:
@@ -204,7 +204,7 @@ def unflatten(tensors: dict[str, Tensor], meta: dict[str, object]) -> ModelWeigh
     for i in range(int(meta["n_layers"])):  # type: ignore[call-overload]
         p = f"layers.{i}."
         attn = Attention(
-            **{k: get(p + "attn." + k) for k in ("bq", "bk", "bv", "bo")},  # type: ignore[arg-type]
+            **{k: get(p + "attn." + k) for k in ("bq", "bk", "bv", "bo")},
             wq=need(p + "attn.wq"),
             wk=need(p + "attn.wk"),
             wv=need(p + "attn.wv"),

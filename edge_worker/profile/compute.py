@@ -6,6 +6,7 @@ the number already includes whatever CPU quota, cache size or SIMD the device ha
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -47,7 +48,6 @@ def peak_rss_mb() -> float:
 
 def reset_peak_rss() -> None:
     """Restart the peak-memory count at the current usage (Linux: clear_refs 5)."""
-    try:
+    # Not Linux, or not permitted: the peak then covers the whole process life.
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:  # not Linux, or not permitted: the peak then covers the whole process life
-        pass

@@ -139,4 +139,4 @@ _adapter: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 
 def parse(text: str | bytes) -> Message:
     """Decode one JSON message; raises pydantic.ValidationError on anything malformed."""
-    return _adapter.validate_json(text)  # type: ignore[no-any-return]
+    return _adapter.validate_json(text)

@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import websockets
@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.model import RankModel, RankOutput
-from edge_worker.engine.plan import WIRE_DTYPES, ParallelPlan, validate
+from edge_worker.engine.plan import WIRE_DTYPES, plan_from_dict, validate
 from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.compute import gemm_gflops, peak_rss_mb, reset_peak_rss, rss_mb
@@ -115,7 +115,7 @@ class Worker:
             elif isinstance(msg, P.Profile):
                 await self._profile(ws, msg)
             else:
-                await self._error(ws, "bad_message", f"a worker does not accept {msg.type}")
+                await self._error(ws, "bad_message", f"a worker does not accept {type(msg).__name__}")
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
         dtype = WIRE_DTYPES[msg.dtype]
@@ -137,8 +137,8 @@ class Worker:
         if count == 0:
             if not self.store.has(digest):
                 raise GalaxyError(f"shard {digest} is neither sent nor cached")
-            tensors, stored_meta = self.store.load(digest)
-            return unflatten(tensors, stored_meta)
+            cached, stored_meta = self.store.load(digest)
+            return unflatten(cached, stored_meta)
         tensors: dict[str, Tensor] = {}
         for _ in range(count):
             frame = await ws.recv()
@@ -163,8 +163,7 @@ class Worker:
                     ws, msg.full_hash, msg.full_meta, msg.full_tensors
                 )
             cfg = ModelConfig(**msg.config)
-            plan_fields = {k: tuple(v) if isinstance(v, list) else v for k, v in msg.plan.items()}
-            plan = validate(cfg, ParallelPlan(**plan_fields))
+            plan = validate(cfg, plan_from_dict(msg.plan))
         except (GalaxyError, ValueError, TypeError, KeyError) as exc:
             await self._error(ws, "bad_shard", f"cannot take assignment: {exc}")
             return
@@ -207,11 +206,14 @@ class Worker:
         except (GalaxyError, ValueError, IndexError, RuntimeError) as exc:
             await self._error(ws, "internal", f"{type(exc).__name__}: {exc}", msg.run_id)
             return
-        names: list[str] = []
+        names: list[Literal["hidden", "logits"]] = []
         frames = []
         if out is not None:
-            for name in ("hidden", "logits"):
-                t = getattr(out, name)
+            parts: list[tuple[Literal["hidden", "logits"], Tensor | None]] = [
+                ("hidden", out.hidden),
+                ("logits", out.logits),
+            ]
+            for name, t in parts:
                 if t is not None:
                     names.append(name)
                     frames.append(wire.encode(name, t))
@@ -222,7 +224,7 @@ class Worker:
             seq_start=seq.start,
             seq_stop=seq.stop,
             tensors=names,
-            **trace,  # type: ignore[arg-type]
+            **trace,
         )
         await ws.send(result.model_dump_json())
         for f in frames:

@@ -1,0 +1,101 @@
+"""Turn benchmark rows into the summary a reader needs: ratios, hidden communication, memory.
+
+Every ratio compares variants measured side by side in the same run; absolute times from
+different runs are not comparable on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "kernel": platform.release(),
+    }
+
+
+def annotate(runs: list[dict[str, Any]]) -> None:
+    """Fill `hidden_comm_ms` of each overlap variant from its non-overlapped twin."""
+    by_key = {(r["model"], r["seq_len"], _links(r), r["label"]): r for r in runs}
+    for r in runs:
+        if r["overlap"]:
+            twin = by_key.get(
+                (r["model"], r["seq_len"], _links(r), r["label"].replace("+overlap", ""))
+            )
+            if twin is not None:
+                r["hidden_comm_ms"] = twin["latency_ms_median"] - r["latency_ms_median"]
+
+
+def _links(r: dict[str, Any]) -> tuple[float, ...]:
+    return tuple(d["bandwidth_mbps"] for d in r["devices"])
+
+
+def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Headline ratios of one setting (None where a variant did not run)."""
+    lat = {r["label"]: r["latency_ms_median"] for r in runs}
+    hmp = next((r for r in runs if r["label"] == "hmp"), None)
+    out: dict[str, Any] = {"title": title}
+    best = lat.get("hmp+overlap")
+    if best:
+        out["hmp_overlap_vs_local"] = lat["local"] / best if "local" in lat else None
+        out["hmp_overlap_vs_tp"] = lat["tp"] / best if "tp" in lat else None
+    if hmp is not None and best:
+        exposed = hmp["latency_ms_median"] - hmp["compute_ms"]
+        out["exposed_comm_ms"] = exposed
+        out["overlap_hides"] = (hmp["latency_ms_median"] - best) / exposed if exposed > 0 else None
+    return out
+
+
+def table(title: str, runs: list[dict[str, Any]]) -> str:
+    """A markdown table of one setting's variants, with ratios against local and tp."""
+    lat = {r["label"]: r["latency_ms_median"] for r in runs}
+    names = [d["name"] for d in runs[0]["devices"]]
+    decode = "decode_ms_per_token_median" in runs[0]
+    head = ["variant", "latency ms", "x local", "x tp", "wait on ring ms", "compute ms"]
+    head += ["decode ms/token"] if decode else []
+    head += [f"peak MB {n}" for n in names]
+    lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        cells = [
+            r["label"],
+            f"{r['latency_ms_median']:.0f}",
+            _ratio(lat.get("local"), r["latency_ms_median"]),
+            _ratio(lat.get("tp"), r["latency_ms_median"]),
+            f"{r['comm_ms']:.0f}",
+            f"{r['compute_ms']:.0f}",
+        ]
+        if decode:
+            cells.append(f"{r['decode_ms_per_token_median']:.1f}")
+        cells += [f"{m:.0f}" if m else "-" for m in r["peak_mem_mb"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    s = summary(title, runs)
+    if s.get("overlap_hides") is not None:
+        lines += [
+            "",
+            f"hmp+overlap: {s['hmp_overlap_vs_local']:.2f}x local, "
+            f"{s['hmp_overlap_vs_tp']:.2f}x tp; "
+            f"overlap hides {s['overlap_hides']:.0%} of hmp's exposed communication "
+            f"({s['exposed_comm_ms']:.0f} ms = hmp latency - hmp's slowest compute).",
+        ]
+    return "\n".join(lines)
+
+
+def _ratio(base: float | None, value: float) -> str:
+    return f"{base / value:.2f}" if base else "-"

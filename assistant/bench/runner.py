@@ -1,0 +1,162 @@
+"""Run benchmark settings on real worker processes in an emulated home.
+
+For each setting: build the home (namespaces + shaped links, CPU quotas on each worker's
+compute thread), start one worker per device, measure each worker's GEMM throughput, then run
+every variant `reps` times, interleaved (rep 1 of every variant, then rep 2, ...) after one
+warm-up round, so a noisy machine hurts all variants alike. Only ratios within one run are
+meaningful.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from assistant.bench.emulation import Home
+
+from assistant.bench.settings import Setting, Variant
+from assistant.cluster.remote import RemoteCluster, launch_workers
+from edge_worker.engine.generate import SamplingParams, generate
+from edge_worker.engine.loader import from_hf
+from edge_worker.engine.plan import ParallelPlan, make_plan
+from edge_worker.models.catalog import load_model
+
+log = logging.getLogger(__name__)
+
+
+def _plan_for(
+    variant: Variant, cfg: Any, names: list[str], gflops: dict[str, float]
+) -> tuple[ParallelPlan, list[str]]:
+    """The plan of a variant and the workers it runs on (ring order)."""
+    if variant.strategy == "local":
+        fastest = max(names, key=lambda n: gflops[n])
+        return make_plan(cfg, "local", [1.0]), [fastest]
+    weights = [gflops[n] if variant.split == "speed" else 1.0 for n in names]
+    plan = make_plan(
+        cfg, variant.strategy, weights, overlap=variant.overlap, wire_dtype=variant.wire_dtype
+    )
+    return plan, names
+
+
+def run_setting(
+    setting: Setting, reps: int, links: str, cpu: str, progress: Any = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """All variants of one setting; returns (runs, emulation description)."""
+    devices = list(setting.devices)
+    names = [d.name for d in devices]
+    loaded = load_model(setting.model, num_layers=setting.num_layers)
+    cfg, weights = from_hf(loaded.model)
+    ids = torch.randint(
+        0, cfg.vocab_size, (1, setting.seq_len), generator=torch.Generator().manual_seed(0)
+    )
+    with Home(devices, links=links, cpu=cpu) as home, tempfile.TemporaryDirectory() as tmp:
+        cluster = RemoteCluster.start(home.coordinator_host, timeout=600)
+        procs = launch_workers(
+            cluster.url,
+            names,
+            Path(tmp),
+            prefix=[home.prefix(i) for i in range(len(devices))],
+            hosts=[home.device_host(i) for i in range(len(devices))],
+            speeds=[d.speed if home.cpu == "sleep" else 1.0 for d in devices],
+        )
+        try:
+            hellos = {h.name: h for h in cluster.wait_for_workers(len(devices), timeout=120)}
+            for i, d in enumerate(devices):
+                home.throttle(i, hellos[d.name].pid, hellos[d.name].compute_tid)
+            m, k, n = setting.seq_len, cfg.hidden_size, cfg.intermediate_size
+            gflops = {name: cluster.profile(name, m, k, n, seconds=1.5).gflops for name in names}
+            log.info("measured GFLOP/s: %s", gflops)
+            runs = _measure(setting, cluster, cfg, weights, ids, names, gflops, reps, progress)
+            for r in runs:
+                r["measured_gflops"] = [round(gflops[name], 2) for name in names]
+            return runs, home.describe()
+        finally:
+            cluster.close()
+            for p in procs:
+                p.kill()
+
+
+def _measure(
+    setting: Setting,
+    cluster: RemoteCluster,
+    cfg: Any,
+    weights: Any,
+    ids: torch.Tensor,
+    names: list[str],
+    gflops: dict[str, float],
+    reps: int,
+    progress: Any,
+) -> list[dict[str, Any]]:
+    plans = {v.label: _plan_for(v, cfg, names, gflops) for v in setting.variants}
+    want = "last_logits" if cfg.causal else "hidden"
+    samples: dict[str, list[dict[str, Any]]] = {v.label: [] for v in setting.variants}
+    for rep in range(reps + 1):  # round 0 warms up (shard shipping, allocator, caches)
+        for v in setting.variants:
+            plan, ranks = plans[v.label]
+            cluster.deploy(cfg, weights, plan, ranks)
+            t0 = time.perf_counter()
+            cluster.prefill(ids, want=want)
+            latency = (time.perf_counter() - t0) * 1e3
+            results = [r.result for r in cluster.last]
+            sample: dict[str, Any] = {
+                "latency_ms": latency,
+                "comm_ms": max(r.comm_wait_ms for r in results),
+                "compute_ms": max(r.compute_ms for r in results),
+                "peak_mem_mb": {names_i: 0.0 for names_i in names},
+            }
+            for name, r in zip(ranks, results, strict=True):
+                sample["peak_mem_mb"][name] = round(r.peak_rss_mb, 1)
+            if setting.decode_tokens:
+                gen = generate(
+                    cluster,
+                    ids[0].tolist(),
+                    SamplingParams(setting.decode_tokens, stop_ids=frozenset()),
+                )
+                sample["decode_ms"] = statistics.median(gen.decode_ms)
+            if rep > 0:
+                samples[v.label].append(sample)
+            if progress:
+                progress(f"  round {rep}/{reps} {v.label:<18} {latency:9.1f} ms")
+    return [_row(setting, v, plans[v.label], samples[v.label], names) for v in setting.variants]
+
+
+def _row(
+    setting: Setting,
+    v: Variant,
+    plan_ranks: tuple[ParallelPlan, list[str]],
+    samples: list[dict[str, Any]],
+    names: list[str],
+) -> dict[str, Any]:
+    plan, ranks = plan_ranks
+    lat = [s["latency_ms"] for s in samples]
+    row: dict[str, Any] = {
+        "model": setting.model,
+        "seq_len": setting.seq_len,
+        "layers": setting.num_layers,
+        "phase": "prefill",
+        "devices": [
+            {"name": d.name, "speed": d.speed, "bandwidth_mbps": d.bandwidth_mbps}
+            for d in setting.devices
+        ],
+        "label": v.label,
+        "strategy": v.strategy,
+        "overlap": v.overlap,
+        "wire_dtype": v.wire_dtype,
+        "ranks": ranks,
+        "plan": {k: val for k, val in asdict(plan).items() if val not in ((), None)},
+        "latency_ms_median": statistics.median(lat),
+        "latency_ms_all": [round(x, 2) for x in lat],
+        "comm_ms": statistics.median(s["comm_ms"] for s in samples),
+        "compute_ms": statistics.median(s["compute_ms"] for s in samples),
+        "hidden_comm_ms": None,
+        "peak_mem_mb": [max(s["peak_mem_mb"][n] for s in samples) for n in names],
+    }
+    if setting.decode_tokens:
+        row["decode_ms_per_token_median"] = statistics.median(s["decode_ms"] for s in samples)
+    return row

@@ -1,0 +1,96 @@
+"""What `galaxy bench` measures: the emulated homes, models and strategy variants.
+
+The reference home (issue 3): three devices at 50% / 25% / 15% of one core (compute-thread
+quotas), 1000 Mbit/s links, bert-large-shape, sequence 512, 24 layers, fp32 on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from assistant.bench.emulation import DeviceSpec
+
+from edge_worker.engine.plan import Strategy
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One column of the comparison: a strategy and its options."""
+
+    label: str
+    strategy: Strategy
+    overlap: bool = False
+    wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    split: Literal["even", "speed"] = "even"  # speed: shares in proportion to measured GFLOP/s
+
+
+LOCAL = Variant("local", "local")
+TP = Variant("tp", "tp")
+SP = Variant("sp", "sp")
+PP = Variant("pp", "pp")
+HMP = Variant("hmp", "hmp", split="speed")
+HMP_OVERLAP = Variant("hmp+overlap", "hmp", overlap=True, split="speed")
+HMP_FP16 = Variant("hmp fp16", "hmp", wire_dtype="float16", split="speed")
+HMP_OVERLAP_FP16 = Variant(
+    "hmp+overlap fp16", "hmp", overlap=True, wire_dtype="float16", split="speed"
+)
+TP_FP16 = Variant("tp fp16", "tp", wire_dtype="float16")
+
+ALL_VARIANTS = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, TP_FP16, HMP_FP16, HMP_OVERLAP_FP16)
+
+
+@dataclass(frozen=True)
+class Setting:
+    model: str
+    seq_len: int
+    devices: tuple[DeviceSpec, ...]
+    variants: tuple[Variant, ...] = ALL_VARIANTS
+    num_layers: int | None = None  # None: the model's own depth
+    decode_tokens: int = 0  # > 0: also time this many decode steps after the prefill
+
+    @property
+    def title(self) -> str:
+        links = sorted({d.bandwidth_mbps for d in self.devices})
+        layers = f", {self.num_layers} layers" if self.num_layers else ""
+        decode = f" + {self.decode_tokens} decode" if self.decode_tokens else ""
+        return (
+            f"{self.model} seq {self.seq_len}{decode}{layers}, {len(self.devices)} devices at "
+            + "/".join(f"{d.speed:.0%}" for d in self.devices)
+            + f" of a core, {'/'.join(f'{b:g}' for b in links)} Mbit/s"
+        )
+
+
+def home(bandwidth: float, speeds: tuple[float, ...] = (0.5, 0.25, 0.15)) -> tuple[DeviceSpec, ...]:
+    names = ("desk-pc", "laptop", "kitchen-pi", "tv-box", "nas", "tablet", "hub", "speaker")
+    return tuple(DeviceSpec(names[i], s, bandwidth) for i, s in enumerate(speeds))
+
+
+REFERENCE = Setting("bert-large-shape", 512, home(1000))
+
+
+def full() -> list[Setting]:
+    """Every setting of the benchmark (a long run: tens of minutes)."""
+    basic = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP)
+    return [
+        REFERENCE,
+        replace(REFERENCE, seq_len=256),
+        replace(REFERENCE, devices=home(500)),
+        replace(REFERENCE, devices=home(100)),
+        Setting("gpt2-large-shape", 512, home(1000), variants=basic),
+        Setting("qwen2.5-0.5b-shape", 512, home(1000), variants=basic),
+        Setting("smollm2-135m", 512, home(1000), variants=basic, decode_tokens=32),
+    ]
+
+
+def quick() -> list[Setting]:
+    """A smoke-sized run (well under 3 minutes): small model, few variants."""
+    return [
+        Setting(
+            "bert-large-shape",
+            128,
+            home(1000),
+            num_layers=4,
+            variants=(LOCAL, TP, HMP, HMP_OVERLAP, HMP_FP16),
+        )
+    ]

@@ -1,0 +1,95 @@
+"""`galaxy bench`: run settings and the transport comparison, write JSON and tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from assistant.bench.emulation import Home
+
+from assistant.bench import report, settings
+from assistant.bench.runner import run_setting
+
+log = logging.getLogger(__name__)
+
+
+def choose_emulation(links: str, cpu: str) -> tuple[str, str]:
+    """Resolve "auto" to the best emulation this machine allows (namespaces and cgroup quotas
+    need root; without them: loopback links and sleep-based slowdown)."""
+    missing = Home.available()
+    if links == "auto":
+        links = "netns" if missing.get("netns") is None else "loopback"
+    if cpu == "auto":
+        cpu = "thread" if missing.get("cgroup") is None else "sleep"
+    return links, cpu
+
+
+def run(
+    chosen: list[settings.Setting],
+    reps: int,
+    links: str,
+    cpu: str,
+    out: Path | None,
+    transport_sizes: tuple[int, ...] | None,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    links, cpu = choose_emulation(links, cpu)
+    echo(f"emulation: links={links}, cpu={cpu}; {len(chosen)} setting(s), {reps} reps each")
+    runs: list[dict[str, Any]] = []
+    emulation: dict[str, Any] = {}
+    tables, summaries = [], []
+    for s in chosen:
+        echo(f"\n{s.title}")
+        rows, emulation = run_setting(s, reps, links, cpu, progress=echo)
+        report.annotate(rows)
+        runs += rows
+        tables.append(report.table(s.title, rows))
+        summaries.append(report.summary(s.title, rows))
+        echo("\n" + tables[-1])
+    transport: list[dict[str, Any]] = []
+    if transport_sizes:
+        from assistant.bench.transport import run_transport_bench
+
+        bw = chosen[0].devices[0].bandwidth_mbps
+        echo(f"\ntransport: our ring vs gloo at {bw:g} Mbit/s, {transport_sizes} MB per rank")
+        with Home(list(chosen[0].devices), links=links, cpu="none") as home:
+            transport = run_transport_bench(home, sizes_mb=transport_sizes, reps=max(3, reps))
+        tables.append(transport_table(transport))
+        echo("\n" + tables[-1])
+    result = {
+        "command": " ".join(["galaxy", *sys.argv[1:]]) if sys.argv else "galaxy bench",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "emulation": emulation,
+        "runs": runs,
+        "summaries": summaries,
+        "transport": transport,
+        "tables": tables,
+    }
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+        echo(f"\nwrote {out}")
+    return result
+
+
+def transport_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "**transport: all-gather / reduce-scatter, median ms (algorithm bandwidth MB/s)**",
+        "",
+        "| op | MB per rank | ring | gloo |",
+        "|---|---|---|---|",
+    ]
+    keyed = {(r["op"], r["mb_per_rank"], r["transport"]): r for r in rows}
+    for op, mb in sorted({(r["op"], r["mb_per_rank"]) for r in rows}):
+        cells = []
+        for t in ("ring", "gloo"):
+            r = keyed.get((op, mb, t))
+            cells.append(f"{r['latency_ms_median']:.1f} ({r['algbw_MBps']:.0f})" if r else "n/a")
+        lines.append(f"| {op} | {mb:g} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
