@@ -160,7 +160,9 @@ class RemoteCluster:
             self.coordinator.profile(self.coordinator.sessions[name], m, k, n, seconds)
         )
 
-    def _run(self, op: Literal["prefill", "decode"], ids: Tensor, **kwargs: Any) -> list[RankOutput | None]:
+    def _run(
+        self, op: Literal["prefill", "decode"], ids: Tensor, **kwargs: Any
+    ) -> list[RankOutput | None]:
         self.last = self._call(self.coordinator.run(op, ids, **kwargs))
         outs: list[RankOutput | None] = []
         for r in self.last:

@@ -115,7 +115,9 @@ class Worker:
             elif isinstance(msg, P.Profile):
                 await self._profile(ws, msg)
             else:
-                await self._error(ws, "bad_message", f"a worker does not accept {type(msg).__name__}")
+                await self._error(
+                    ws, "bad_message", f"a worker does not accept {type(msg).__name__}"
+                )
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
         dtype = WIRE_DTYPES[msg.dtype]

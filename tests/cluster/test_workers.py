@@ -66,9 +66,14 @@ def test_generation_on_worker_processes_equals_in_process(three_workers: Workers
     tokens = generate(cluster, prompt, SamplingParams(12)).tokens
 
     with torch.inference_mode():
-        ref = model.generate(torch.tensor([prompt]), max_new_tokens=12, min_new_tokens=12,
-                             do_sample=False, pad_token_id=0)
-    assert tokens == ref[0, len(prompt):].tolist()
+        ref = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=12,
+            min_new_tokens=12,
+            do_sample=False,
+            pad_token_id=0,
+        )
+    assert tokens == ref[0, len(prompt) :].tolist()
 
 
 def test_results_carry_per_layer_traces(three_workers: Workers) -> None:
