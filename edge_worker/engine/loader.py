@@ -11,21 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from edge_worker.engine.config import Activation, ModelConfig
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.hf_config import config_from_hf, default_inv_freq
 from edge_worker.engine.weights import MLP, Attention, Layer, ModelWeights, Norm
-from edge_worker.errors import UnsupportedModel, WeightMismatch
+from edge_worker.errors import WeightMismatch
 
-SUPPORTED = {
-    "bert": "BERT encoders (BERT-Large, all-MiniLM-L6-v2)",
-    "distilbert": "DistilBERT",
-    "gpt2": "GPT-2",
-    "opt": "OPT (pre-LN sizes: 125m, 1.3b and up)",
-    "llama": "Llama-style decoders (Llama, SmolLM2)",
-    "qwen2": "Qwen2 / Qwen2.5",
-}
 # Tensors that exist in Hugging Face checkpoints but play no part in the engine's output.
 IGNORED_SUFFIXES = (
     "pooler.dense.weight",
@@ -91,12 +83,7 @@ def from_hf(model: Any) -> tuple[ModelConfig, ModelWeights]:
 def convert(
     hf: Any, state: dict[str, Tensor], rotary: tuple[Tensor, float] | None = None
 ) -> tuple[ModelConfig, ModelWeights]:
-    kind = getattr(hf, "model_type", None)
-    if kind not in SUPPORTED:
-        raise UnsupportedModel(
-            f"model type {kind!r} is not supported; supported: "
-            + "; ".join(f"{k} ({v})" for k, v in SUPPORTED.items())
-        )
+    kind = config_from_hf(hf).family  # raises UnsupportedModel naming what is supported
     if kind == "bert":
         return _bert(hf, state)
     if kind == "distilbert":
@@ -108,46 +95,13 @@ def convert(
     return _llama(hf, state, rotary)
 
 
-def _act(name: str) -> Activation:
-    table: dict[str, Activation] = {
-        "gelu": "gelu",
-        "gelu_new": "gelu_tanh",
-        "gelu_pytorch_tanh": "gelu_tanh",
-        "relu": "relu",
-        "silu": "silu",
-        "swish": "silu",
-    }
-    if name not in table:
-        raise UnsupportedModel(f"activation {name!r} is not supported ({', '.join(table)})")
-    return table[name]
-
-
 def _norm(src: _Source, name: str, h: int, bias: bool = True) -> Norm:
     return Norm(src.take(f"{name}.weight", (h,)), src.take(f"{name}.bias", (h,)) if bias else None)
 
 
 def _bert(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]:
-    if getattr(hf, "position_embedding_type", "absolute") != "absolute":
-        raise UnsupportedModel("BERT with relative position embeddings is not supported")
-    h, f, n = hf.hidden_size, hf.intermediate_size, hf.num_attention_heads
-    cfg = ModelConfig(
-        family="bert",
-        vocab_size=hf.vocab_size,
-        hidden_size=h,
-        n_layers=hf.num_hidden_layers,
-        n_heads=n,
-        n_kv_heads=n,
-        intermediate_size=f,
-        max_positions=hf.max_position_embeddings,
-        activation=_act(hf.hidden_act),
-        norm="layernorm",
-        norm_eps=hf.layer_norm_eps,
-        norm_placement="post",
-        causal=False,
-        type_vocab_size=hf.type_vocab_size,
-        embed_norm=True,
-        final_norm=False,
-    )
+    cfg = config_from_hf(hf)
+    h, f = cfg.hidden_size, cfg.intermediate_size
     src = _Source(state, "embeddings.word_embeddings.weight")
     layers = []
     for i in range(cfg.n_layers):
@@ -189,24 +143,8 @@ def _bert(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]
 
 
 def _distilbert(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]:
-    h, f, n = hf.dim, hf.hidden_dim, hf.n_heads
-    cfg = ModelConfig(
-        family="distilbert",
-        vocab_size=hf.vocab_size,
-        hidden_size=h,
-        n_layers=hf.n_layers,
-        n_heads=n,
-        n_kv_heads=n,
-        intermediate_size=f,
-        max_positions=hf.max_position_embeddings,
-        activation=_act(hf.activation),
-        norm="layernorm",
-        norm_eps=1e-12,
-        norm_placement="post",
-        causal=False,
-        embed_norm=True,
-        final_norm=False,
-    )
+    cfg = config_from_hf(hf)
+    h, f = cfg.hidden_size, cfg.intermediate_size
     src = _Source(state, "embeddings.word_embeddings.weight")
     layers = []
     for i in range(cfg.n_layers):
@@ -261,26 +199,8 @@ def _embed_key(src: _Source) -> str:
 
 
 def _gpt2(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]:
-    if getattr(hf, "scale_attn_by_inverse_layer_idx", False):
-        raise UnsupportedModel("GPT-2 with scale_attn_by_inverse_layer_idx is not supported")
-    h, n = hf.n_embd, hf.n_head
-    f = hf.n_inner or 4 * h
-    cfg = ModelConfig(
-        family="gpt2",
-        vocab_size=hf.vocab_size,
-        hidden_size=h,
-        n_layers=hf.n_layer,
-        n_heads=n,
-        n_kv_heads=n,
-        intermediate_size=f,
-        max_positions=hf.n_positions,
-        activation=_act(hf.activation_function),
-        norm="layernorm",
-        norm_eps=hf.layer_norm_epsilon,
-        norm_placement="pre",
-        causal=True,
-        lm_head=True,
-    )
+    cfg = config_from_hf(hf)
+    h, f = cfg.hidden_size, cfg.intermediate_size
     src = _Source(state, "wte.weight")
     layers = []
     for i in range(cfg.n_layers):
@@ -325,32 +245,8 @@ def _gpt2(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]
 
 
 def _opt(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]:
-    h, f, n = hf.hidden_size, hf.ffn_dim, hf.num_attention_heads
-    if not hf.do_layer_norm_before or getattr(hf, "_remove_final_layer_norm", False):
-        raise UnsupportedModel("OPT with post-LN layers (opt-350m) is not supported")
-    if getattr(hf, "word_embed_proj_dim", h) != h:
-        raise UnsupportedModel("OPT with project_in/project_out (opt-350m) is not supported")
-    bias = getattr(hf, "enable_bias", True)
-    cfg = ModelConfig(
-        family="opt",
-        vocab_size=hf.vocab_size,
-        hidden_size=h,
-        n_layers=hf.num_hidden_layers,
-        n_heads=n,
-        n_kv_heads=n,
-        intermediate_size=f,
-        max_positions=hf.max_position_embeddings,
-        activation=_act(hf.activation_function),
-        norm="layernorm",
-        norm_eps=1e-5,
-        norm_placement="pre",
-        causal=True,
-        position_offset=2,
-        qkv_bias=bias,
-        out_bias=bias,
-        mlp_bias=bias,
-        lm_head=True,
-    )
+    cfg = config_from_hf(hf)
+    h, f, bias = cfg.hidden_size, cfg.intermediate_size, cfg.qkv_bias
     src = _Source(state, "decoder.embed_tokens.weight")
     layers = []
     for i in range(cfg.n_layers):
@@ -393,43 +289,17 @@ def _opt(hf: Any, state: dict[str, Tensor]) -> tuple[ModelConfig, ModelWeights]:
 def _llama(
     hf: Any, state: dict[str, Tensor], rotary: tuple[Tensor, float] | None
 ) -> tuple[ModelConfig, ModelWeights]:
-    if getattr(hf, "use_sliding_window", False):
-        raise UnsupportedModel("sliding-window attention is not supported")
-    h, f, n = hf.hidden_size, hf.intermediate_size, hf.num_attention_heads
-    kv = getattr(hf, "num_key_value_heads", None) or n
-    hd = getattr(hf, "head_dim", None) or h // n
-    qkv_bias = hf.model_type == "qwen2" or bool(getattr(hf, "attention_bias", False))
-    mlp_bias = bool(getattr(hf, "mlp_bias", False))
-    rope = getattr(hf, "rope_parameters", None) or {}
-    theta = float(rope.get("rope_theta", getattr(hf, "rope_theta", 10000.0)))
-    cfg = ModelConfig(
-        family="llama",
-        vocab_size=hf.vocab_size,
-        hidden_size=h,
-        n_layers=hf.num_hidden_layers,
-        n_heads=n,
-        n_kv_heads=kv,
-        intermediate_size=f,
-        max_positions=hf.max_position_embeddings,
-        activation=_act(hf.hidden_act),
-        norm="rmsnorm",
-        norm_eps=hf.rms_norm_eps,
-        norm_placement="pre",
-        causal=True,
-        positions="rope",
-        gated_mlp=True,
-        qkv_bias=qkv_bias,
-        out_bias=hf.model_type != "qwen2" and qkv_bias,
-        mlp_bias=mlp_bias,
-        lm_head=True,
-        rope_theta=theta,
-        head_dim=hd,
+    cfg = config_from_hf(hf)
+    h, f, n, kv, hd = (
+        cfg.hidden_size,
+        cfg.intermediate_size,
+        cfg.n_heads,
+        cfg.n_kv_heads,
+        cfg.head_dim,
     )
+    qkv_bias, mlp_bias = cfg.qkv_bias, cfg.mlp_bias
     if rotary is None:
-        if rope.get("rope_type", "default") != "default":
-            raise UnsupportedModel(f"rope type {rope.get('rope_type')!r} needs the loaded model")
-        inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-        rotary = (inv_freq, 1.0)
+        rotary = (default_inv_freq(hf, cfg), 1.0)
     src = _Source(state, "embed_tokens.weight")
     layers = []
     for i in range(cfg.n_layers):
