@@ -1,0 +1,187 @@
+"""One neighbour connection of the TCP ring: a sender thread and a receiver thread.
+
+The sender takes whole calls from `calls`, in issue order, and writes each frame (header, then
+payload) of the call's own pieces and then of its relays as the receiver produces them. The
+receiver reads every frame header, then the payload with `recv_into` straight into the
+destination memory the call's schedule names (ring.py), adds and relays as pieces land, keeps
+received point-to-point tensors until `take` asks for them, and stops at a BYE. Errors go to
+the communicator (tcp.py), which turns socket errors into `WorkerLost`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from edge_worker.comm import framing as F
+from edge_worker.comm.ring import CallStats, RingCall, Slab, resolve
+from edge_worker.errors import CommError
+
+if TYPE_CHECKING:
+    from edge_worker.comm.tcp import TcpRingCommunicator
+
+log = logging.getLogger(__name__)
+_INLINE_BYTES = 64 * 1024  # payloads this small are copied behind their header: one send
+
+
+class Link:
+    """One neighbour connection: a sender thread and a receiver thread."""
+
+    def __init__(
+        self, comm: TcpRingCommunicator, sock: socket.socket, peer: int, role: str
+    ) -> None:
+        self.comm, self.sock, self.peer = comm, sock, peer
+        self.calls: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to send
+        self.collectives: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to receive
+        self.sent = self.received = 0  # point-to-point tensors, numbered per link
+        self.left = False  # the peer said goodbye (BYE): nothing more will arrive
+        self._inbox: deque[tuple[Tensor, int]] = deque()
+        self._waiters: deque[tuple[Future[Tensor], CallStats]] = deque()
+        self._lock = threading.Lock()
+        tag = f"ring-r{comm.rank}-{role}"
+        self._threads = [
+            threading.Thread(target=self._guard, args=(loop,), name=f"{tag}-{kind}", daemon=True)
+            for loop, kind in ((self._send_loop, "send"), (self._recv_loop, "recv"))
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def shutdown(self) -> None:
+        """Wake both threads: blocked reads and writes fail, queues get a sentinel."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.calls.put(None)
+        self.collectives.put(None)
+
+    def join(self) -> None:
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(2.0)
+        self.sock.close()
+
+    def take(self, inner: Future[Tensor], stats: CallStats) -> bool:
+        """Hand the next tensor received from this peer to `inner`, now or on arrival;
+        False if there is none and the peer has left."""
+        with self._lock:
+            if not self._inbox:
+                if self.left:
+                    return False
+                self._waiters.append((inner, stats))
+                return True
+            t, stats.bytes_received = self._inbox.popleft()
+        resolve(inner, value=t)
+        return True
+
+    def has_waiters(self) -> bool:
+        with self._lock:
+            return bool(self._waiters)
+
+    def _guard(self, loop: Callable[[], None]) -> None:
+        name = self.comm.names[self.peer]
+        try:
+            loop()
+        except (OSError, EOFError) as exc:
+            self.comm._lost(self.peer, exc)
+        except ValueError as exc:
+            self.comm._fail(CommError(f"protocol error on the link to {name}: {exc}"))
+        except Exception as exc:
+            log.exception("ring link to %s failed", name)
+            self.comm._fail(CommError(f"ring link to {name} failed: {exc!r}"))
+
+    def _send_loop(self) -> None:
+        while (call := self.calls.get()) is not None:
+            for k in range(call.n_out):
+                out = call.initial[k] if k < len(call.initial) else call.relays.get()
+                if out is None:
+                    return
+                n = len(out.payload)
+                header = F.encode_header(out.op, call.dtype, call.seq, out.step, out.piece, n)
+                if n <= _INLINE_BYTES:
+                    self.sock.sendall(header + bytes(out.payload))
+                else:
+                    self.sock.sendall(header)
+                    self.sock.sendall(out.payload)
+                call.stats.bytes_sent += F.FRAME_BYTES + n
+            call.part_done()
+
+    def _read(self, view: memoryview) -> None:
+        got, n = 0, len(view)
+        while got < n:
+            k = self.sock.recv_into(view[got:], n - got)
+            if k == 0:
+                raise EOFError(f"{self.comm.names[self.peer]} closed the connection")
+            got += k
+
+    def _recv_loop(self) -> None:
+        raw = bytearray(F.FRAME_BYTES)
+        call: RingCall | None = None
+        while True:
+            self._read(memoryview(raw))
+            h = F.decode_header(raw)
+            if h.op == F.Op.SEND_META:
+                self._recv_tensor(h, raw)
+                continue
+            if h.op == F.Op.BYE:
+                self.comm._peer_left(self, busy=call is not None)
+                return
+            if call is None and (call := self.collectives.get()) is None:
+                return
+            want = call.expected[call.pos]
+            got = (h.op, h.dtype, h.call, h.step, h.piece, h.nbytes)
+            if got != (call.code, call.dtype, call.seq, want.step, want.piece, len(want.dest)):
+                raise ValueError(
+                    f"frame {got} does not match {call.stats.op} #{call.seq} (step {want.step}, "
+                    f"piece {want.piece}, {len(want.dest)} bytes of {call.dtype}): the ranks "
+                    "issued different collectives or splits"
+                )
+            self._read(want.dest)
+            call.stats.bytes_received += F.FRAME_BYTES + h.nbytes
+            if want.acc is not None and want.own is not None:
+                if want.ready is not None:
+                    want.ready.wait()  # a streamed reduce-scatter: this rank's partial is fed
+                with torch.inference_mode(call.infer):
+                    want.acc.add_(want.own)
+            if want.forward is not None:
+                call.relays.put(want.forward)
+            if want.landed is not None:
+                want.landed.set()  # a streamed all-gather: the chunk is complete
+            call.pos += 1
+            if call.pos == len(call.expected):
+                call.part_done()
+                call = None
+
+    def _recv_tensor(self, meta: F.Header, raw: bytearray) -> None:
+        if meta.call != self.received:
+            raise ValueError(f"point-to-point tensor #{meta.call}, expected #{self.received}")
+        self.received += 1
+        shape = bytearray(meta.nbytes)
+        self._read(memoryview(shape))
+        with torch.inference_mode(False):  # a normal tensor: usable in and out of inference mode
+            t = torch.empty(F.decode_shape(shape), dtype=meta.dtype)
+        slab, total = Slab(t), F.FRAME_BYTES + meta.nbytes
+        for i, a, b in slab.pieces(range(t.numel())):
+            self._read(memoryview(raw))
+            h, dest = F.decode_header(raw), slab.bytes(a, b)
+            if (h.op, h.call, h.piece, h.nbytes) != (F.Op.SEND_DATA, meta.call, i, len(dest)):
+                raise ValueError(f"tensor piece {h} does not follow its announcement {meta}")
+            self._read(dest)
+            total += F.FRAME_BYTES + h.nbytes
+        with self._lock:
+            if not self._waiters:
+                self._inbox.append((t, total))
+                return
+            inner, stats = self._waiters.popleft()
+        stats.bytes_received = total
+        resolve(inner, value=t)
