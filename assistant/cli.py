@@ -138,6 +138,41 @@ def worker(
         raise typer.Exit(2) from None
 
 
+@app.command()
+def plan(
+    model: Annotated[str, typer.Option(help="alias, HF id or path")],
+    devices: Annotated[Path, typer.Option(help="device profile file (JSON)")],
+    seq_len: Annotated[int, typer.Option(min=1, help="prompt length in tokens")] = 512,
+    decode_tokens: Annotated[int, typer.Option(min=0, help="tokens to generate after")] = 0,
+    allow_fp16_wire: Annotated[
+        bool, typer.Option(help="consider fp16 activations on the wire (error ~2.5e-3)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Choose the fastest plan for MODEL on the devices in FILE, and say why."""
+    _setup_logging(False)
+    from assistant.planner.explain import explain
+    from assistant.planner.planner import choose
+    from assistant.planner.profiles import load_home
+    from edge_worker.engine.hf_config import config_from_hf
+    from edge_worker.errors import GalaxyError
+    from edge_worker.models.catalog import load_config
+
+    try:
+        home = load_home(devices)
+        cfg = config_from_hf(load_config(model))
+        choice = choose(
+            cfg, home, seq_len, decode_tokens=decode_tokens, allow_half_wire=allow_fp16_wire
+        )
+    except GalaxyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(choice.to_json(model, seq_len)))
+    else:
+        typer.echo(explain(choice, model, seq_len))
+
+
 class LinksOpt(StrEnum):
     auto = "auto"
     netns = "netns"

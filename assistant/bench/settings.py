@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from assistant.bench.emulation import DeviceSpec
-
 from edge_worker.engine.plan import Strategy
 
 

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assistant.bench.emulation import Home
-
 from assistant.bench import report, settings
+from assistant.bench.emulation import Home
 from assistant.bench.runner import run_setting
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ def run(
 
         bw = chosen[0].devices[0].bandwidth_mbps
         echo(f"\ntransport: our ring vs gloo at {bw:g} Mbit/s, {transport_sizes} MB per rank")
-        with Home(list(chosen[0].devices), links=links, cpu="none") as home:
+        with Home(list(chosen[0].devices), links=links, cpu="none")  # type: ignore[arg-type] as home:
             transport = run_transport_bench(home, sizes_mb=transport_sizes, reps=max(3, reps))
         tables.append(transport_table(transport))
         echo("\n" + tables[-1])

@@ -6,13 +6,13 @@ Used by the loader, and by the planner to cost a model it has not loaded. Raises
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from edge_worker.engine.config import Activation, ModelConfig
 from edge_worker.errors import UnsupportedModel
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 SUPPORTED = {
     "bert": "BERT encoders (BERT-Large, all-MiniLM-L6-v2)",
@@ -47,6 +47,8 @@ def default_inv_freq(hf: Any, cfg: ModelConfig) -> Tensor:
     rope = getattr(hf, "rope_parameters", None) or {}
     if rope.get("rope_type", "default") != "default":
         raise UnsupportedModel(f"rope type {rope.get('rope_type')!r} needs the loaded model")
+    import torch
+
     hd = cfg.head_dim
     return 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
 

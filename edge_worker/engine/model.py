@@ -40,7 +40,7 @@ from edge_worker.engine.overlap import (
     gather_then_project,
     project_then_reduce_scatter,
 )
-from edge_worker.engine.plan import WIRE_DTYPES, ParallelPlan, offsets
+from edge_worker.engine.plan import ParallelPlan, offsets
 from edge_worker.engine.weights import Layer, ModelWeights
 
 Want = Literal["hidden", "logits", "last_logits"]
@@ -78,7 +78,7 @@ class RankModel:
         self.trace: list[tuple[float, float]] = []  # per layer: (wall s, comm wait s)
         self.on_layer: Callable[[float, float], None] | None = None  # (wall s, wait s) hook
         self.decoder_rank = self.world - 1
-        self.wire = WIRE_DTYPES[plan.wire_dtype]
+        self.wire = getattr(torch, plan.wire_dtype)  # float32 | float16 | bfloat16
         self.dtype = weights.layers[0].attn.wq.dtype if weights.layers else torch.float32
 
     # ----- public entry points ---------------------------------------------------------------

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
-
 from edge_worker.engine.config import ModelConfig
 from edge_worker.errors import PlanError
 
-WIRE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+WIRE_DTYPES = ("float32", "float16", "bfloat16")  # activations on the wire
 Strategy = Literal["local", "tp", "sp", "pp", "hmp"]
 STRATEGIES: tuple[Strategy, ...] = ("local", "tp", "sp", "pp", "hmp")
 DecodeStrategy = Literal["tp", "local"]

@@ -29,6 +29,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from edge_worker.errors import ModelNotAvailable, UnsupportedModel
@@ -42,9 +43,27 @@ from edge_worker.models.shapes import SHAPES, build_shape_model, shape_config
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = ["ALIASES", "LoadedModel", "load_model", "shape_config"]
+__all__ = ["ALIASES", "LoadedModel", "load_config", "load_model", "shape_config"]
 
 logger = logging.getLogger(__name__)
+
+_MODEL_TYPES = {
+    "BertConfig": "bert",
+    "DistilBertConfig": "distilbert",
+    "GPT2Config": "gpt2",
+    "OPTConfig": "opt",
+    "Qwen2Config": "qwen2",
+    "LlamaConfig": "llama",
+}
+
+# transformers' defaults for the config fields the engine reads that the shape table leaves out
+# (a test checks the namespace maps to the same engine config as the real class).
+_CONFIG_DEFAULTS: dict[str, dict[str, object]] = {
+    "gpt2": {"n_inner": None, "scale_attn_by_inverse_layer_idx": False},
+    "opt": {"do_layer_norm_before": True, "enable_bias": True, "_remove_final_layer_norm": False},
+    "llama": {"attention_bias": False, "mlp_bias": False, "head_dim": None},
+    "qwen2": {"use_sliding_window": False, "head_dim": None},
+}
 
 ALIASES: dict[str, str] = {
     "minilm": "all-MiniLM-L6-v2 sentence encoder (6 layers, hidden 384); packaged trained weights",
@@ -117,6 +136,37 @@ def load_model(name: str, *, num_layers: int | None = None, seed: int = 0) -> Lo
             f"use an alias ({_alias_list()}) or an existing local path"
         )
     return _load_from_hub_cache(name, num_layers)
+
+
+def load_config(name: str) -> PretrainedConfig | SimpleNamespace:
+    """The Hugging Face config of a model name, without loading weights where possible
+    (SmolLM2's GGUF is converted once first). Same errors as `load_model`.
+
+    For `-shape` aliases this is a plain namespace of the alias's config fields, so planning
+    a hypothetical home does not pay for importing transformers."""
+    if name in SHAPES:
+        spec = SHAPES[name]
+        model_type = _MODEL_TYPES[spec.config_class]
+        fields = {
+            **_CONFIG_DEFAULTS.get(model_type, {}),
+            **spec.kwargs,
+            **{k: spec.num_layers for k in spec.layer_keys},
+        }
+        return SimpleNamespace(model_type=model_type, **fields)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoConfig
+
+    if name in SHAPES:
+        return shape_config(name)
+    if name == "minilm":
+        return AutoConfig.from_pretrained(str(minilm_folder()), local_files_only=True)
+    if name == "smollm2-135m":
+        folder = converted_gguf_folder(smollm2_gguf(), name)
+        return AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return AutoConfig.from_pretrained(str(path), local_files_only=True)
+    return load_model(name).model.config
 
 
 def _load_from_hub_cache(name: str, num_layers: int | None) -> LoadedModel:

@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.model import RankModel, RankOutput
-from edge_worker.engine.plan import WIRE_DTYPES, plan_from_dict, validate
+from edge_worker.engine.plan import plan_from_dict, validate
 from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.compute import gemm_gflops, peak_rss_mb, reset_peak_rss, rss_mb
@@ -120,7 +120,7 @@ class Worker:
                 )
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
-        dtype = WIRE_DTYPES[msg.dtype]
+        dtype = getattr(torch, msg.dtype)
         loop = asyncio.get_running_loop()
         gflops = await loop.run_in_executor(
             self.compute, gemm_gflops, msg.m, msg.k, msg.n, dtype, msg.seconds

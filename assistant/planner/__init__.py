@@ -1,0 +1,1 @@
+"""Device profiles -> parallel plan: a cost model and the planner (pure functions)."""

@@ -1,0 +1,272 @@
+"""Choose the plan: which devices, which strategy, which shares, for prefill and decode.
+
+Galaxy's rule first: heads (whole KV groups), MLP columns and sequence rows in proportion to
+measured speed; then move heads and columns off any device whose memory budget (weights + KV
+cache + activations) would overflow, onto devices with room. Beyond Galaxy: every subset of
+devices is costed (a slow device or a slow link can make the whole ring slower), every strategy
+is costed with the same model, and decode may run differently from prefill. Plans are values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from assistant.planner.cost import Breakdown, memory_mb, predict, predict_decode
+from assistant.planner.profiles import DeviceProfile
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.plan import ParallelPlan, split_by_weights, validate
+from edge_worker.errors import PlanError
+
+LABELS = ("local", "tp", "sp", "pp", "hmp", "hmp+overlap")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen plan and why: predictions for every alternative, devices left out."""
+
+    label: str
+    plan: ParallelPlan
+    ring: list[DeviceProfile]
+    predicted: Breakdown
+    alternatives: dict[str, float]
+    excluded: list[tuple[str, str]]
+    decode_ms: float | None = None
+    memory_mb: list[float] = field(default_factory=list)
+
+    def to_json(self, model: str, seq_len: int) -> dict[str, object]:
+        rows = self.plan.seq_split(seq_len) if self.plan.strategy in ("sp", "hmp") else []
+        return {
+            "model": model,
+            "seq_len": seq_len,
+            "strategy": self.label,
+            "ring": [d.name for d in self.ring],
+            "heads": list(self.plan.heads),
+            "mlp_columns": list(self.plan.mlp_columns),
+            "seq": rows,
+            "layers": list(self.plan.layers),
+            "wire_dtype": self.plan.wire_dtype,
+            "decode": self.plan.decode,
+            "predicted_ms": round(self.predicted.total_ms, 2),
+            "breakdown_ms": {
+                "compute": round(self.predicted.compute_ms, 2),
+                "communication": round(self.predicted.comm_ms, 2),
+                "idle": round(self.predicted.idle_ms, 2),
+            },
+            "decode_ms_per_token": None if self.decode_ms is None else round(self.decode_ms, 3),
+            "memory_mb": [round(m, 1) for m in self.memory_mb],
+            "alternatives": {k: round(v, 2) for k, v in self.alternatives.items()},
+            "excluded": [{"name": n, "reason": r} for n, r in self.excluded],
+        }
+
+
+def _units(total: int, speeds: Sequence[float]) -> list[int]:
+    return split_by_weights(total, list(speeds))
+
+
+def fit_memory(
+    cfg: ModelConfig, plan: ParallelPlan, ring: Sequence[DeviceProfile], seq_len: int
+) -> ParallelPlan | None:
+    """Galaxy's memory rule: move KV groups and MLP columns off devices over budget onto the
+    device with the most room, until everyone fits; None if that is impossible."""
+    if plan.strategy not in ("tp", "hmp"):
+        ok = all(memory_mb(cfg, plan, r, seq_len) <= d.budget_mb for r, d in enumerate(ring))
+        return plan if ok else None
+    groups = [h // cfg.group_size for h in plan.heads]
+    cols = list(plan.mlp_columns)
+    col_step = max(1, cfg.intermediate_size // (cfg.n_kv_heads * 4))
+    for _ in range(4 * (cfg.n_kv_heads + cfg.intermediate_size // col_step)):
+        current = replace(
+            plan, heads=tuple(g * cfg.group_size for g in groups), mlp_columns=tuple(cols)
+        )
+        need = [memory_mb(cfg, current, r, seq_len) for r in range(len(ring))]
+        over = [r for r, d in enumerate(ring) if need[r] > d.budget_mb]
+        if not over:
+            return current
+        src = over[0]
+        dst = max(range(len(ring)), key=lambda r: ring[r].budget_mb - need[r])
+        if dst == src or ring[dst].budget_mb - need[dst] <= 0:
+            return None
+        if cols[src] > col_step:  # columns first: finer grained than whole KV groups
+            cols[src] -= col_step
+            cols[dst] += col_step
+        elif groups[src] > 1:
+            groups[src] -= 1
+            groups[dst] += 1
+        else:
+            return None
+    return None
+
+
+def candidate(
+    cfg: ModelConfig, label: str, ring: Sequence[DeviceProfile], seq_len: int, wire: str
+) -> ParallelPlan | None:
+    """The plan of `label` on `ring` (shares by speed, memory-fitted), or None if impossible."""
+    speeds = [d.gflops for d in ring]
+    n = len(ring)
+    options: dict[str, object] = {"wire_dtype": wire}
+    try:
+        if label == "local":
+            if n != 1:
+                return None
+            plan = ParallelPlan("local", 1)
+        elif label == "tp":  # Megatron-LM: even split
+            plan = _tensor(cfg, "tp", [1.0] * n, options)
+        elif label == "sp":
+            plan = ParallelPlan("sp", n, seq_weights=tuple(speeds), **options)  # type: ignore[arg-type]
+        elif label == "pp":  # layers weighted by memory, as exo and llama.cpp RPC do
+            layers = _units(cfg.n_layers, [d.budget_mb for d in ring])
+            plan = ParallelPlan("pp", n, layers=tuple(layers), **options)  # type: ignore[arg-type]
+        else:
+            plan = _tensor(cfg, "hmp", speeds, {**options, "overlap": label == "hmp+overlap"})
+        plan = validate(cfg, plan)
+    except PlanError:
+        return None
+    return fit_memory(cfg, plan, ring, seq_len)
+
+
+def _tensor(
+    cfg: ModelConfig, strategy: str, weights: list[float], options: dict[str, object]
+) -> ParallelPlan:
+    n = len(weights)
+    if n > cfg.n_kv_heads:
+        raise PlanError("more devices than key/value groups")
+    groups = _units(cfg.n_kv_heads, weights)
+    return ParallelPlan(
+        strategy,  # type: ignore[arg-type]
+        n,
+        heads=tuple(g * cfg.group_size for g in groups),
+        mlp_columns=tuple(_units(cfg.intermediate_size, weights)),
+        seq_weights=tuple(weights),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def objective(
+    cfg: ModelConfig,
+    ring: Sequence[DeviceProfile],
+    plan: ParallelPlan,
+    seq_len: int,
+    decode_tokens: int,
+) -> float:
+    """What the planner minimises: prefill plus `decode_tokens` decode steps (ms)."""
+    total = predict(cfg, ring, plan, seq_len).total_ms
+    if decode_tokens and cfg.causal:
+        total += decode_tokens * _choose_decode(cfg, plan, list(ring), seq_len)[2]
+    return total
+
+
+def choose(
+    cfg: ModelConfig,
+    devices: Sequence[DeviceProfile],
+    seq_len: int,
+    *,
+    decode_tokens: int = 0,
+    allow_half_wire: bool = False,
+    labels: Sequence[str] = LABELS,
+) -> Choice:
+    """The fastest predicted plan over every subset of devices and every strategy."""
+    if not devices:
+        raise PlanError("no devices to plan for")
+    ordered = sorted(devices, key=lambda d: -d.gflops)
+    wires = ["float32", "float16"] if allow_half_wire else ["float32"]
+    best: dict[str, tuple[float, ParallelPlan, list[DeviceProfile], Breakdown]] = {}
+    for k in range(1, len(ordered) + 1):
+        for subset in itertools.combinations(ordered, k):
+            ring = list(subset)
+            for label in labels:
+                for wire in wires:
+                    plan = candidate(cfg, label, ring, seq_len, wire)
+                    if plan is None:
+                        continue
+                    cost = predict(cfg, ring, plan, seq_len)
+                    total = objective(cfg, ring, plan, seq_len, decode_tokens)
+                    key = label if wire == "float32" else f"{label} fp16"
+                    if key not in best or total < best[key][0]:
+                        best[key] = (total, plan, ring, cost)
+    if not best:
+        raise PlanError(_refusal(cfg, ordered, seq_len))
+    label = min(best, key=lambda key: best[key][0])
+    _, plan, ring, cost = best[label]
+    decode_ms = None
+    if decode_tokens and cfg.causal:
+        plan, ring, decode_ms = _choose_decode(cfg, plan, ring, seq_len)
+    return Choice(
+        label=label,
+        plan=plan,
+        ring=ring,
+        predicted=cost,
+        alternatives={key: v[0] for key, v in sorted(best.items(), key=lambda kv: kv[1][0])},
+        excluded=_excluded(cfg, ordered, ring, label, best, seq_len, decode_tokens),
+        decode_ms=decode_ms,
+        memory_mb=[memory_mb(cfg, plan, r, seq_len) for r in range(len(ring))],
+    )
+
+
+def _choose_decode(
+    cfg: ModelConfig, plan: ParallelPlan, ring: list[DeviceProfile], seq_len: int
+) -> tuple[ParallelPlan, list[DeviceProfile], float]:
+    """hmp prefill may decode tensor-parallel or on its fastest device alone: cost both."""
+    tp_ms = predict_decode(cfg, ring, plan, seq_len).total_ms
+    if plan.strategy != "hmp" or len(ring) == 1:
+        return plan, ring, tp_ms
+    # The engine decodes alone on the last rank: put the fastest device last.
+    fastest = max(range(len(ring)), key=lambda r: ring[r].gflops)
+    order = [r for r in range(len(ring)) if r != fastest] + [fastest]
+    alone = replace(
+        plan,
+        heads=tuple(plan.heads[r] for r in order),
+        mlp_columns=tuple(plan.mlp_columns[r] for r in order),
+        seq_weights=tuple(plan.seq_weights[r] for r in order),
+        decode="local",
+    )
+    new_ring = [ring[r] for r in order]
+    fits = all(memory_mb(cfg, alone, r, seq_len) <= d.budget_mb for r, d in enumerate(new_ring))
+    alone_ms = predict_decode(cfg, new_ring, alone, seq_len).total_ms
+    if fits and alone_ms < tp_ms:
+        return alone, new_ring, alone_ms
+    return plan, ring, tp_ms
+
+
+def _excluded(
+    cfg: ModelConfig,
+    devices: Sequence[DeviceProfile],
+    ring: Sequence[DeviceProfile],
+    label: str,
+    best: dict[str, tuple[float, ParallelPlan, list[DeviceProfile], Breakdown]],
+    seq_len: int,
+    decode_tokens: int,
+) -> list[tuple[str, str]]:
+    chosen = {d.name for d in ring}
+    out = []
+    base = best[label][0]
+    for d in devices:
+        if d.name in chosen:
+            continue
+        with_it = [*ring, d]
+        plan = candidate(
+            cfg, label.replace(" fp16", ""), with_it, seq_len, best[label][1].wire_dtype
+        )
+        if plan is None:
+            reason = "the plan cannot use it (memory, or no whole share left for it)"
+        else:
+            ms = objective(cfg, with_it, plan, seq_len, decode_tokens)
+            reason = (
+                f"adding it is predicted slower ({ms:.0f} ms vs {base:.0f} ms): its "
+                f"{d.gflops:g} GFLOP/s and {d.bandwidth_mbps:g} Mbit/s link cost more than "
+                "they add"
+            )
+        out.append((d.name, reason))
+    return out
+
+
+def _refusal(cfg: ModelConfig, devices: Sequence[DeviceProfile], seq_len: int) -> str:
+    whole = memory_mb(cfg, ParallelPlan("local", 1), 0, seq_len)
+    total = sum(d.budget_mb for d in devices)
+    return (
+        f"the model needs about {whole:.0f} MB for a {seq_len}-token request (weights, KV "
+        f"cache, activations) and no split fits: the home's devices offer {total:.0f} MB in "
+        f"all ({', '.join(f'{d.name} {d.budget_mb:.0f} MB' for d in devices)}); add a device "
+        "or choose a smaller model"
+    )

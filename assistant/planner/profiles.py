@@ -1,0 +1,66 @@
+"""What the planner knows about each device: measured speed, memory, link.
+
+The profile file of `galaxy plan` (DESIGN.md section 5):
+
+    {"devices": [{"name": "kitchen-pi", "gflops": 20.0, "memory_mb": 4096,
+                  "bandwidth_mbps": 100, "latency_ms": 1.0}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge_worker.errors import PlanError
+
+
+class DeviceProfile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    gflops: float = Field(gt=0, description="measured GEMM throughput at the model's shapes")
+    memory_mb: float = Field(gt=0, description="memory the device can give to the model")
+    bandwidth_mbps: float = Field(gt=0, description="link speed to the home network")
+    latency_ms: float = Field(default=0.5, ge=0, description="one-way link latency")
+    reserve_mb: float = Field(default=0, ge=0, description="memory kept back for the system")
+    gemv_gflops: float | None = Field(
+        default=None, gt=0, description="throughput of one-token steps (default gflops / 4)"
+    )
+
+    @property
+    def budget_mb(self) -> float:
+        return self.memory_mb - self.reserve_mb
+
+    @property
+    def decode_gflops(self) -> float:
+        return self.gemv_gflops if self.gemv_gflops is not None else self.gflops / 4
+
+
+class Home(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    devices: list[DeviceProfile] = Field(min_length=1, max_length=16)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Home:
+        names = [d.name for d in self.devices]
+        if len(set(names)) != len(names):
+            raise ValueError(f"device names must be unique, got {names}")
+        return self
+
+
+def load_home(path: Path) -> list[DeviceProfile]:
+    """Read a profile file; PlanError with the offending field on bad input."""
+    try:
+        return Home.model_validate(json.loads(path.read_text())).devices
+    except FileNotFoundError:
+        raise PlanError(f"no device profile file at {path}") from None
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{path} is not JSON: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise PlanError(f"{path}: {problems}") from None
