@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from assistant.bench.emulation import Home
+from assistant.bench.emulation import CpuMode, Home, LinkMode
 from assistant.bench.settings import Setting, Variant
 from assistant.cluster.remote import RemoteCluster, launch_workers
 from edge_worker.engine.generate import SamplingParams, generate
@@ -45,7 +45,7 @@ def _plan_for(
 
 
 def run_setting(
-    setting: Setting, reps: int, links: str, cpu: str, progress: Any = None
+    setting: Setting, reps: int, links: LinkMode, cpu: CpuMode, progress: Any = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All variants of one setting; returns (runs, emulation description)."""
     devices = list(setting.devices)
@@ -55,7 +55,7 @@ def run_setting(
     ids = torch.randint(
         0, cfg.vocab_size, (1, setting.seq_len), generator=torch.Generator().manual_seed(0)
     )
-    with Home(devices, links=links, cpu=cpu)  # type: ignore[arg-type] as home, tempfile.TemporaryDirectory() as tmp:
+    with Home(devices, links=links, cpu=cpu) as home, tempfile.TemporaryDirectory() as tmp:
         cluster = RemoteCluster.start(home.coordinator_host, timeout=600)
         procs = launch_workers(
             cluster.url,

@@ -8,16 +8,16 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from assistant.bench import report, settings
-from assistant.bench.emulation import Home
+from assistant.bench.emulation import CpuMode, Home, LinkMode
 from assistant.bench.runner import run_setting
 
 log = logging.getLogger(__name__)
 
 
-def choose_emulation(links: str, cpu: str) -> tuple[str, str]:
+def choose_emulation(links: str, cpu: str) -> tuple[LinkMode, CpuMode]:
     """Resolve "auto" to the best emulation this machine allows (namespaces and cgroup quotas
     need root; without them: loopback links and sleep-based slowdown)."""
     missing = Home.available()
@@ -25,7 +25,7 @@ def choose_emulation(links: str, cpu: str) -> tuple[str, str]:
         links = "netns" if missing.get("netns") is None else "loopback"
     if cpu == "auto":
         cpu = "thread" if missing.get("cgroup") is None else "sleep"
-    return links, cpu
+    return cast(LinkMode, links), cast(CpuMode, cpu)
 
 
 def run(
@@ -56,7 +56,7 @@ def run(
 
         bw = chosen[0].devices[0].bandwidth_mbps
         echo(f"\ntransport: our ring vs gloo at {bw:g} Mbit/s, {transport_sizes} MB per rank")
-        with Home(list(chosen[0].devices), links=links, cpu="none")  # type: ignore[arg-type] as home:
+        with Home(list(chosen[0].devices), links=links, cpu="none") as home:
             transport = run_transport_bench(home, sizes_mb=transport_sizes, reps=max(3, reps))
         tables.append(transport_table(transport))
         echo("\n" + tables[-1])
