@@ -107,9 +107,9 @@ def candidate(
     n = len(ring)
     options: dict[str, object] = {"wire_dtype": wire}
     try:
+        if (label == "local") != (n == 1):
+            return None  # one device is "local" whatever the label; local is one device
         if label == "local":
-            if n != 1:
-                return None
             plan = ParallelPlan("local", 1)
         elif label == "tp":  # Megatron-LM: even split
             plan = _tensor(cfg, "tp", [1.0] * n, options)

@@ -1,0 +1,183 @@
+"""The planner's rules on worked examples: proportional shares, memory migration, device
+subsets, decode placement, refusals, and the profile file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.planner.cost import memory_mb, predict
+from assistant.planner.planner import candidate, choose, fit_memory
+from assistant.planner.profiles import DeviceProfile, load_home
+from edge_worker.engine.hf_config import config_from_hf
+from edge_worker.engine.plan import ParallelPlan, make_plan
+from edge_worker.errors import PlanError
+from edge_worker.models.catalog import load_config
+
+BERT = config_from_hf(load_config("bert-large-shape"))  # 16 heads, 4096 columns, 24 layers
+OPT = config_from_hf(load_config("opt-1.3b-shape"))
+
+
+def dev(name: str, gflops: float, memory_mb: float = 16384, mbps: float = 1000) -> DeviceProfile:
+    return DeviceProfile(
+        name=name, gflops=gflops, memory_mb=memory_mb, bandwidth_mbps=mbps, latency_ms=0.3
+    )
+
+
+def test_hybrid_shares_follow_measured_speed() -> None:
+    ring = [dev("a", 100), dev("b", 50), dev("c", 30)]
+
+    plan = candidate(BERT, "hmp", ring, 512, "float32")
+
+    assert plan is not None
+    assert plan.heads == (9, 4, 3)  # 16 heads in proportion 100:50:30
+    assert plan.mlp_columns == (2275, 1138, 683)  # 4096 by largest remainder
+    assert plan.seq_split(512) == [285, 142, 85]
+
+
+def test_tp_baseline_splits_evenly() -> None:
+    plan = candidate(BERT, "tp", [dev("a", 100), dev("b", 50)], 512, "float32")
+
+    assert plan is not None and plan.heads == (8, 8)
+
+
+def test_memory_overflow_moves_work_to_devices_with_room() -> None:
+    # "a" is fast but small: its speed share (3/4 of OPT-1.3B, ~3.6 GB) does not fit in 2 GB.
+    ring = [dev("a", 300, memory_mb=2048), dev("b", 100, memory_mb=16384)]
+    proportional = make_plan(OPT, "hmp", [300.0, 100.0])
+    assert memory_mb(OPT, proportional, 0, 512) > 2048
+
+    fitted = fit_memory(OPT, proportional, ring, 512)
+
+    assert fitted is not None
+    assert memory_mb(OPT, fitted, 0, 512) <= 2048
+    assert fitted.mlp_columns[0] < proportional.mlp_columns[0]
+    assert sum(fitted.mlp_columns) == OPT.intermediate_size
+    assert sum(fitted.heads) == OPT.n_heads
+
+
+def test_a_device_on_a_slow_link_is_left_out_with_a_reason() -> None:
+    home = [dev("desk", 100), dev("laptop", 60), dev("pi", 20, mbps=50)]
+
+    choice = choose(BERT, home, 512)
+
+    assert "pi" not in [d.name for d in choice.ring]
+    assert [name for name, _ in choice.excluded] == ["pi"]
+    assert "predicted slower" in choice.excluded[0][1]
+
+
+def test_collaboration_loses_to_local_on_a_100_mbit_home() -> None:
+    # At 100 Mbit/s the wire alone for BERT-Large seq 512 exceeds one device's compute.
+    home = [dev("a", 90, mbps=100), dev("b", 45, mbps=100), dev("c", 27, mbps=100)]
+
+    choice = choose(BERT, home, 512)
+
+    assert choice.label == "local"
+    assert [d.name for d in choice.ring] == ["a"]
+
+
+def test_hybrid_with_overlap_wins_on_a_fast_uneven_home() -> None:
+    home = [dev("a", 90), dev("b", 45), dev("c", 27)]
+
+    choice = choose(BERT, home, 512)
+
+    assert choice.label == "hmp+overlap"
+    assert choice.alternatives["hmp+overlap"] < choice.alternatives["tp"]
+    assert choice.alternatives["hmp+overlap"] < choice.alternatives["local"]
+
+
+def test_a_model_that_fits_nowhere_is_refused_with_numbers() -> None:
+    home = [dev("a", 90, memory_mb=512), dev("b", 45, memory_mb=512)]
+
+    with pytest.raises(PlanError, match=r"needs about \d+ MB .* offer 1024 MB in all"):
+        choose(OPT, home, 512)
+
+
+def test_decode_moves_to_the_fastest_device_when_that_is_cheaper() -> None:
+    home = [dev("a", 200, mbps=100), dev("b", 60, mbps=100)]
+    home = [d.model_copy(update={"latency_ms": 5.0}) for d in home]
+
+    choice = choose(OPT, home, 128, decode_tokens=32)
+
+    if choice.plan.strategy == "hmp":
+        assert choice.plan.decode == "local"
+        assert choice.ring[-1].name == "a"
+    else:
+        assert choice.plan.strategy in ("local", "sp", "pp")
+
+
+def test_overlap_is_predicted_to_help_and_never_to_change_compute() -> None:
+    ring = [dev("a", 90), dev("b", 45), dev("c", 27)]
+    plain = candidate(BERT, "hmp", ring, 512, "float32")
+    overlapped = candidate(BERT, "hmp+overlap", ring, 512, "float32")
+    assert plain is not None and overlapped is not None
+
+    a, b = predict(BERT, ring, plain, 512), predict(BERT, ring, overlapped, 512)
+
+    assert b.total_ms < a.total_ms
+    assert b.comm_ms < a.comm_ms
+
+
+def test_plans_are_values_that_round_trip() -> None:
+    choice = choose(BERT, [dev("a", 90), dev("b", 45)], 256)
+
+    data = choice.to_json("bert-large-shape", 256)
+
+    assert json.loads(json.dumps(data)) == data
+    assert isinstance(choice.plan, ParallelPlan)
+
+
+def test_profile_file_errors_name_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "home.json"
+    bad.write_text(
+        json.dumps({"devices": [{"name": "x", "gflops": -1, "memory_mb": 1, "bandwidth_mbps": 1}]})
+    )
+
+    with pytest.raises(PlanError, match=r"devices\.0\.gflops"):
+        load_home(bad)
+
+
+def test_galaxy_plan_json_for_eight_devices(tmp_path: Path) -> None:
+    devices = [
+        {"name": f"d{i}", "gflops": 10.0 * (i + 1), "memory_mb": 4096, "bandwidth_mbps": 1000}
+        for i in range(8)
+    ]
+    path = tmp_path / "home.json"
+    path.write_text(json.dumps({"devices": devices}))
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "assistant.cli",
+            "plan",
+            "--model",
+            "bert-large-shape",
+            "--devices",
+            str(path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    keys = {
+        "model",
+        "strategy",
+        "ring",
+        "heads",
+        "mlp_columns",
+        "seq",
+        "predicted_ms",
+        "alternatives",
+        "excluded",
+    }
+    assert keys <= plan.keys()
+    assert len(plan["ring"]) + len(plan["excluded"]) == 8
