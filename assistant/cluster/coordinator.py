@@ -85,7 +85,7 @@ class Coordinator:
         self.sessions: dict[str, WorkerSession] = {}
         self.arrived = asyncio.Event()
         self.server: Server | None = None
-        self.ranks: list[WorkerSession] = []
+        self.deployments: dict[str, list[WorkerSession]] = {}  # plan_id -> ranks in order
         self._run_id = 0
 
     @property
@@ -162,8 +162,9 @@ class Coordinator:
         weights: ModelWeights,
         plan: ParallelPlan,
         sessions: list[WorkerSession],
-    ) -> list[P.Ready]:
-        """Send every rank its plan and shard (unless cached), and wait until the ring is up."""
+    ) -> tuple[str, list[P.Ready]]:
+        """Send every rank its plan and shard (unless cached), and wait until the ring is up.
+        Returns the plan id to run requests on."""
         if len(sessions) != plan.world_size:
             raise GalaxyError(f"plan needs {plan.world_size} workers, {len(sessions)} given")
         token, plan_id = secrets.token_hex(16), secrets.token_hex(6)
@@ -172,12 +173,12 @@ class Coordinator:
         ]
         for rank, s in enumerate(sessions):
             await self._assign(s, rank, cfg, weights, plan, plan_id, peers, token)
-        self.ranks = sessions
         readies = await asyncio.gather(*(s.next(self.timeout) for s in sessions))
         for s, r in zip(sessions, readies, strict=True):
             if not isinstance(r, P.Ready) or r.plan_id != plan_id:
                 raise GalaxyError(f"worker {s.name} answered {type(r).__name__} to its assignment")
-        return list(readies)
+        self.deployments[plan_id] = sessions
+        return plan_id, list(readies)
 
     async def _assign(
         self,
@@ -239,6 +240,7 @@ class Coordinator:
 
     async def run(
         self,
+        plan_id: str,
         op: Literal["prefill", "decode"],
         input_ids: Tensor,
         want: Literal["hidden", "logits", "last_logits"] = "hidden",
@@ -246,18 +248,22 @@ class Coordinator:
         token_type_ids: Tensor | None = None,
     ) -> list[RankResult]:
         """Run one prefill or decode on every rank of the deployed plan."""
+        ranks = self.deployments.get(plan_id)
+        if ranks is None:
+            raise GalaxyError(f"no deployed plan {plan_id}")
         self._run_id += 1
         msg = P.Run(
             run_id=self._run_id,
+            plan_id=plan_id,
             op=op,
             want=want,
             input_ids=input_ids.tolist(),
             attention_mask=None if attention_mask is None else attention_mask.tolist(),
             token_type_ids=None if token_type_ids is None else token_type_ids.tolist(),
         )
-        for s in self.ranks:
+        for s in ranks:
             await s.send(msg)
-        return list(await asyncio.gather(*(self._collect(s, msg.run_id) for s in self.ranks)))
+        return list(await asyncio.gather(*(self._collect(s, msg.run_id) for s in ranks)))
 
     async def _collect(self, s: WorkerSession, run_id: int) -> RankResult:
         while True:

@@ -121,6 +121,7 @@ class RemoteCluster:
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
     plan: ParallelPlan | None = None
+    plan_id: str | None = None
     last: list[RankResult] = field(default_factory=list)
     processes: list[WorkerProcess] = field(default_factory=list)
 
@@ -151,7 +152,7 @@ class RemoteCluster:
         """Assign ranks to the named workers (ring order = `names` order) and ship shards."""
         validate(cfg, plan)
         sessions = [self.coordinator.sessions[n] for n in names]
-        readies = self._call(self.coordinator.deploy(cfg, weights, plan, sessions))
+        self.plan_id, readies = self._call(self.coordinator.deploy(cfg, weights, plan, sessions))
         self.plan = plan
         return readies
 
@@ -163,7 +164,9 @@ class RemoteCluster:
     def _run(
         self, op: Literal["prefill", "decode"], ids: Tensor, **kwargs: Any
     ) -> list[RankOutput | None]:
-        self.last = self._call(self.coordinator.run(op, ids, **kwargs))
+        if self.plan_id is None:
+            raise GalaxyError("deploy a plan before running requests")
+        self.last = self._call(self.coordinator.run(self.plan_id, op, ids, **kwargs))
         outs: list[RankOutput | None] = []
         for r in self.last:
             if not r.result.tensors:

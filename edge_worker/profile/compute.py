@@ -51,3 +51,12 @@ def reset_peak_rss() -> None:
     # Not Linux, or not permitted: the peak then covers the whole process life.
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
+
+
+def available_memory_mb() -> float:
+    """Memory the system could give this process now (MemAvailable), in MB."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) / 1024
+    return 0.0

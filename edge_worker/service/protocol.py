@@ -38,6 +38,7 @@ class Hello(Message):
     pid: int
     compute_tid: int  # native id of the thread that runs GEMMs (for CPU quotas)
     threads: int = 1
+    memory_mb: float = 0.0  # memory the worker can give (available RAM at start)
     cached_shards: list[str] = []
 
 
@@ -73,6 +74,7 @@ class Ready(Message):
 class Run(Message):
     type: Literal["run"] = "run"
     run_id: int
+    plan_id: str
     op: Literal["prefill", "decode"]
     want: Literal["hidden", "logits", "last_logits"] = "hidden"
     input_ids: list[list[int]]

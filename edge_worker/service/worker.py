@@ -18,7 +18,9 @@ import os
 import socket
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,12 +36,24 @@ from edge_worker.engine.model import RankModel, RankOutput
 from edge_worker.engine.plan import plan_from_dict, validate
 from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
 from edge_worker.errors import CommError, GalaxyError
-from edge_worker.profile.compute import gemm_gflops, peak_rss_mb, reset_peak_rss, rss_mb
+from edge_worker.profile.compute import (
+    available_memory_mb,
+    gemm_gflops,
+    peak_rss_mb,
+    reset_peak_rss,
+    rss_mb,
+)
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
 from edge_worker.service.store import ShardStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deployment:
+    comm: TcpRingCommunicator
+    model: RankModel
 
 
 def free_port(host: str) -> int:
@@ -58,6 +72,7 @@ class Worker:
         threads: int = 1,
         ring_timeout: float = 60.0,
         speed: float = 1.0,
+        max_deployments: int = 3,
     ) -> None:
         if not 0 < speed <= 1:
             raise ValueError(f"speed must be in (0, 1], got {speed}")
@@ -67,8 +82,9 @@ class Worker:
         self.store = ShardStore(data_dir / "shards")
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
-        self.comm: TcpRingCommunicator | None = None
-        self.model: RankModel | None = None
+        # Plans this worker is part of, most recently used last: one ring and shard each.
+        self.deployments: OrderedDict[str, Deployment] = OrderedDict()
+        self.max_deployments = max_deployments
 
     def _init_compute_thread(self) -> int:
         torch.set_num_threads(self.threads)
@@ -84,6 +100,7 @@ class Worker:
                 data_host=self.data_host,
                 data_port=self.data_port,
                 pid=os.getpid(),
+                memory_mb=available_memory_mb(),
                 compute_tid=self.compute_tid,
                 threads=self.threads,
                 cached_shards=self.store.hashes(),
@@ -93,7 +110,8 @@ class Worker:
             try:
                 await self._loop(ws)
             finally:
-                self._drop_ring()
+                for plan_id in list(self.deployments):
+                    self._drop(plan_id)
 
     async def _loop(self, ws: ClientConnection) -> None:
         async for frame in ws:
@@ -154,7 +172,9 @@ class Worker:
         return unflatten(tensors, meta)
 
     async def _assign(self, ws: ClientConnection, msg: P.Assign) -> None:
-        self._drop_ring()
+        self._drop(msg.plan_id)
+        while len(self.deployments) >= self.max_deployments:
+            self._drop(next(iter(self.deployments)))
         try:
             weights = await self._receive_weights(
                 ws, msg.shard_hash, msg.shard_meta, msg.shard_tensors
@@ -185,24 +205,26 @@ class Worker:
             comm.close()
             await self._error(ws, "worker_lost", f"ring did not form: {exc}")
             return
-        self.comm = comm
-        self.model = RankModel(cfg, weights, plan, comm, full=full)
+        model = RankModel(cfg, weights, plan, comm, full=full)
         if self.speed < 1.0:
-            self.model.on_layer = self._slow_down
+            model.on_layer = self._slow_down
+        self.deployments[msg.plan_id] = Deployment(comm, model)
         reset_peak_rss()
         mb = tensor_bytes(weights) / 2**20
         log.info("%s: rank %d of %d, shard %.1f MB", self.name, msg.rank, len(msg.peers), mb)
         await ws.send(P.Ready(plan_id=msg.plan_id, shard_mb=round(mb, 2)).model_dump_json())
 
     async def _run(self, ws: ClientConnection, msg: P.Run) -> None:
-        if self.model is None or self.comm is None:
-            await self._error(ws, "plan", "no plan assigned yet", msg.run_id)
+        dep = self.deployments.get(msg.plan_id)
+        if dep is None:
+            await self._error(ws, "plan", f"no plan {msg.plan_id} on this worker", msg.run_id)
             return
+        self.deployments.move_to_end(msg.plan_id)
         loop = asyncio.get_running_loop()
         try:
-            out, trace = await loop.run_in_executor(self.compute, self._execute, msg)
+            out, trace = await loop.run_in_executor(self.compute, self._execute, dep, msg)
         except CommError as exc:
-            self._drop_ring()
+            self._drop(msg.plan_id)
             await self._error(ws, "worker_lost", str(exc), msg.run_id)
             return
         except (GalaxyError, ValueError, IndexError, RuntimeError) as exc:
@@ -222,7 +244,7 @@ class Worker:
         seq = out.seq if out is not None else range(0, 0)
         result = P.Result(
             run_id=msg.run_id,
-            rank=self.model.rank,
+            rank=dep.model.rank,
             seq_start=seq.start,
             seq_stop=seq.stop,
             tensors=names,
@@ -232,19 +254,18 @@ class Worker:
         for f in frames:
             await ws.send(f)
 
-    def _execute(self, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
+    def _execute(self, dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
         """On the compute thread: run the request and measure where the time went."""
-        assert self.model is not None and self.comm is not None
-        stats = self.comm.stats
+        stats = dep.comm.stats
         wait0, sent0, recv0 = stats.wait_s, stats.bytes_sent, stats.bytes_received
         t0 = time.perf_counter()
         ids = torch.tensor(msg.input_ids)
         if msg.op == "prefill":
             mask = None if msg.attention_mask is None else torch.tensor(msg.attention_mask)
             types = None if msg.token_type_ids is None else torch.tensor(msg.token_type_ids)
-            out = self.model.prefill(ids, types, mask, want=msg.want)
+            out = dep.model.prefill(ids, types, mask, want=msg.want)
         else:
-            out = self.model.decode(ids)
+            out = dep.model.decode(ids)
         total = time.perf_counter() - t0
         wait = stats.wait_s - wait0
         trace = {
@@ -255,7 +276,7 @@ class Worker:
             "bytes_received": stats.bytes_received - recv0,
             "peak_rss_mb": peak_rss_mb(),
             "layers": [
-                {"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3} for t, w in self.model.trace
+                {"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3} for t, w in dep.model.trace
             ],
         }
         return out, trace
@@ -265,7 +286,7 @@ class Worker:
         1 / speed (used when CPU quotas are unavailable, e.g. without root)."""
         time.sleep(max(0.0, wall_s - wait_s) * (1.0 / self.speed - 1.0))
 
-    def _drop_ring(self) -> None:
-        if self.comm is not None:
-            self.comm.close()
-        self.comm, self.model = None, None
+    def _drop(self, plan_id: str) -> None:
+        dep = self.deployments.pop(plan_id, None)
+        if dep is not None:
+            dep.comm.close()

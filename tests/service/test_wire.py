@@ -56,7 +56,7 @@ def test_content_hash_depends_on_values_and_names() -> None:
 
 
 def test_messages_round_trip_through_json() -> None:
-    run = P.Run(run_id=3, op="prefill", want="logits", input_ids=[[1, 2, 3]])
+    run = P.Run(run_id=3, plan_id="p1", op="prefill", want="logits", input_ids=[[1, 2, 3]])
 
     assert P.parse(run.model_dump_json()) == run
 
