@@ -14,7 +14,9 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from ssl import SSLContext
 from typing import Any, Literal
 
 import websockets
@@ -79,9 +81,27 @@ class RankResult:
     tensors: dict[str, Tensor]
 
 
+Authorize = Callable[[ServerConnection, P.Hello], str | None]
+OnChange = Callable[[str, bool], None]
+
+
 class Coordinator:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, timeout: float = 120.0) -> None:
+    """`ssl` (a server context requiring client certificates) makes the link wss://;
+    `authorize(ws, hello)` returns a refusal reason or None; `on_change(name, online)` hears
+    of every worker that joins or leaves."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        timeout: float = 120.0,
+        *,
+        ssl: SSLContext | None = None,
+        authorize: Authorize | None = None,
+        on_change: OnChange | None = None,
+    ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.ssl, self.authorize, self.on_change = ssl, authorize, on_change
         self.sessions: dict[str, WorkerSession] = {}
         self.arrived = asyncio.Event()
         self.server: Server | None = None
@@ -90,7 +110,7 @@ class Coordinator:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/worker"
+        return f"{'wss' if self.ssl else 'ws'}://{self.host}:{self.port}/worker"
 
     async def start(self) -> None:
         self.server = await websockets.serve(
@@ -99,8 +119,9 @@ class Coordinator:
             self.port,
             max_size=None,
             compression=None,
-            ping_interval=20,
-            ping_timeout=60,
+            ping_interval=5,  # heartbeats: a silent worker is dropped within ~15 s
+            ping_timeout=10,
+            ssl=self.ssl,
         )
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("coordinator listening on %s", self.url)
@@ -123,9 +144,19 @@ class Coordinator:
         if not isinstance(hello, P.Hello):
             await ws.close(1008, "expected a hello message")
             return
+        refusal = self.authorize(ws, hello) if self.authorize else None
+        if refusal is not None:
+            log.warning("refused worker %r: %s", hello.name, refusal)
+            await ws.close(1008, refusal[:120])
+            return
+        old = self.sessions.get(hello.name)
+        if old is not None and old.alive:
+            await old.ws.close(1008, "replaced by a new connection from the same device")
         session = WorkerSession(hello, ws)
         self.sessions[hello.name] = session
         self.arrived.set()
+        if self.on_change:
+            self.on_change(hello.name, True)
         log.info("worker %s connected (data %s:%d)", hello.name, hello.data_host, hello.data_port)
         try:
             async for frame in ws:
@@ -142,6 +173,15 @@ class Coordinator:
             session.alive = False
             session.inbox.put_nowait(_CLOSED)
             log.info("worker %s disconnected", hello.name)
+            if self.on_change and self.sessions.get(hello.name) is session:
+                self.on_change(hello.name, False)
+
+    async def disconnect(self, name: str, reason: str) -> None:
+        """Close a worker's control link (revocation, or a worker found lost)."""
+        s = self.sessions.get(name)
+        if s is not None and s.alive:
+            s.alive = False
+            await s.ws.close(1008, reason[:120])
 
     async def wait_for_workers(self, n: int, timeout: float = 60.0) -> list[WorkerSession]:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,42 @@
+"""Gateway settings: every option is also an environment variable `GALAXY_<NAME>`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GALAXY_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="address of the HTTP API and dashboard")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP API port (0: any free port)")
+    worker_port: int = Field(
+        0, ge=0, le=65535, description="TLS websocket port for workers (0: any free port)"
+    )
+    data_dir: Path = Field(
+        Path("~/.local/share/galaxy-home/gateway"), description="home CA, database, shards"
+    )
+    home_name: str = Field("Galaxy Home", description="shown in mDNS records and the dashboard")
+    allow_loopback_without_token: bool = Field(
+        False, description="let requests from 127.0.0.1 use the API without a token"
+    )
+    generate_model: str = Field("smollm2-135m", description="model behind /v1/generate")
+    embed_model: str = Field("minilm", description="model behind /v1/embed")
+    local_worker: bool = Field(True, description="run a worker inside the gateway process")
+    queue_size: int = Field(8, ge=1, description="requests waiting or running before 503")
+    request_timeout_s: float = Field(120.0, gt=0, description="deadline of one request")
+    max_text_chars: int = Field(8000, ge=1, description="longest prompt or text accepted")
+    max_new_tokens: int = Field(256, ge=1, description="upper limit for max_new_tokens")
+    mdns_interfaces: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description='interfaces zeroconf uses (["all"] for every interface)',
+    )
+    link_mbps: float = Field(1000.0, gt=0, description="assumed link speed until measured")
+
+    def resolved_data_dir(self) -> Path:
+        path = self.data_dir.expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path

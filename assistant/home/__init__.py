@@ -1,0 +1,1 @@
+"""The home's persistent state: paired devices, API tokens, the request log."""
