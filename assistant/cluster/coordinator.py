@@ -52,20 +52,28 @@ class WorkerSession:
     def name(self) -> str:
         return self.hello.name
 
-    async def next(self, timeout: float) -> Any:
-        """The next message (parsed) or binary frame; WorkerLost if the link closed."""
-        try:
-            item = await asyncio.wait_for(self.inbox.get(), timeout)
-        except TimeoutError:
-            raise CommTimeout(f"worker {self.name} sent nothing for {timeout:.0f} s") from None
-        if item is _CLOSED:
-            self.alive = False
-            raise WorkerLost(self.name, "control link closed")
-        if isinstance(item, P.Error):
-            if item.code == "worker_lost":
-                raise WorkerLost(self.name, item.text)
-            raise GalaxyError(f"worker {self.name} reports {item.code}: {item.text}")
-        return item
+    async def next(self, timeout: float, run_id: int | None = None) -> Any:
+        """The next message (parsed) or binary frame; WorkerLost if the link closed.
+
+        An Error answering another run than `run_id` is stale (a run that already failed) and
+        skipped; any other Error is raised.
+        """
+        while True:
+            try:
+                item = await asyncio.wait_for(self.inbox.get(), timeout)
+            except TimeoutError:
+                raise CommTimeout(f"worker {self.name} sent nothing for {timeout:.0f} s") from None
+            if item is _CLOSED:
+                self.alive = False
+                self.inbox.put_nowait(_CLOSED)  # every later reader sees the closed link too
+                raise WorkerLost(self.name, "control link closed")
+            if isinstance(item, P.Error):
+                if item.run_id is not None and item.run_id != run_id:
+                    continue
+                if item.code == "worker_lost":
+                    raise WorkerLost(self.name, item.text)
+                raise GalaxyError(f"worker {self.name} reports {item.code}: {item.text}")
+            return item
 
     async def send(self, msg: P.Message) -> None:
         try:
@@ -213,12 +221,15 @@ class Coordinator:
         ]
         for rank, s in enumerate(sessions):
             await self._assign(s, rank, cfg, weights, plan, plan_id, peers, token)
-        readies = await asyncio.gather(*(s.next(self.timeout) for s in sessions))
-        for s, r in zip(sessions, readies, strict=True):
-            if not isinstance(r, P.Ready) or r.plan_id != plan_id:
-                raise GalaxyError(f"worker {s.name} answered {type(r).__name__} to its assignment")
+        readies = await asyncio.gather(*(self._ready(s, plan_id) for s in sessions))
         self.deployments[plan_id] = sessions
         return plan_id, list(readies)
+
+    async def _ready(self, s: WorkerSession, plan_id: str) -> P.Ready:
+        while True:  # skip what is left of earlier runs
+            item = await s.next(self.timeout)
+            if isinstance(item, P.Ready) and item.plan_id == plan_id:
+                return item
 
     async def _assign(
         self,
@@ -306,13 +317,13 @@ class Coordinator:
         return list(await asyncio.gather(*(self._collect(s, msg.run_id) for s in ranks)))
 
     async def _collect(self, s: WorkerSession, run_id: int) -> RankResult:
-        while True:
-            item = await s.next(self.timeout)
+        while True:  # skip what is left of earlier, failed runs
+            item = await s.next(self.timeout, run_id)
             if isinstance(item, P.Result) and item.run_id == run_id:
                 break
         tensors = {}
         for _ in item.tensors:
-            frame = await s.next(self.timeout)
+            frame = await s.next(self.timeout, run_id)
             name, t = wire.decode(frame)
             tensors[name] = t
         return RankResult(item, tensors)

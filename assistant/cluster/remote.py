@@ -119,7 +119,7 @@ class RemoteCluster:
 
     coordinator: Coordinator
     loop: asyncio.AbstractEventLoop
-    thread: threading.Thread
+    thread: threading.Thread | None = None  # None: the loop belongs to someone else (gateway)
     plan: ParallelPlan | None = None
     plan_id: str | None = None
     last: list[RankResult] = field(default_factory=list)
@@ -204,6 +204,8 @@ class RemoteCluster:
         return out.logits[:, -1]
 
     def close(self) -> None:
+        if self.thread is None:
+            return  # a borrowed loop and coordinator: their owner stops them
         with contextlib.suppress(Exception):
             self._call(self.coordinator.stop(), timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -1,0 +1,251 @@
+"""The gateway's cluster: served models, which plan each runs on, requests with failover.
+
+- Workers join and leave through the coordinator; every change makes the current plans stale,
+  and the next request re-plans (in-flight requests finish on the plan they started with, or
+  are re-run if it broke under them).
+- One request runs on the cluster at a time (a ring is a pipeline of one); up to `queue_size`
+  wait. Beyond that `QueueFull` (the API answers 503 with Retry-After).
+- A worker lost mid-request: it is cut off, the model is re-planned on the workers left (or on
+  the gateway's own in-process device when none are left) and the request re-run from the
+  start, within the request's deadline. The answer's timings list every failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+
+from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.remote import RemoteCluster
+from assistant.planner.planner import choose
+from assistant.planner.profiles import DeviceProfile
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.loader import from_hf
+from edge_worker.engine.plan import STRATEGIES, ParallelPlan, make_plan
+from edge_worker.engine.runtime import InProcessCluster
+from edge_worker.engine.weights import ModelWeights
+from edge_worker.errors import CommError, GalaxyError, PlanError
+from edge_worker.models.catalog import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PLAN_SEQ = 256  # typical request length the plans are optimised for
+PLAN_DECODE = 64
+
+
+class QueueFull(GalaxyError):
+    """Too many requests waiting; try again later."""
+
+
+class DeadlineExceeded(GalaxyError):
+    """The request could not finish (even with failover) before its deadline."""
+
+
+@dataclass
+class ServedModel:
+    name: str
+    loaded: LoadedModel
+    cfg: ModelConfig
+    weights: ModelWeights
+    local: InProcessCluster | None = None  # the gateway's own device, built on first use
+
+    def in_process(self) -> InProcessCluster:
+        if self.local is None:
+            self.local = InProcessCluster(
+                self.cfg, self.weights, make_plan(self.cfg, "local", [1.0])
+            )
+        return self.local
+
+
+@dataclass
+class Deployment:
+    model: str
+    plan: ParallelPlan
+    workers: list[str]  # ring order; empty: the gateway's in-process device
+    plan_id: str | None
+    why: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "strategy": self.plan.strategy,
+            "overlap": self.plan.overlap,
+            "decode": self.plan.decode,
+            "devices": self.workers or ["gateway (in-process)"],
+            "heads": list(self.plan.heads),
+            "mlp_columns": list(self.plan.mlp_columns),
+            "layers": list(self.plan.layers),
+            "seq_weights": [round(w, 3) for w in self.plan.seq_weights],
+            **self.why,
+        }
+
+
+class ClusterManager:
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        *,
+        strategy: str = "auto",
+        queue_size: int = 8,
+        link_mbps: float = 1000.0,
+    ) -> None:
+        if strategy != "auto" and strategy not in STRATEGIES:
+            raise PlanError(f"strategy must be auto or one of {', '.join(STRATEGIES)}")
+        self.coordinator, self.strategy, self.link_mbps = coordinator, strategy, link_mbps
+        self.models: dict[str, ServedModel] = {}
+        self.deployments: dict[str, Deployment] = {}
+        self.gflops: dict[tuple[str, str], float] = {}
+        self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(queue_size)
+        self._waiting = 0
+        self.queue_size = queue_size
+
+    # ----- models and membership -----
+
+    async def load(self, name: str) -> ServedModel:
+        loaded = await asyncio.to_thread(load_model, name)
+        cfg, weights = from_hf(loaded.model)
+        self.models[name] = ServedModel(name, loaded, cfg, weights)
+        log.info("serving %s (%s, %d layers)", name, cfg.family, cfg.n_layers)
+        return self.models[name]
+
+    def changed(self, name: str, online: bool) -> None:
+        """A worker joined or left: plans are re-made on the next request."""
+        log.info("worker %s %s; plans will be re-made", name, "joined" if online else "left")
+        self.deployments.clear()
+
+    def online(self) -> list[str]:
+        return sorted(n for n, s in self.coordinator.sessions.items() if s.alive)
+
+    # ----- planning -----
+
+    async def _profile(self, name: str, m: ServedModel) -> float:
+        key = (name, m.name)
+        if key not in self.gflops:
+            session = self.coordinator.sessions[name]
+            r = await self.coordinator.profile(
+                session, PLAN_SEQ, m.cfg.hidden_size, m.cfg.intermediate_size, seconds=0.3
+            )
+            self.gflops[key] = r.gflops
+        return self.gflops[key]
+
+    async def _plan(self, m: ServedModel) -> Deployment:
+        names = self.online()
+        if not names:
+            return Deployment(
+                m.name,
+                make_plan(m.cfg, "local", [1.0]),
+                [],
+                None,
+                {"reason": "no workers online: the gateway computes alone"},
+            )
+        speeds = {n: await self._profile(n, m) for n in names}
+        if self.strategy == "auto":
+            profiles = [
+                DeviceProfile(
+                    name=n,
+                    gflops=speeds[n],
+                    bandwidth_mbps=self.link_mbps,
+                    memory_mb=max(1.0, self.coordinator.sessions[n].hello.memory_mb or 4096),
+                )
+                for n in names
+            ]
+            decode = PLAN_DECODE if m.cfg.causal else 0
+            choice = choose(m.cfg, profiles, PLAN_SEQ, decode_tokens=decode)
+            ring = [d.name for d in choice.ring]
+            plan = choice.plan
+            why = {
+                "predicted_ms": round(choice.predicted.total_ms, 1),
+                "alternatives_ms": {k: round(v, 1) for k, v in choice.alternatives.items()},
+                "excluded": [{"name": n, "reason": r} for n, r in choice.excluded],
+            }
+        else:
+            ring = names[: m.cfg.n_kv_heads] if self.strategy in ("tp", "hmp") else names
+            if self.strategy == "local":
+                ring = [max(names, key=lambda n: speeds[n])]
+            plan = make_plan(m.cfg, self.strategy, [speeds[n] for n in ring])  # type: ignore[arg-type]
+            why = {"reason": f"strategy fixed to {self.strategy} by the operator"}
+        why["gflops"] = {n: round(speeds[n], 1) for n in ring}
+        sessions = [self.coordinator.sessions[n] for n in ring]
+        plan_id, _ = await self.coordinator.deploy(m.cfg, m.weights, plan, sessions)
+        log.info("%s: %s on %s", m.name, plan.strategy, ring)
+        return Deployment(m.name, plan, ring, plan_id, why)
+
+    async def deployment(self, model: str) -> Deployment:
+        if model not in self.deployments:
+            self.deployments[model] = await self._plan(self.models[model])
+        return self.deployments[model]
+
+    # ----- running requests -----
+
+    async def run(
+        self, model: str, work: Callable[[Any], T], deadline_s: float
+    ) -> tuple[T, Deployment, dict[str, Any]]:
+        """Run `work(runner)` in a thread, where runner has the engine's prefill/decode calls,
+        on the model's current plan; re-plan and re-run on a lost worker."""
+        if model not in self.models:
+            raise PlanError(f"model {model!r} is not served here; served: {sorted(self.models)}")
+        if self._waiting >= self.queue_size:
+            raise QueueFull(f"{self._waiting} requests are already waiting")
+        self._waiting += 1
+        start = time.monotonic()
+        timings: dict[str, Any] = {"failovers": []}
+        try:
+            async with self._lock:
+                timings["queue_ms"] = round((time.monotonic() - start) * 1e3, 2)
+                while True:
+                    left = deadline_s - (time.monotonic() - start)
+                    if left <= 0:
+                        raise DeadlineExceeded(f"no answer within {deadline_s:.0f} s")
+                    try:
+                        dep = await asyncio.wait_for(self.deployment(model), left)
+                        runner = self._runner(dep)
+                        result = await asyncio.wait_for(asyncio.to_thread(work, runner), left)
+                        return result, dep, timings
+                    except (CommError, TimeoutError) as exc:
+                        await self._failover(model, exc, timings, start)
+        finally:
+            self._waiting -= 1
+
+    def _runner(self, dep: Deployment) -> Any:
+        if not dep.workers:
+            return self.models[dep.model].in_process()
+        bridge = RemoteCluster(self.coordinator, asyncio.get_running_loop())
+        bridge.plan, bridge.plan_id = dep.plan, dep.plan_id
+        return bridge
+
+    async def _failover(
+        self, model: str, exc: BaseException, timings: dict[str, Any], start: float
+    ) -> None:
+        dep = self.deployments.pop(model, None)
+        await asyncio.sleep(0.3)  # let the dead link's close reach us
+        # Whoever's control link closed is gone; if every link is up, the ring itself broke
+        # and a fresh deployment on the same workers re-forms it.
+        gone = [n for n in (dep.workers if dep else []) if n not in self.online()]
+        for name in gone:
+            with contextlib.suppress(Exception):
+                await self.coordinator.disconnect(name, "lost during a request")
+        log.warning("%s: %s; re-planning without %s", model, exc, gone or "nobody")
+        timings["failovers"].append(
+            {
+                "at_ms": round((time.monotonic() - start) * 1e3, 1),
+                "lost": gone,
+                "error": str(exc)[:200],
+            }
+        )
+        if len(timings["failovers"]) > 4:
+            raise DeadlineExceeded(f"gave up after {len(timings['failovers'])} failovers: {exc}")
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sentence embeddings as sentence-transformers makes them: masked mean, L2-normalised."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)  # (B, h)
+    return torch.nn.functional.normalize(pooled, dim=-1)
