@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     )
     generate_model: str = Field("smollm2-135m", description="model behind /v1/generate")
     embed_model: str = Field("minilm", description="model behind /v1/embed")
-    local_worker: bool = Field(True, description="run a worker inside the gateway process")
+    strategy: str = Field(
+        "auto", description="auto (the planner chooses) or a fixed hmp | tp | sp | pp | local"
+    )
     queue_size: int = Field(8, ge=1, description="requests waiting or running before 503")
     request_timeout_s: float = Field(120.0, gt=0, description="deadline of one request")
     max_text_chars: int = Field(8000, ge=1, description="longest prompt or text accepted")

@@ -149,7 +149,7 @@ class Worker:
         self, ws: ClientConnection, code: str, text: str, run_id: int | None = None
     ) -> None:
         log.warning("%s: %s: %s", self.name, code, text)
-        await ws.send(P.Error(code=code, text=text, run_id=run_id).model_dump_json())  # type: ignore[arg-type]
+        await ws.send(P.Error(code=code, text=text, run_id=run_id).model_dump_json())
 
     async def _receive_weights(
         self, ws: ClientConnection, digest: str, meta: dict[str, Any], count: int

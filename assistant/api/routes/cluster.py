@@ -1,0 +1,28 @@
+"""The active plans and the request log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from assistant.api.deps import Authorized, StateDep
+
+router = APIRouter(tags=["cluster"])
+
+
+@router.get("/plan")
+def active_plans(state: StateDep, _: Authorized) -> dict[str, Any]:
+    """The plan each served model runs on now (made on the first request after a change)."""
+    return {
+        "workers_online": state.manager.online(),
+        "plans": {m: d.describe() for m, d in state.manager.deployments.items()},
+    }
+
+
+@router.get("/requests")
+def request_log(
+    state: StateDep, _: Authorized, limit: int = Query(50, ge=1, le=500)
+) -> list[dict[str, Any]]:
+    """Recent requests with their timings, failovers and plans, newest first."""
+    return state.store.requests(limit)

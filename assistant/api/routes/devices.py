@@ -1,0 +1,71 @@
+"""The home's devices: paired, online, present but unpaired; revoking one."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, HTTPException, status
+
+from assistant.api.deps import Authorized, StateDep
+from assistant.api.schemas import DeviceOut
+
+router = APIRouter(tags=["devices"])
+
+
+def _devices(state: StateDep) -> list[DeviceOut]:
+    online = set(state.manager.online())
+    out: dict[str, DeviceOut] = {}
+    for d in state.store.devices():
+        s = state.coordinator.sessions.get(d.name)
+        profile = {}
+        if s is not None:
+            profile = {
+                "memory_mb": round(s.hello.memory_mb),
+                "threads": s.hello.threads,
+                "gflops": {
+                    m: round(g, 1) for (n, m), g in state.manager.gflops.items() if n == d.name
+                },
+            }
+        out[d.name] = DeviceOut(
+            name=d.name,
+            paired=True,
+            revoked=d.revoked,
+            online=d.name in online,
+            paired_at=d.paired_at,
+            last_seen=time.time() if d.name in online else d.last_seen,
+            profile=profile,
+        )
+    if state.discovery is not None:  # present on the network, not paired (yet)
+        for w in state.discovery.workers():
+            if w.name not in out:
+                out[w.name] = DeviceOut(name=w.name, paired=False, revoked=False, online=False)
+    return sorted(out.values(), key=lambda d: d.name)
+
+
+@router.get("/devices")
+def list_devices(state: StateDep, _: Authorized) -> list[DeviceOut]:
+    return _devices(state)
+
+
+@router.get("/devices/{name}")
+def get_device(name: str, state: StateDep, _: Authorized) -> DeviceOut:
+    for d in _devices(state):
+        if d.name == name:
+            return d
+    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no device named {name!r}")
+
+
+@router.post("/devices/{name}/revoke")
+async def revoke_device(name: str, state: StateDep, _: Authorized) -> DeviceOut:
+    """Cut a device off at once: its certificate is refused from now on, its connections are
+    closed, and the models are re-planned without it."""
+    if state.store.device(name) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no paired device named {name!r}")
+    state.store.revoke(name)
+    await state.coordinator.disconnect(name, "revoked by the owner")
+    state.manager.changed(name, False)
+    return await_device(state, name)
+
+
+def await_device(state: StateDep, name: str) -> DeviceOut:
+    return next(d for d in _devices(state) if d.name == name)

@@ -1,0 +1,26 @@
+"""Everything the routes share, built by the app's lifespan (see assistant/main.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.manager import ClusterManager
+from assistant.config import Settings
+from assistant.home.store import Store
+from assistant.trust.ca import HomeCA
+from assistant.trust.pairing import PairingCodes
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    store: Store
+    ca: HomeCA
+    codes: PairingCodes
+    coordinator: Coordinator
+    manager: ClusterManager
+    discovery: Any = None  # GatewayDiscovery when mDNS is running
+    first_token: str | None = None  # the API token made at first start (shown once)
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,132 @@
+"""The gateway application: `create_app(settings)` and its lifespan.
+
+Start-up, in order: the data dir and SQLite store; the home CA (created on first start) and the
+gateway's TLS certificate; the first API token (printed once, stored hashed); the coordinator,
+a wss:// endpoint that accepts only paired, unrevoked workers presenting their certificate; the
+served models; mDNS. Shut-down reverses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from ssl import SSLObject
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from websockets.asyncio.server import ServerConnection
+
+from assistant.api.routes import cluster, devices, health, inference, pairing
+from assistant.api.state import GatewayState
+from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.manager import ClusterManager
+from assistant.config import Settings
+from assistant.home.store import Store
+from assistant.trust.ca import HomeCA, peer_serial_and_name
+from assistant.trust.pairing import PairingCodes
+from assistant.trust.tokens import hash_token, new_token
+from edge_worker.errors import GalaxyError
+from edge_worker.service import protocol as P
+
+log = logging.getLogger(__name__)
+
+
+def make_state(settings: Settings) -> GatewayState:
+    """Everything but the running parts: store, CA, token, coordinator (not yet listening)."""
+    data = settings.resolved_data_dir()
+    store = Store(data / "gateway.sqlite3")
+    ca = HomeCA.load_or_create(data / "ca", settings.home_name)
+    hosts = sorted({"127.0.0.1", "localhost", socket.gethostname(), settings.host} - {"0.0.0.0"})
+    cert, key = ca.issue_server_cert(hosts)
+    server_ctx = ca.server_context(cert, key, require_client_cert=True)
+    first_token = None
+    if not store.token_hashes():
+        first_token = new_token()
+        store.add_token(hash_token(first_token), "first start")
+        log.warning("API token (shown once, stored hashed): %s", first_token)
+
+    def authorize(ws: ServerConnection, hello: P.Hello) -> str | None:
+        ssl_object = ws.transport.get_extra_info("ssl_object")
+        if not isinstance(ssl_object, SSLObject):
+            return "a TLS client certificate is required"
+        serial, name = peer_serial_and_name(ssl_object)
+        if name != hello.name:
+            return f"certificate is for {name!r}, not {hello.name!r}"
+        if not store.is_trusted(name, serial):
+            return f"device {name!r} is not paired, or was revoked"
+        store.seen(name)
+        return None
+
+    coordinator = Coordinator(
+        settings.host if settings.host != "0.0.0.0" else "0.0.0.0",
+        settings.worker_port,
+        settings.request_timeout_s,
+        ssl=server_ctx,
+        authorize=authorize,
+    )
+    manager = ClusterManager(
+        coordinator,
+        strategy=settings.strategy,
+        queue_size=settings.queue_size,
+        link_mbps=settings.link_mbps,
+    )
+    coordinator.on_change = manager.changed
+    return GatewayState(
+        settings, store, ca, PairingCodes(), coordinator, manager, first_token=first_token
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = make_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.coordinator.start()
+        for model in dict.fromkeys([settings.generate_model, settings.embed_model]):
+            await state.manager.load(model)
+        state.discovery = await _start_discovery(state)
+        log.info("gateway ready: workers connect to %s", state.coordinator.url)
+        try:
+            yield
+        finally:
+            if state.discovery is not None:
+                await state.discovery.stop()
+            await state.coordinator.stop()
+            state.store.close()
+
+    app = FastAPI(
+        title="Galaxy Home",
+        version="0.1.0",
+        description="An in-home assistant whose Transformer inference runs across the home's "
+        "own devices (Galaxy hybrid model parallelism).",
+        lifespan=lifespan,
+    )
+    app.state.gateway = state
+    for r in (health.router, devices.router, pairing.router, cluster.router, inference.router):
+        app.include_router(r, prefix="/v1")
+
+    @app.exception_handler(GalaxyError)
+    async def galaxy_error(_: Request, exc: GalaxyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    return app
+
+
+async def _start_discovery(state: GatewayState) -> object | None:
+    try:
+        from assistant.discovery.mdns import GatewayDiscovery
+
+        disc = GatewayDiscovery(
+            name=state.settings.home_name,
+            api_port=state.settings.port,
+            worker_port=state.coordinator.port,
+            interfaces=state.settings.mdns_interfaces,
+        )
+        await disc.start()
+        return disc
+    except Exception as exc:  # discovery is a convenience: the gateway works without it
+        log.warning("mDNS discovery is off: %s", exc)
+        return None
