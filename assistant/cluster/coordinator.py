@@ -115,6 +115,10 @@ class Coordinator:
         self.server: Server | None = None
         self.deployments: dict[str, list[WorkerSession]] = {}  # plan_id -> ranks in order
         self._run_id = 0
+        # (id(weights), plan, rank) -> (tensors, meta, hash, weights kept alive for the id)
+        self._shards: dict[
+            tuple[int, Any, int], tuple[dict[str, Tensor], dict[str, Any], str, Any]
+        ] = {}
 
     @property
     def url(self) -> str:
@@ -231,6 +235,22 @@ class Coordinator:
             if isinstance(item, P.Ready) and item.plan_id == plan_id:
                 return item
 
+    async def _shard(
+        self, cfg: ModelConfig, weights: ModelWeights, plan: ParallelPlan | None, rank: int
+    ) -> tuple[dict[str, Tensor], dict[str, Any], str]:
+        """A rank's shard (the whole model when `plan` is None), flattened and hashed once per
+        (weights, plan, rank): cutting and hashing a large model takes seconds."""
+        key = (id(weights), plan, rank if plan is not None else -1)
+        if key not in self._shards:
+            cut = weights if plan is None else shard_for_rank(cfg, weights, plan, rank)
+            tensors, meta = await asyncio.to_thread(flatten, cut)
+            digest = await asyncio.to_thread(wire.content_hash, tensors, meta)
+            if len(self._shards) >= 32:
+                self._shards.pop(next(iter(self._shards)))
+            self._shards[key] = (tensors, meta, digest, weights)
+        tensors, meta, digest, _ = self._shards[key]
+        return tensors, meta, digest
+
     async def _assign(
         self,
         s: WorkerSession,
@@ -242,14 +262,12 @@ class Coordinator:
         peers: list[P.Peer],
         token: str,
     ) -> None:
-        shard_t, shard_meta = flatten(shard_for_rank(cfg, weights, plan, rank))
-        shard_hash = wire.content_hash(shard_t, shard_meta)
+        shard_t, shard_meta, shard_hash = await self._shard(cfg, weights, plan, rank)
         send_shard = shard_hash not in s.cached
         full_t: dict[str, Tensor] = {}
         full_meta = full_hash = None
         if decodes_alone(plan, rank):
-            full_t, full_meta = flatten(weights)
-            full_hash = wire.content_hash(full_t, full_meta)
+            full_t, full_meta, full_hash = await self._shard(cfg, weights, None, rank)
         send_full = full_hash is not None and full_hash not in s.cached
         await s.send(
             P.Assign(

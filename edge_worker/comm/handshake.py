@@ -18,10 +18,12 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
+import ssl
 import time
 from typing import NamedTuple
 
 from edge_worker.comm import framing as F
+from edge_worker.comm import tls
 from edge_worker.errors import CommError, CommTimeout
 
 log = logging.getLogger(__name__)
@@ -58,9 +60,12 @@ def tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def secure(sock: socket.socket, *, server_side: bool) -> socket.socket:
-    """The TLS hook: today the identity; later `ssl_context.wrap_socket(sock, server_side=...)`."""
-    return sock
+def secure(
+    sock: socket.socket, ctx: ssl.SSLContext | None, *, server_side: bool, peer_name: str | None
+) -> socket.socket:
+    """Mutual TLS with the home's certificates when the ring has a context (see tls.py), else
+    the plain socket (in-process tests, the benchmark's private rings)."""
+    return tls.wrap(sock, ctx, server_side=server_side, peer_name=peer_name)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -72,7 +77,13 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def dial(addr: Address, me: Identity, peer: Identity, deadline: float) -> socket.socket:
+def dial(
+    addr: Address,
+    me: Identity,
+    peer: Identity,
+    deadline: float,
+    ctx: ssl.SSLContext | None = None,
+) -> socket.socket:
     where = f"{peer.name} at {addr[0]}:{addr[1]}"
     family, _, _, _, sockaddr = socket.getaddrinfo(*addr, type=socket.SOCK_STREAM)[0]
     while True:
@@ -88,7 +99,7 @@ def dial(addr: Address, me: Identity, peer: Identity, deadline: float) -> socket
             sock.close()
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
     try:
-        sock = secure(sock, server_side=False)
+        sock = secure(sock, ctx, server_side=False, peer_name=peer.name)
         sock.sendall(me.hello())
         hello = F.decode_hello(recv_exactly(sock, F.HELLO_BYTES))
         token = recv_exactly(sock, hello.token_bytes)
@@ -114,7 +125,13 @@ def dial(addr: Address, me: Identity, peer: Identity, deadline: float) -> socket
     return sock
 
 
-def accept(listener: socket.socket, me: Identity, peer: Identity, deadline: float) -> socket.socket:
+def accept(
+    listener: socket.socket,
+    me: Identity,
+    peer: Identity,
+    deadline: float,
+    ctx: ssl.SSLContext | None = None,
+) -> socket.socket:
     refused = 0
     while (remaining := deadline - time.monotonic()) > 0:
         listener.settimeout(remaining)
@@ -125,7 +142,7 @@ def accept(listener: socket.socket, me: Identity, peer: Identity, deadline: floa
         tune(conn)
         conn.settimeout(min(HELLO_TIMEOUT_S, remaining))
         try:
-            conn = secure(conn, server_side=True)
+            conn = secure(conn, ctx, server_side=True, peer_name=peer.name)
             hello = F.decode_hello(recv_exactly(conn, F.HELLO_BYTES))
             if peer.matches(hello, recv_exactly(conn, hello.token_bytes)):
                 conn.sendall(me.hello())

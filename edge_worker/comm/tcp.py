@@ -36,6 +36,7 @@ import contextlib
 import logging
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -87,6 +88,7 @@ class TcpRingCommunicator(Communicator):
         *,
         timeout: float = 60.0,
         names: Sequence[str] | None = None,
+        tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside a ring of {world_size}")
@@ -97,6 +99,7 @@ class TcpRingCommunicator(Communicator):
         self.next_rank, self.prev_rank = (rank + 1) % world_size, (rank - 1) % world_size
         self.stats = CommStats()
         self._token = bytes(token)
+        self._tls = tls  # (server, client) contexts: mutual TLS with the home's certificates
         self._lock = threading.RLock()
         self._order: deque[_Pending] = deque()  # issued calls not yet delivered, in order
         self._seq = 0
@@ -140,13 +143,14 @@ class TcpRingCommunicator(Communicator):
         me, deadline = self._identity(self.rank), time.monotonic() + self.timeout
         listener, self._listener = self._listener, None
         pool = ThreadPoolExecutor(1, thread_name_prefix=f"ring-r{self.rank}-accept")
+        server_ctx, client_ctx = self._tls if self._tls else (None, None)
         accepted = pool.submit(
-            handshake.accept, listener, me, self._identity(self.prev_rank), deadline
+            handshake.accept, listener, me, self._identity(self.prev_rank), deadline, server_ctx
         )
         nxt: socket.socket | None = None
         try:
             nxt = handshake.dial(
-                peers[self.next_rank], me, self._identity(self.next_rank), deadline
+                peers[self.next_rank], me, self._identity(self.next_rank), deadline, client_ctx
             )
             prv = accepted.result()
         except BaseException:

@@ -13,7 +13,7 @@ Contract:
   (0.0.0.0:5353) is also pinned to the loopback device, so a unicast query arriving on a real
   interface can neither reach it nor be answered through it.
 - Records live ``RECORD_TTL`` seconds: a worker that vanishes without a goodbye drops out of a
-  browser's list within about that time; a clean ``stop()`` removes it within about a second.
+  browser's list within about that time; a clean ``stop()`` removes it at once (goodbye packets).
 - Everything runs on the caller's asyncio loop; ``stop()`` is idempotent and takes about 0.25 s
   (three goodbye packets, 125 ms apart).
 
@@ -77,8 +77,8 @@ def instance_name(name: str) -> str:
     Keeps letters, digits, spaces, "-" and "_"; everything else (dots, control characters,
     symbols) becomes "-". At most ``_INSTANCE_MAX_BYTES`` UTF-8 bytes; "galaxy" if nothing is left.
     """
-    text = re.sub(r"[^\w \-]", "-", name)
-    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s+", " ", name)
+    text = re.sub(r"[^\w \-]", "-", text)
     text = re.sub(r"-{2,}", "-", text).strip(" -_")
     encoded = text.encode()[:_INSTANCE_MAX_BYTES]
     text = encoded.decode(errors="ignore").strip(" -_")
@@ -86,7 +86,7 @@ def instance_name(name: str) -> str:
 
 
 def host_label(name: str) -> str:
-    """A unique mDNS host name (``<label>-<6 hex>.local.``) so two devices never claim one A record."""
+    """A unique mDNS host name, ``<label>-<6 hex>.local.``: no two devices claim one A record."""
     label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:40].strip("-") or "galaxy"
     return f"{label}-{secrets.token_hex(3)}.local."
 
@@ -141,7 +141,7 @@ def _confine_to_loopback(aiozc: AsyncZeroconf) -> None:
     if not sys.platform.startswith("linux"):
         logger.info("mDNS: loopback pinning of the listen socket is Linux-only; skipped")
         return
-    device = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")
+    device = "lo"  # the Linux kernel's name for the loopback device
     for reader in aiozc.zeroconf.engine.readers:
         address = reader.sock.getsockname()[0]
         if ipaddress.ip_address(address).is_loopback:
@@ -287,7 +287,9 @@ def _gateway_from_info(info: AsyncServiceInfo) -> FoundGateway | None:
     except ValueError:
         worker_port = 0
     if host is None or info.port is None or not 0 < worker_port < 65536:
-        logger.warning("mDNS: ignoring gateway record %s: no address, port or worker_port", info.name)
+        logger.warning(
+            "mDNS: ignoring gateway record %s: no address, port or worker_port", info.name
+        )
         return None
     return FoundGateway(
         name=short_name(info.name, GATEWAY_TYPE),
@@ -336,14 +338,14 @@ async def find_gateway(
     except TimeoutError:
         which = f"for home {home!r} " if home is not None else ""
         raise TimeoutError(
-            f"no Galaxy gateway ({GATEWAY_TYPE}) {which}answered within {timeout:.1f} s on interfaces "
-            f"{list(interfaces)}; start `galaxy gateway` (or `galaxy demo`), make sure it "
-            "announces on an interface this device can reach (its interface setting), that UDP "
-            "port 5353 multicast is not blocked, or pass --gateway URL"
+            f"no Galaxy gateway ({GATEWAY_TYPE}) {which}answered within {timeout:.1f} s on "
+            f"interfaces {list(interfaces)}; start `galaxy gateway` (or `galaxy demo`), make "
+            "sure it announces on an interface this device can reach (its interface setting), "
+            "that UDP port 5353 multicast is not blocked, or pass --gateway URL"
         ) from None
     finally:
         await browser.async_cancel()
-        await aiozc.async_close()
+        await close_quietly(aiozc)
 
 
 class WorkerAdvert:
@@ -382,13 +384,12 @@ class WorkerAdvert:
         """Bind, probe the name (about 1 s) and announce. No-op if already started."""
         if self._aiozc is not None:
             return
-        aiozc = await start_zeroconf(self._interfaces)
+        self._aiozc = aiozc = await start_zeroconf(self._interfaces)
         try:
             await self._advert.register(aiozc)
-        except BaseException:
-            await aiozc.async_close()
+        except BaseException:  # includes a stop() that closed zeroconf while we probed
+            await self.stop()
             raise
-        self._aiozc = aiozc
 
     async def stop(self) -> None:
         """Send goodbyes and close. Idempotent; about 0.25 s."""

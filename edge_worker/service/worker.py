@@ -45,6 +45,7 @@ from edge_worker.profile.compute import (
 )
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
+from edge_worker.service.credentials import Credentials
 from edge_worker.service.store import ShardStore
 
 log = logging.getLogger(__name__)
@@ -85,15 +86,19 @@ class Worker:
         # Plans this worker is part of, most recently used last: one ring and shard each.
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
         self.max_deployments = max_deployments
+        self.credentials: Credentials | None = None
 
     def _init_compute_thread(self) -> int:
         torch.set_num_threads(self.threads)
         return threading.get_native_id()
 
-    async def serve(self, url: str) -> None:
-        """Serve one coordinator until it says Shutdown or the link closes."""
+    async def serve(self, url: str, credentials: Credentials | None = None) -> None:
+        """Serve one coordinator until it says Shutdown or the link closes. With
+        `credentials`, the link (wss://) and every ring connection use mutual TLS."""
+        self.credentials = credentials
+        ssl_ctx = credentials.client_context() if credentials else None
         async with websockets.connect(
-            url, max_size=None, compression=None, ping_interval=20, ping_timeout=60
+            url, max_size=None, compression=None, ping_interval=5, ping_timeout=20, ssl=ssl_ctx
         ) as ws:
             hello = P.Hello(
                 name=self.name,
@@ -198,6 +203,7 @@ class Worker:
             self.data_port,
             timeout=self.ring_timeout,
             names=names,
+            tls=self.credentials.ring_contexts() if self.credentials else None,
         )
         try:
             await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])

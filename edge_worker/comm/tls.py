@@ -1,0 +1,203 @@
+"""TLS for the ring: mutual TLS 1.3 between devices of the home, and the peer-name check.
+
+    server_ctx, client_ctx = credentials.ring_contexts()      # service/credentials.py
+    sock = wrap(sock, client_ctx, server_side=False, peer_name="kitchen-pi")   # dialling
+    sock = wrap(conn, server_ctx, server_side=True, peer_name="attic-pi")      # accepting
+
+Contract:
+- `ctx` None: the socket comes back unchanged (in-process tests, an unsecured ring).
+- Otherwise the TLS handshake runs now, bounded by the socket's timeout. Both sides present a
+  certificate from the home CA and require one from the peer; both check that the peer's
+  certificate CN is `peer_name` (the client also through `server_hostname`, i.e. the SAN).
+  On any failure the socket is closed and `ssl.SSLError` (an OSError) is raised:
+  `ssl.SSLCertVerificationError` for a bad or missing certificate or a wrong name. A server
+  given `peer_name=None` accepts any device of the home; a client must name its peer.
+- In TLS 1.3 the client finishes its handshake before the server has checked the client's
+  certificate: a refused client learns it on its first read (SSLError or end of stream).
+- Revocation is not checked here: the gateway refuses revoked devices, leaves them out of plans
+  and closes their connections; a ring peer checks the CA signature and the plan's name.
+- The result, a `TlsSocket`, may be used by one sending and one receiving thread at once, as the
+  ring's links do. An `ssl.SSLSocket` may not: OpenSSL forbids concurrent SSL_read/SSL_write on
+  one connection. TlsSocket runs TLS on memory buffers under a lock and does the network I/O
+  outside it. It offers send/sendall/recv/recv_into; other data methods raise rather than
+  bypass TLS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+log = logging.getLogger(__name__)
+
+RECV_BYTES = 256 * 1024  # ciphertext read from the network at a time
+SEND_BYTES = 256 * 1024  # plaintext encrypted and sent at a time (bounds the buffer)
+
+
+def server_context(cert_path: Path, key_path: Path, ca_pem: bytes) -> ssl.SSLContext:
+    """Accepting side: presents this device's certificate, requires one from the home CA."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.num_tickets = 0  # no resumption: every connection shows its certificate afresh
+    return _configure(ctx, cert_path, key_path, ca_pem)
+
+
+def client_context(cert_path: Path, key_path: Path, ca_pem: bytes) -> ssl.SSLContext:
+    """Dialling side: presents this device's certificate, trusts only the home CA, checks the
+    server's name."""
+    return _configure(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert_path, key_path, ca_pem)
+
+
+def _configure(ctx: ssl.SSLContext, cert: Path, key: Path, ca_pem: bytes) -> ssl.SSLContext:
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca_pem.decode())
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def wrap(
+    sock: socket.socket, ctx: ssl.SSLContext | None, *, server_side: bool, peer_name: str | None
+) -> socket.socket:
+    """`sock` secured by `ctx` after a completed handshake with the device `peer_name`."""
+    if ctx is None:
+        return sock
+    if not server_side and peer_name is None:
+        raise ValueError("a TLS client must name the peer it expects")
+    tls = TlsSocket(sock, ctx, server_side=server_side, peer_name=peer_name)
+    try:
+        tls.handshake()
+        check_peer_name(tls.getpeercert(), peer_name)
+    except BaseException:
+        tls.close()
+        raise
+    return tls
+
+
+def check_peer_name(cert: dict[str, Any] | None, peer_name: str | None) -> None:
+    """Raise `ssl.SSLCertVerificationError` unless `cert` (as `getpeercert()` returns it) has
+    the common name `peer_name`; None accepts any verified certificate."""
+    if not cert:
+        raise ssl.SSLCertVerificationError("the peer presented no certificate")
+    names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+    if peer_name is not None and names != [peer_name]:
+        raise ssl.SSLCertVerificationError(
+            f"the peer is {', '.join(names) or 'unnamed'}, not {peer_name} as the plan says"
+        )
+
+
+class TlsSocket(socket.socket):
+    """A connected socket carrying TLS, safe for one sender and one receiver thread at once.
+
+    `_tls_lock` guards the SSL object (never held during network I/O); `_send_lock` keeps
+    encrypted records in the order they were made while they are sent.
+    """
+
+    def __init__(
+        self, sock: socket.socket, ctx: ssl.SSLContext, *, server_side: bool, peer_name: str | None
+    ) -> None:
+        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+        self.settimeout(sock.gettimeout())
+        sock.detach()  # this object owns the descriptor now
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        hostname = None if server_side else peer_name
+        self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side, hostname)
+        self._tls_lock, self._send_lock = threading.Lock(), threading.Lock()
+        self._raw = bytearray(RECV_BYTES)
+
+    def handshake(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:
+                with contextlib.suppress(OSError):
+                    self._flush()  # the alert tells the peer why
+                raise
+            self._flush()
+            if not self._fill():
+                raise ssl.SSLEOFError("the peer closed the connection during the handshake")
+        self._flush()
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self._tls.getpeercert(binary_form)
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        return self._tls.cipher()
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
+        if flags:
+            raise ValueError("flags are not supported on a TLS socket")
+        with memoryview(data) as view, view.cast("B") as data_bytes, self._send_lock:
+            for start in range(0, len(data_bytes), SEND_BYTES):
+                with self._tls_lock:
+                    self._tls.write(data_bytes[start : start + SEND_BYTES])
+                    records = self._outgoing.read()
+                super().sendall(records)
+
+    def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
+        self.sendall(data, flags)
+        return memoryview(data).nbytes
+
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0, /) -> int:
+        """Up to `nbytes` (default: the buffer's size) decrypted bytes; 0 at end of stream."""
+        if flags:
+            raise ValueError("flags are not supported on a TLS socket")
+        with memoryview(buffer) as view, view.cast("B") as out:
+            n = nbytes or len(out)
+            while n:  # until some plaintext is ready
+                got: int
+                with self._tls_lock:
+                    try:
+                        got = self._tls.read(n, out)  # type: ignore[assignment]  # int, given out
+                    except ssl.SSLWantReadError:
+                        got = -1
+                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                        return 0
+                    pending = self._outgoing.pending
+                if pending and self._send_lock.acquire(blocking=False):
+                    try:  # e.g. an alert; if a sender is busy, its next send carries it
+                        self._flush()
+                    finally:
+                        self._send_lock.release()
+                if got >= 0:
+                    return got
+                if not self._fill():
+                    return 0
+            return 0
+
+    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
+        buf = bytearray(bufsize)
+        return bytes(buf[: self.recv_into(buf, bufsize, flags)])
+
+    def _fill(self) -> bool:
+        """Move ciphertext from the network into the TLS buffer; False at end of stream."""
+        k = super().recv_into(self._raw)
+        if k:
+            with self._tls_lock:
+                self._incoming.write(memoryview(self._raw)[:k])
+        return k > 0
+
+    def _flush(self) -> None:
+        with self._tls_lock:
+            records = self._outgoing.read()
+        if records:
+            super().sendall(records)
+
+    def _plaintext(self, *_: object, **__: object) -> NoReturn:
+        raise OSError("this call would bypass TLS; use send/sendall/recv/recv_into")
+
+    sendto = sendmsg = sendfile = recvfrom = recvfrom_into = _plaintext
+    recvmsg = recvmsg_into = dup = _plaintext

@@ -1,0 +1,80 @@
+"""The worker's side of pairing: trade a one-time code (or the owner's approval) for a
+certificate from the home CA, over the gateway's HTTP API.
+
+    creds = pair(api_url, data_dir / "credentials", name, code="ABCD-EFGH")
+
+The private key is made here and never leaves the device: only its CSR is sent. A code is used
+once; without one, the worker files a request and waits until the owner approves it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from edge_worker.errors import GalaxyError
+from edge_worker.service.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+
+class PairingFailed(GalaxyError):
+    """The gateway refused to pair this device."""
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise PairingFailed(f"gateway answered {exc.code} to {url}: {detail}") from None
+    except urllib.error.URLError as exc:
+        raise PairingFailed(f"cannot reach the gateway at {url}: {exc.reason}") from None
+
+
+def pair(
+    api_url: str,
+    directory: Path,
+    name: str,
+    code: str | None = None,
+    poll_s: float = 2.0,
+    wait_s: float = 3600.0,
+) -> Credentials:
+    """Pair with the gateway at `api_url` (http://host:port) and store the credentials."""
+    pending, csr = Credentials.new_request(directory, name)
+    api = api_url.rstrip("/") + "/v1/pairing"
+    if code is not None:
+        answer = _call("POST", f"{api}/claim", {"code": code, "name": name, "csr": csr.decode()})
+    else:
+        ticket = _call("POST", f"{api}/requests", {"name": name, "csr": csr.decode()})
+        log.warning(
+            "asked %s to pair %s: approve it in the dashboard (request %s)",
+            api_url,
+            name,
+            ticket["id"],
+        )
+        deadline = time.monotonic() + wait_s
+        while True:
+            status = _call("GET", f"{api}/requests/{ticket['id']}")
+            if status["status"] == "approved" and status.get("credentials"):
+                answer = status["credentials"]
+                break
+            if status["status"] == "denied":
+                raise PairingFailed(f"the owner denied pairing {name}")
+            if time.monotonic() > deadline:
+                raise PairingFailed(f"nobody approved {name} within {wait_s:.0f} s")
+            time.sleep(poll_s)
+    try:
+        return pending.save(answer["cert"].encode(), answer["ca"].encode(), answer["worker_url"])
+    except (KeyError, ValueError) as exc:
+        raise PairingFailed(f"the gateway's answer does not fit this device: {exc}") from None
