@@ -110,6 +110,9 @@ def worker(
     speed: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="emulate a slower device (sleep-based)")
     ] = 1.0,
+    max_deployments: Annotated[
+        int, typer.Option(min=1, help="plans (shards and rings) kept in memory at once")
+    ] = 3,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run an edge worker: take a shard from the coordinator, join the ring, execute plans."""
@@ -128,6 +131,7 @@ def worker(
         data_port,
         threads,
         speed=speed,
+        max_deployments=max_deployments,
     )
     try:
         asyncio.run(w.serve(gateway))

@@ -56,6 +56,7 @@ def worker_command(
     threads: int = 1,
     data_host: str = "127.0.0.1",
     speed: float = 1.0,
+    max_deployments: int = 3,
 ) -> list[str]:
     return [
         sys.executable,
@@ -86,6 +87,7 @@ def launch_workers(
     prefix: Sequence[Sequence[str]] | None = None,
     hosts: Sequence[str] | None = None,
     speeds: Sequence[float] | None = None,
+    max_deployments: int = 3,
 ) -> list[WorkerProcess]:
     """Start one `galaxy worker` process per name; `prefix[i]` wraps worker i's command (e.g.
     `nsenter --net=...`), `hosts[i]` is its data-plane address, `speeds[i]` its sleep-based
@@ -104,6 +106,7 @@ def launch_workers(
                 threads,
                 hosts[i] if hosts else "127.0.0.1",
                 speeds[i] if speeds else 1.0,
+                max_deployments,
             ),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
