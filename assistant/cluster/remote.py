@@ -75,6 +75,8 @@ def worker_command(
         data_host,
         "--speed",
         str(speed),
+        "--max-deployments",
+        str(max_deployments),
     ]
 
 
