@@ -97,11 +97,17 @@ def verify(
 
 @app.command()
 def worker(
-    gateway: Annotated[str, typer.Option(help="coordinator URL, ws://host:port/worker")],
-    name: Annotated[str, typer.Option(help="this device's name")] = "",
-    data_dir: Annotated[Path, typer.Option(help="where received shards are cached")] = Path(
+    gateway: Annotated[
+        str | None,
+        typer.Option(help="gateway API http://host:port (default: found by mDNS), or ws://..."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="this device's name (a-z, 0-9, -)")] = "",
+    data_dir: Annotated[Path, typer.Option(help="credentials and cached shards")] = Path(
         "~/.local/share/galaxy-home/worker"
     ),
+    pairing_code: Annotated[
+        str | None, typer.Option(help="one-time code from the gateway (else: owner approval)")
+    ] = None,
     data_host: Annotated[str, typer.Option(help="address peers reach the data plane on")] = (
         "127.0.0.1"
     ),
@@ -113,20 +119,27 @@ def worker(
     max_deployments: Annotated[
         int, typer.Option(min=1, help="plans (shards and rings) kept in memory at once")
     ] = 3,
+    mdns: Annotated[str, typer.Option(help="mDNS interfaces: 127.0.0.1 (default) or all")] = (
+        "127.0.0.1"
+    ),
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run an edge worker: take a shard from the coordinator, join the ring, execute plans."""
+    """Run an edge worker: pair once, then take shards, join rings and execute plans."""
     _setup_logging(True)
     if not verbose:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     import asyncio
     import socket
 
+    from edge_worker.errors import GalaxyError
+    from edge_worker.service.run import run_worker
     from edge_worker.service.worker import Worker
 
+    device = name or socket.gethostname().lower()
+    directory = data_dir.expanduser()
     w = Worker(
-        name or socket.gethostname(),
-        data_dir.expanduser(),
+        device,
+        directory,
         data_host,
         data_port,
         threads,
@@ -134,12 +147,44 @@ def worker(
         max_deployments=max_deployments,
     )
     try:
-        asyncio.run(w.serve(gateway))
+        asyncio.run(run_worker(w, gateway, directory, pairing_code, mdns.split(",")))
     except KeyboardInterrupt:
         pass
+    except (GalaxyError, TimeoutError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except OSError as exc:
         typer.echo(f"error: cannot reach the coordinator at {gateway}: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command()
+def gateway(
+    host: Annotated[str, typer.Option(help="HTTP API address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP API port")] = 8000,
+    data_dir: Annotated[Path | None, typer.Option(help="CA, database, state")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the gateway: HTTP API, worker endpoint, discovery (settings: GALAXY_* variables)."""
+    _setup_logging(True)
+    if not verbose:
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+    import uvicorn
+
+    from assistant.config import Settings
+    from assistant.main import create_app
+
+    overrides: dict[str, object] = {"host": host, "port": port}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        ws_per_message_deflate=False,
+        log_level="info" if verbose else "warning",
+    )
 
 
 @app.command()

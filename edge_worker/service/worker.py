@@ -92,9 +92,10 @@ class Worker:
         torch.set_num_threads(self.threads)
         return threading.get_native_id()
 
-    async def serve(self, url: str, credentials: Credentials | None = None) -> None:
-        """Serve one coordinator until it says Shutdown or the link closes. With
-        `credentials`, the link (wss://) and every ring connection use mutual TLS."""
+    async def serve(self, url: str, credentials: Credentials | None = None) -> bool:
+        """Serve one coordinator until it says Shutdown (returns True) or the link closes
+        (False). With `credentials`, the link (wss://) and every ring connection use mutual
+        TLS."""
         self.credentials = credentials
         ssl_ctx = credentials.client_context() if credentials else None
         async with websockets.connect(
@@ -113,12 +114,12 @@ class Worker:
             await ws.send(hello.model_dump_json())
             log.info("%s connected to %s", self.name, url)
             try:
-                await self._loop(ws)
+                return await self._loop(ws)
             finally:
                 for plan_id in list(self.deployments):
                     self._drop(plan_id)
 
-    async def _loop(self, ws: ClientConnection) -> None:
+    async def _loop(self, ws: ClientConnection) -> bool:
         async for frame in ws:
             if isinstance(frame, bytes):
                 await self._error(ws, "bad_message", "unexpected binary frame outside a shard")
@@ -130,7 +131,7 @@ class Worker:
                 continue
             if isinstance(msg, P.Shutdown):
                 log.info("%s: shutdown requested", self.name)
-                return
+                return True
             if isinstance(msg, P.Assign):
                 await self._assign(ws, msg)
             elif isinstance(msg, P.Run):
@@ -141,6 +142,7 @@ class Worker:
                 await self._error(
                     ws, "bad_message", f"a worker does not accept {type(msg).__name__}"
                 )
+        return False
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
         dtype = getattr(torch, msg.dtype)
