@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sys
-import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -267,24 +266,24 @@ def bench(
 
 @app.command()
 def demo(
-    workers: Annotated[int, typer.Option(min=1, help="in-process devices to split over")] = 3,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="worker processes to start")] = 2,
+    port: Annotated[int, typer.Option(help="HTTP API port")] = 8000,
     question: Annotated[str, typer.Option(help="what to ask the assistant")] = (
         "Give me three tips to save energy at home."
     ),
-    max_tokens: Annotated[int, typer.Option(min=1, max=512)] = 48,
+    max_tokens: Annotated[int, typer.Option(min=1, max=256)] = 48,
+    serve: Annotated[bool, typer.Option(help="keep serving after the example request")] = True,
 ) -> None:
-    """Check the packaged models under Galaxy's plan, then answer a question across devices."""
+    """Start the gateway and N paired workers here, ask one question, then keep serving."""
     _setup_logging(False)
-    from assistant.demo import answer, check_models
+    from assistant.demo import run_demo
+    from edge_worker.errors import GalaxyError
 
-    typer.echo(f"Galaxy Home demo: {workers} in-process devices, packaged offline models.\n")
-    for line in check_models(workers):
-        typer.echo(line)
-    typer.echo(f"\nQ: {question}")
-    t0 = time.perf_counter()
-    text, stats = answer(question, workers, max_tokens)
-    typer.echo(f"A: {text.strip()}")
-    typer.echo(f"   ({stats}; {time.perf_counter() - t0:.1f} s in all)")
+    try:
+        run_demo(workers, port, question, max_tokens, typer.echo, serve=serve)
+    except (GalaxyError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,51 +1,70 @@
-"""`galaxy demo` before the gateway exists: real work on the packaged models, in-process.
+"""`galaxy demo`: a whole home on this machine.
 
-1. verifies both packaged models (MiniLM encoder, SmolLM2 decoder) under Galaxy's hybrid plan
-   with an uneven split against Hugging Face;
-2. answers a household question with SmolLM2 split over the devices.
+Starts the gateway (HTTP API, TLS worker endpoint, mDNS on loopback) and N worker processes,
+pairs each worker through the real pairing flow (one-time codes), asks one question across the
+devices, prints the answer with its timings and plan, and serves until Ctrl-C.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-from assistant.verify import parse_split, verify
-from edge_worker.engine.generate import SamplingParams, chat
-from edge_worker.engine.loader import from_hf
-from edge_worker.engine.plan import make_plan
-from edge_worker.engine.runtime import InProcessCluster
-from edge_worker.models.catalog import load_model
-
-SYSTEM = "You are Galaxy Home, a concise assistant that runs entirely inside the user's home."
+from assistant.config import Settings
+from assistant.launcher import RunningGateway
 
 
-def check_models(devices: int) -> Iterator[str]:
-    """One line per packaged model: its hmp result against Hugging Face."""
-    for name in ("minilm", "smollm2-135m"):
-        n = min(devices, 3 if name == "smollm2-135m" else devices)
-        r = verify(name, devices=n, split="uneven", strategy="hmp")
-        tokens = "" if r.tokens_match is None else f", 20 greedy tokens identical: {r.tokens_match}"
-        yield (
-            f"{'ok  ' if r.passed else 'FAIL'} {name}: hmp over {n} devices, heads "
-            f"{r.split.get('heads')}, MLP columns {r.split.get('mlp_columns')}, sequence "
-            f"{r.split.get('seq')}: max |err| {r.max_abs_err:.2g} vs Hugging Face{tokens}"
-        )
-
-
-def answer(question: str, devices: int, max_tokens: int) -> tuple[str, str]:
-    """SmolLM2's answer to `question`, computed with hmp over `devices` in-process devices."""
-    loaded = load_model("smollm2-135m")
-    cfg, weights = from_hf(loaded.model)
-    n = min(devices, cfg.n_kv_heads)
-    plan = make_plan(cfg, "hmp", parse_split("uneven", n))
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
-    with InProcessCluster(cfg, weights, plan) as cluster:
-        text, gen = chat(
-            cluster, loaded.tokenizer, messages, SamplingParams(max_new_tokens=max_tokens)
-        )
-    per_token = sum(gen.decode_ms) / max(1, len(gen.decode_ms))
-    stats = (
-        f"hmp on {n} devices, heads {list(plan.heads)}; prefill {gen.prefill_ms:.0f} ms, "
-        f"{len(gen.tokens)} tokens at {per_token:.0f} ms each"
+def run_demo(
+    workers: int,
+    port: int,
+    question: str,
+    max_tokens: int,
+    echo: Callable[[str], None],
+    data_dir: Path | None = None,
+    serve: bool = True,
+) -> dict[str, object]:
+    root = data_dir or Path(tempfile.mkdtemp(prefix="galaxy-demo-"))
+    settings = Settings(
+        port=port,
+        data_dir=root / "gateway",
+        strategy="hmp" if workers > 1 else "auto",
     )
-    return text, stats
+    echo(f"Galaxy Home demo: gateway + {workers} workers on this machine (data in {root})")
+    echo("loading the packaged models (SmolLM2-135M, MiniLM)...")
+    with RunningGateway(settings) as gw:
+        echo(f"dashboard and API: {gw.url}/docs")
+        echo(f"API token (shown once): {gw.token}")
+        names = [f"worker-{i}" for i in range(workers)]
+        echo(f"pairing {', '.join(names)} with one-time codes...")
+        gw.add_workers(names, root / "workers")
+        gw.wait_online(names)
+        echo(
+            f"online: {', '.join(d['name'] for d in gw.call('GET', '/v1/devices') if d['online'])}"
+        )
+        echo(f"\nQ: {question}")
+        t0 = time.perf_counter()
+        answer = gw.call("POST", "/v1/generate", {"prompt": question, "max_new_tokens": max_tokens})
+        echo(f"A: {answer['text'].strip()}")
+        t = answer["timings"]
+        plan = answer["plan"]
+        echo(
+            f"   {len(answer['tokens'])} tokens in {time.perf_counter() - t0:.1f} s: prefill "
+            f"{t.get('prefill_ms', 0):.0f} ms, {t.get('decode_ms_per_token', 0):.0f} ms/token; "
+            f"plan {plan['strategy']} on {', '.join(plan['devices'])}, heads {plan['heads']}"
+        )
+        if serve:
+            echo(
+                f"\nserving at {gw.url} until Ctrl-C; try:\n  curl -s -H 'Authorization: Bearer "
+                f"{gw.token}' -H 'Content-Type: application/json' -d "
+                f"'{json.dumps({'prompt': 'Name three herbs for a kitchen garden.'})}' "
+                f"{gw.url}/v1/generate"
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                echo("stopping")
+        return answer

@@ -19,6 +19,7 @@ class ChatMessage(Strict):
 
 
 class GenerateRequest(Strict):
+    model: str | None = Field(default=None, max_length=200, description="default: the gateway's")
     prompt: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     messages: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=32)
     max_new_tokens: int = Field(default=64, ge=1, le=1024)
@@ -44,6 +45,7 @@ class GenerateResponse(BaseModel):
 
 
 class EmbedRequest(Strict):
+    model: str | None = Field(default=None, max_length=200, description="default: the gateway's")
     texts: list[str] = Field(min_length=1, max_length=32)
 
     @model_validator(mode="after")

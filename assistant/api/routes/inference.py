@@ -17,6 +17,16 @@ from edge_worker.errors import GalaxyError
 router = APIRouter(tags=["inference"])
 
 
+def _served(state: StateDep, requested: str | None, default: str) -> str:
+    model = requested or default
+    if model not in state.manager.models or (requested and requested != default):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"model {model!r} is not served for this route; it serves {default!r}",
+        )
+    return model
+
+
 def _too_long(state: StateDep, texts: list[str]) -> None:
     limit = state.settings.max_text_chars
     for t in texts:
@@ -54,7 +64,7 @@ async def _run(
 @router.post("/embed")
 async def embed(body: EmbedRequest, state: StateDep, _: Authorized) -> EmbedResponse:
     _too_long(state, body.texts)
-    model = state.settings.embed_model
+    model = _served(state, body.model, state.settings.embed_model)
     served = state.manager.models[model]
     tok = served.loaded.tokenizer
     assert tok is not None, "embedding models are served with their tokenizer"
@@ -92,7 +102,7 @@ async def generate_text(body: GenerateRequest, state: StateDep, _: Authorized) -
             detail=f"max_new_tokens {body.max_new_tokens} exceeds this gateway's limit "
             f"{state.settings.max_new_tokens}",
         )
-    model = state.settings.generate_model
+    model = _served(state, body.model, state.settings.generate_model)
     served = state.manager.models[model]
     tok = served.loaded.tokenizer
     messages = (
