@@ -98,7 +98,7 @@ async def generate_text(body: GenerateRequest, state: StateDep, _: Authorized) -
     _too_long(state, texts)
     if body.max_new_tokens > state.settings.max_new_tokens:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"max_new_tokens {body.max_new_tokens} exceeds this gateway's limit "
             f"{state.settings.max_new_tokens}",
         )

@@ -41,7 +41,7 @@ def _issue(state: StateDep, name: str, csr: str) -> Credentials:
         cert, serial = state.ca.issue_device_cert(csr.encode(), name)
     except ValueError as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, detail=f"bad CSR: {exc}"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"bad CSR: {exc}"
         ) from None
     state.store.add_device(name, serial)
     log.info("paired device %s", name)
