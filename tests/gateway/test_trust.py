@@ -1,0 +1,158 @@
+"""Only paired, unrevoked devices get in: the worker endpoint and the ring both demand the
+home's certificates, and pairing codes are single-use."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import websockets
+
+from assistant.launcher import RunningGateway
+from assistant.trust.ca import HomeCA
+from edge_worker.service import protocol as P
+from edge_worker.service.credentials import Credentials
+from tests.gateway.conftest import gateway_settings
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
+    root = tmp_path_factory.mktemp("trust")
+    with RunningGateway(gateway_settings(root)) as gw:
+        yield gw
+
+
+def device(ca: HomeCA, directory: Path, name: str, gateway: str) -> Credentials:
+    pending, csr = Credentials.new_request(directory, name)
+    cert, _ = ca.issue_device_cert(csr, name)
+    return pending.save(cert, ca.cert_pem, gateway)
+
+
+def hello(name: str) -> str:
+    return P.Hello(
+        name=name, data_host="127.0.0.1", data_port=9, pid=1, compute_tid=1
+    ).model_dump_json()
+
+
+async def connect(url: str, ctx: ssl.SSLContext, name: str) -> str:
+    """Open the worker link and say hello; returns how the gateway answered."""
+    async with websockets.connect(url, ssl=ctx, open_timeout=10) as ws:
+        await ws.send(hello(name))
+        try:
+            await asyncio.wait_for(ws.recv(), 3)
+        except websockets.ConnectionClosed as exc:
+            return f"closed {exc.rcvd.code if exc.rcvd else '?'}: {exc.rcvd.reason if exc.rcvd else ''}"
+        except TimeoutError:
+            return "accepted"
+    return "closed"
+
+
+def attempt(gw: RunningGateway, ctx: ssl.SSLContext, name: str) -> str:
+    try:
+        return asyncio.run(connect(gw.state.coordinator.url, ctx, name))
+    except (ssl.SSLError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed) as exc:
+        return f"refused: {type(exc).__name__}"
+
+
+def test_a_worker_without_a_certificate_is_refused(gateway: RunningGateway) -> None:
+    ctx = ssl.create_default_context(cadata=gateway.state.ca.cert_pem.decode())
+
+    assert attempt(gateway, ctx, "intruder").startswith(("refused", "closed"))
+
+
+def test_a_worker_with_another_homes_certificate_is_refused(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    other = HomeCA.load_or_create(tmp_path / "other-ca", "Next Door")
+    creds = device(other, tmp_path / "creds", "kitchen-pi", gateway.state.coordinator.url)
+    ctx = creds.client_context()
+    ctx.load_verify_locations(cadata=gateway.state.ca.cert_pem.decode())  # trust the gateway
+
+    assert attempt(gateway, ctx, "kitchen-pi").startswith(("refused", "closed"))
+
+
+def test_a_certificate_the_gateway_never_paired_is_refused(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    creds = device(gateway.state.ca, tmp_path / "creds", "ghost-pi", gateway.state.coordinator.url)
+
+    assert "not paired" in attempt(gateway, creds.client_context(), "ghost-pi")
+
+
+def test_a_device_cannot_claim_another_devices_name(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    code = gateway.call("POST", "/v1/pairing/codes")["code"]
+    pending, csr = Credentials.new_request(tmp_path / "creds", "hall-pi")
+    answer = gateway.call(
+        "POST",
+        "/v1/pairing/claim",
+        {"code": code, "name": "hall-pi", "csr": csr.decode()},
+        token=None,
+    )
+    creds = pending.save(answer["cert"].encode(), answer["ca"].encode(), answer["worker_url"])
+
+    assert "accepted" == attempt(gateway, creds.client_context(), "hall-pi")
+    assert "certificate is for 'hall-pi'" in attempt(gateway, creds.client_context(), "laptop")
+
+
+def test_a_pairing_code_works_once(gateway: RunningGateway, tmp_path: Path) -> None:
+    code = gateway.call("POST", "/v1/pairing/codes")["code"]
+    _, csr = Credentials.new_request(tmp_path / "a", "porch-pi")
+    _, csr2 = Credentials.new_request(tmp_path / "b", "shed-pi")
+    gateway.call(
+        "POST",
+        "/v1/pairing/claim",
+        {"code": code, "name": "porch-pi", "csr": csr.decode()},
+        token=None,
+    )
+
+    with pytest.raises(urllib.error.HTTPError) as replay:
+        gateway.call(
+            "POST",
+            "/v1/pairing/claim",
+            {"code": code, "name": "shed-pi", "csr": csr2.decode()},
+            token=None,
+        )
+
+    assert replay.value.code == 403
+    assert "used or expired" in json.loads(replay.value.read())["detail"]
+
+
+def test_the_owner_can_approve_a_pairing_request(gateway: RunningGateway, tmp_path: Path) -> None:
+    _, csr = Credentials.new_request(tmp_path / "c", "attic-pi")
+    ticket = gateway.call(
+        "POST", "/v1/pairing/requests", {"name": "attic-pi", "csr": csr.decode()}, token=None
+    )
+    assert (
+        gateway.call("GET", f"/v1/pairing/requests/{ticket['id']}", token=None)["credentials"]
+        is None
+    )
+
+    gateway.call("POST", f"/v1/pairing/requests/{ticket['id']}/approve")
+
+    status = gateway.call("GET", f"/v1/pairing/requests/{ticket['id']}", token=None)
+    assert status["status"] == "approved"
+    assert "BEGIN CERTIFICATE" in status["credentials"]["cert"]
+
+
+def test_a_revoked_worker_is_cut_off_and_refused_from_then_on(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    (worker,) = gateway.add_workers(["garage-pi"], tmp_path / "workers")
+    gateway.wait_online(["garage-pi"])
+
+    revoked = gateway.call("POST", "/v1/devices/garage-pi/revoke")
+
+    assert revoked["revoked"] and not revoked["online"]
+    worker.proc.wait(30)  # its reconnection is refused: the process gives up with an error
+    assert "refused" in worker.log_path.read_text()
+    creds = Credentials.load(tmp_path / "workers" / "garage-pi" / "credentials")
+    assert creds is not None
+    assert "not paired, or was revoked" in attempt(gateway, creds.client_context(), "garage-pi")
+    assert "garage-pi" not in gateway.state.manager.online()
