@@ -204,13 +204,14 @@ class ClusterManager:
                     left = deadline_s - (time.monotonic() - start)
                     if left <= 0:
                         raise DeadlineExceeded(f"no answer within {deadline_s:.0f} s")
+                    dep: Deployment | None = None
                     try:
                         dep = await asyncio.wait_for(self.deployment(model), left)
                         runner = self._runner(dep)
                         result = await asyncio.wait_for(asyncio.to_thread(work, runner), left)
                         return result, dep, timings
                     except (CommError, TimeoutError) as exc:
-                        await self._failover(model, exc, timings, start)
+                        await self._failover(model, dep, exc, timings, start)
         finally:
             self._waiting -= 1
 
@@ -222,9 +223,14 @@ class ClusterManager:
         return bridge
 
     async def _failover(
-        self, model: str, exc: BaseException, timings: dict[str, Any], start: float
+        self,
+        model: str,
+        dep: Deployment | None,
+        exc: BaseException,
+        timings: dict[str, Any],
+        start: float,
     ) -> None:
-        dep = self.deployments.pop(model, None)
+        self.deployments.pop(model, None)
         await asyncio.sleep(0.3)  # let the dead link's close reach us
         # Whoever's control link closed is gone; if every link is up, the ring itself broke
         # and a fresh deployment on the same workers re-forms it.
@@ -232,7 +238,7 @@ class ClusterManager:
         for name in gone:
             with contextlib.suppress(Exception):
                 await self.coordinator.disconnect(name, "lost during a request")
-        log.warning("%s: %s; re-planning without %s", model, exc, gone or "nobody")
+        log.warning("%s: %s; re-planning (lost: %s)", model, exc, ", ".join(gone) or "none")
         timings["failovers"].append(
             {
                 "at_ms": round((time.monotonic() - start) * 1e3, 1),

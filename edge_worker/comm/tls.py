@@ -152,31 +152,40 @@ class TlsSocket(socket.socket):
         return memoryview(data).nbytes
 
     def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0, /) -> int:
-        """Up to `nbytes` (default: the buffer's size) decrypted bytes; 0 at end of stream."""
+        """Up to `nbytes` (default: the buffer's size) decrypted bytes, as many as have
+        arrived (waiting only when none have); 0 at end of stream."""
         if flags:
             raise ValueError("flags are not supported on a TLS socket")
         with memoryview(buffer) as view, view.cast("B") as out:
             n = nbytes or len(out)
-            while n:  # until some plaintext is ready
-                got: int
-                with self._tls_lock:
-                    try:
-                        got = self._tls.read(n, out)  # type: ignore[assignment]  # int, given out
-                    except ssl.SSLWantReadError:
-                        got = -1
-                    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                        return 0
-                    pending = self._outgoing.pending
-                if pending and self._send_lock.acquire(blocking=False):
-                    try:  # e.g. an alert; if a sender is busy, its next send carries it
-                        self._flush()
-                    finally:
-                        self._send_lock.release()
-                if got >= 0:
+            if n > len(out):
+                raise ValueError(f"buffer of {len(out)} bytes is too small for {n}")
+            while n:
+                got, ended = self._decrypt(out, n)
+                if got or ended or not self._fill():
                     return got
-                if not self._fill():
-                    return 0
             return 0
+
+    def _decrypt(self, out: memoryview, n: int) -> tuple[int, bool]:
+        """(bytes decrypted into `out[:n]` from ciphertext already received, end of stream)."""
+        got, ended = 0, False
+        with self._tls_lock:
+            while got < n:  # one TLS record (<= 16 KiB) per read
+                try:
+                    k: int = self._tls.read(n - got, out[got:])  # type: ignore[assignment]
+                except ssl.SSLWantReadError:
+                    break
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    ended = True
+                    break
+                got += k
+            pending = self._outgoing.pending
+        if pending and self._send_lock.acquire(blocking=False):
+            try:  # e.g. an alert; if a sender is busy, its next send carries it
+                self._flush()
+            finally:
+                self._send_lock.release()
+        return got, ended
 
     def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
         buf = bytearray(bufsize)
