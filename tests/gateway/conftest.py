@@ -12,14 +12,14 @@ from assistant.launcher import RunningGateway
 
 
 def gateway_settings(root: Path, **overrides: object) -> Settings:
-    return Settings(
-        port=0,
-        data_dir=root / "gateway",
-        strategy="hmp",
-        queue_size=8,
-        max_new_tokens=64,
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "port": 0,
+        "data_dir": root / "gateway",
+        "strategy": "hmp",
+        "queue_size": 8,
+        "max_new_tokens": 64,
+    }
+    return Settings(**{**values, **overrides})  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
