@@ -256,7 +256,7 @@ def bench(
 
     sizes: tuple[int, ...]
     if quick:
-        chosen, n, sizes = settings.quick(), reps or 2, (1, 4)
+        chosen, n, sizes = settings.quick(), reps or 2, (1,)
     elif reference:
         chosen, n, sizes = [settings.REFERENCE], reps or 5, (1, 2, 4, 8)
     else:

@@ -89,7 +89,7 @@ def quick() -> list[Setting]:
             "bert-large-shape",
             128,
             home(1000),
-            num_layers=4,
-            variants=(LOCAL, TP, HMP, HMP_OVERLAP, HMP_FP16),
+            num_layers=2,
+            variants=(LOCAL, TP, HMP, HMP_OVERLAP),
         )
     ]
