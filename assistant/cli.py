@@ -187,6 +187,30 @@ def gateway(
 
 
 @app.command()
+def pair(
+    token: Annotated[str, typer.Option(envvar="GALAXY_TOKEN", help="the gateway's API token")],
+    gateway: Annotated[str, typer.Option(help="gateway API URL")] = "http://127.0.0.1:8000",
+) -> None:
+    """Show a one-time pairing code: enter it on a new worker with --pairing-code."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(gateway.rstrip("/") + "/v1/pairing/codes", method="POST")
+    req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            answer = json.loads(resp.read())
+    except (urllib.error.URLError, OSError) as exc:
+        typer.echo(f"error: cannot get a code from {gateway}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"pairing code: {answer['code']} (valid {answer['expires_in_s']:.0f} s)")
+    typer.echo(f"home CA fingerprint: {answer['ca_fingerprint']}")
+    typer.echo(
+        f"on the new device: galaxy worker --gateway {gateway} --pairing-code {answer['code']}"
+    )
+
+
+@app.command()
 def plan(
     model: Annotated[str, typer.Option(help="alias, HF id or path")],
     devices: Annotated[Path, typer.Option(help="device profile file (JSON)")],
