@@ -60,7 +60,22 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         exposed = hmp["latency_ms_median"] - hmp["compute_ms"]
         out["exposed_comm_ms"] = exposed
         out["overlap_hides"] = (hmp["latency_ms_median"] - best) / exposed if exposed > 0 else None
+    planned = next((r for r in runs if r["label"] == "planned"), None)
+    fixed = [r["latency_ms_median"] for r in runs if r["label"] != "planned"]
+    if planned is not None and fixed:
+        out["planned"] = planned.get("planner_chose")
+        out["planned_vs_best_fixed"] = planned["latency_ms_median"] / min(fixed)
+        out["planned_vs_local"] = (
+            planned["latency_ms_median"] / lat["local"] if "local" in lat else None
+        )
+        out["planned_prediction_error"] = _error(planned)
+    out["prediction_error"] = {r["label"]: _error(r) for r in runs if "predicted_ms" in r}
     return out
+
+
+def _error(r: dict[str, Any]) -> float:
+    """Relative error of the cost model's prediction against the measured median."""
+    return abs(r["predicted_ms"] - r["latency_ms_median"]) / r["latency_ms_median"]
 
 
 def table(title: str, runs: list[dict[str, Any]]) -> str:
@@ -68,14 +83,24 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
     lat = {r["label"]: r["latency_ms_median"] for r in runs}
     names = [d["name"] for d in runs[0]["devices"]]
     decode = "decode_ms_per_token_median" in runs[0]
-    head = ["variant", "latency ms", "x local", "x tp", "wait on ring ms", "compute ms"]
+    head = [
+        "variant",
+        "latency ms",
+        "predicted ms",
+        "x local",
+        "x tp",
+        "wait on ring ms",
+        "compute ms",
+    ]
     head += ["decode ms/token"] if decode else []
     head += [f"peak MB {n}" for n in names]
     lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
+        label = r["label"] + (f" ({r['planner_chose']})" if "planner_chose" in r else "")
         cells = [
-            r["label"],
+            label,
             f"{r['latency_ms_median']:.0f}",
+            f"{r['predicted_ms']:.0f}" if "predicted_ms" in r else "-",
             _ratio(lat.get("local"), r["latency_ms_median"]),
             _ratio(lat.get("tp"), r["latency_ms_median"]),
             f"{r['comm_ms']:.0f}",
@@ -93,6 +118,12 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
             f"{s['hmp_overlap_vs_tp']:.2f}x tp; "
             f"overlap hides {s['overlap_hides']:.0%} of hmp's exposed communication "
             f"({s['exposed_comm_ms']:.0f} ms = hmp latency - hmp's slowest compute).",
+        ]
+    if s.get("planned_vs_best_fixed") is not None:
+        lines += [
+            "",
+            f"planned (chose {s['planned']}): {s['planned_vs_best_fixed']:.2f}x the best fixed "
+            f"variant's latency; prediction off by {s['planned_prediction_error']:.0%}.",
         ]
     return "\n".join(lines)
 

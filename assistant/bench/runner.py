@@ -22,6 +22,9 @@ import torch
 from assistant.bench.emulation import CpuMode, Home, LinkMode
 from assistant.bench.settings import Setting, Variant
 from assistant.cluster.remote import RemoteCluster, launch_workers
+from assistant.planner.cost import predict, predict_decode
+from assistant.planner.planner import choose
+from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import ParallelPlan, make_plan
@@ -30,18 +33,40 @@ from edge_worker.models.catalog import load_model
 log = logging.getLogger(__name__)
 
 
+def profiles(
+    setting: Setting, gflops: dict[str, float], memory: dict[str, float]
+) -> dict[str, DeviceProfile]:
+    """What the planner knows of each emulated device: measured GFLOP/s, free memory, link."""
+    return {
+        d.name: DeviceProfile(
+            name=d.name,
+            gflops=gflops[d.name],
+            memory_mb=max(1.0, memory[d.name]),
+            bandwidth_mbps=d.bandwidth_mbps,
+            latency_ms=0.1,
+        )
+        for d in setting.devices
+    }
+
+
 def _plan_for(
-    variant: Variant, cfg: Any, names: list[str], gflops: dict[str, float]
-) -> tuple[ParallelPlan, list[str]]:
-    """The plan of a variant and the workers it runs on (ring order)."""
+    variant: Variant, setting: Setting, cfg: Any, names: list[str], known: dict[str, DeviceProfile]
+) -> tuple[ParallelPlan, list[str], str]:
+    """The plan of a variant, the workers it runs on (ring order), and what it is."""
+    gflops = {n: p.gflops for n, p in known.items()}
+    if variant.planned:
+        choice = choose(
+            cfg, list(known.values()), setting.seq_len, decode_tokens=setting.decode_tokens
+        )
+        return choice.plan, [d.name for d in choice.ring], choice.label
     if variant.strategy == "local":
         fastest = max(names, key=lambda n: gflops[n])
-        return make_plan(cfg, "local", [1.0]), [fastest]
+        return make_plan(cfg, "local", [1.0]), [fastest], variant.label
     weights = [gflops[n] if variant.split == "speed" else 1.0 for n in names]
     plan = make_plan(
         cfg, variant.strategy, weights, overlap=variant.overlap, wire_dtype=variant.wire_dtype
     )
-    return plan, names
+    return plan, names, variant.label
 
 
 def run_setting(
@@ -73,7 +98,9 @@ def run_setting(
             m, k, n = setting.seq_len, cfg.hidden_size, cfg.intermediate_size
             gflops = {name: cluster.profile(name, m, k, n, seconds=1.5).gflops for name in names}
             log.info("measured GFLOP/s: %s", gflops)
-            runs = _measure(setting, cluster, cfg, weights, ids, names, gflops, reps, progress)
+            memory = {name: hellos[name].memory_mb for name in names}
+            known = profiles(setting, gflops, memory)
+            runs = _measure(setting, cluster, cfg, weights, ids, names, known, reps, progress)
             for r in runs:
                 r["measured_gflops"] = [round(gflops[name], 2) for name in names]
             return runs, home.describe()
@@ -90,16 +117,16 @@ def _measure(
     weights: Any,
     ids: torch.Tensor,
     names: list[str],
-    gflops: dict[str, float],
+    known: dict[str, DeviceProfile],
     reps: int,
     progress: Any,
 ) -> list[dict[str, Any]]:
-    plans = {v.label: _plan_for(v, cfg, names, gflops) for v in setting.variants}
+    plans = {v.label: _plan_for(v, setting, cfg, names, known) for v in setting.variants}
     want = "last_logits" if cfg.causal else "hidden"
     samples: dict[str, list[dict[str, Any]]] = {v.label: [] for v in setting.variants}
     for rep in range(reps + 1):  # round 0 warms up (shard shipping, allocator, caches)
         for v in setting.variants:
-            plan, ranks = plans[v.label]
+            plan, ranks, _ = plans[v.label]
             cluster.deploy(cfg, weights, plan, ranks)
             t0 = time.perf_counter()
             cluster.prefill(ids, want=want)
@@ -124,7 +151,21 @@ def _measure(
                 samples[v.label].append(sample)
             if progress:
                 progress(f"  round {rep}/{reps} {v.label:<18} {latency:9.1f} ms")
-    return [_row(setting, v, plans[v.label], samples[v.label], names) for v in setting.variants]
+    rows = []
+    for v in setting.variants:
+        plan, ranks, chose = plans[v.label]
+        row = _row(setting, v, (plan, ranks), samples[v.label], names)
+        ring = [known[n] for n in ranks]
+        predicted = predict(cfg, ring, plan, setting.seq_len).total_ms
+        row["predicted_ms"] = round(predicted, 1)
+        if setting.decode_tokens and cfg.causal:
+            row["predicted_decode_ms"] = round(
+                predict_decode(cfg, ring, plan, setting.seq_len).total_ms, 2
+            )
+        if v.planned:
+            row["planner_chose"] = chose
+        rows.append(row)
+    return rows
 
 
 def _row(

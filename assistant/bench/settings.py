@@ -22,6 +22,7 @@ class Variant:
     overlap: bool = False
     wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     split: Literal["even", "speed"] = "even"  # speed: shares in proportion to measured GFLOP/s
+    planned: bool = False  # the planner chooses strategy, devices and shares (issue 4)
 
 
 LOCAL = Variant("local", "local")
@@ -35,8 +36,9 @@ HMP_OVERLAP_FP16 = Variant(
     "hmp+overlap fp16", "hmp", overlap=True, wire_dtype="float16", split="speed"
 )
 TP_FP16 = Variant("tp fp16", "tp", wire_dtype="float16")
+PLANNED = Variant("planned", "hmp", planned=True)
 
-ALL_VARIANTS = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, TP_FP16, HMP_FP16, HMP_OVERLAP_FP16)
+ALL_VARIANTS = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, TP_FP16, HMP_FP16, HMP_OVERLAP_FP16, PLANNED)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ REFERENCE = Setting("bert-large-shape", 512, home(1000))
 
 def full() -> list[Setting]:
     """Every setting of the benchmark (a long run: tens of minutes)."""
-    basic = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP)
+    basic = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, PLANNED)
     return [
         REFERENCE,
         replace(REFERENCE, seq_len=256),
@@ -90,6 +92,6 @@ def quick() -> list[Setting]:
             128,
             home(1000),
             num_layers=2,
-            variants=(LOCAL, TP, HMP, HMP_OVERLAP),
+            variants=(LOCAL, TP, HMP, HMP_OVERLAP, PLANNED),
         )
     ]
