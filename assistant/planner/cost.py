@@ -67,6 +67,17 @@ def connective_flops(cfg: ModelConfig, rows: int) -> float:
     return CONNECTIVE_FLOPS * rows * cfg.hidden_size
 
 
+def whole_layer_flops(cfg: ModelConfig, rows: int) -> float:
+    """One whole layer over `rows` tokens on one device."""
+    return (
+        qkv_flops(cfg, rows, cfg.n_heads)
+        + core_flops(cfg, rows, rows, cfg.n_heads)
+        + out_flops(cfg, rows, cfg.n_heads)
+        + mlp_flops(cfg, rows, cfg.intermediate_size)
+        + 2 * connective_flops(cfg, rows)
+    )
+
+
 def layer_params(cfg: ModelConfig, heads: int, cols: int) -> float:
     kv = heads // cfg.group_size
     attn = cfg.hidden_size * cfg.head_dim * (2 * heads + 2 * kv)
@@ -141,24 +152,10 @@ def predict(
     act = BYTES[plan.wire_dtype] * h  # bytes of one token's activation on the wire
     s = plan.strategy
     if s == "local":
-        d = ring[0]
-        flops = (
-            qkv_flops(cfg, t, cfg.n_heads)
-            + core_flops(cfg, t, t, cfg.n_heads)
-            + out_flops(cfg, t, cfg.n_heads)
-            + mlp_flops(cfg, t, cfg.intermediate_size)
-            + 2 * connective_flops(cfg, t)
-        )
-        return _phase([_ms(flops, d)]).scaled(cfg.n_layers)
+        return _phase([_ms(whole_layer_flops(cfg, t), ring[0])]).scaled(cfg.n_layers)
     if s == "pp":
         total = Breakdown(0, 0, 0, 0)
-        full = (
-            qkv_flops(cfg, t, cfg.n_heads)
-            + core_flops(cfg, t, t, cfg.n_heads)
-            + out_flops(cfg, t, cfg.n_heads)
-            + mlp_flops(cfg, t, cfg.intermediate_size)
-            + 2 * connective_flops(cfg, t)
-        )
+        full = whole_layer_flops(cfg, t)
         for i, (d, layers) in enumerate(zip(ring, plan.layers, strict=True)):
             hop = link_ms(d, ring[i + 1], t * act) if i < n - 1 else 0.0
             work = _ms(full, d) * layers

@@ -25,7 +25,6 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
-import os
 import re
 import secrets
 import ssl
@@ -37,6 +36,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from edge_worker.service.credentials import write_private
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class HomeCA:
         name = _name(f"{home_name} CA {secrets.token_hex(4)}")
         extensions = [(x509.BasicConstraints(ca=True, path_length=0), True)]
         cert = _certificate(name, key.public_key(), name, key, CA_DAYS, extensions)
-        _write_private(key_path, _key_pem(key))  # the key first: never a cert without its key
-        _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        write_private(key_path, _key_pem(key))  # the key first: never a cert without its key
+        write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         ca = cls(key, cert)
         log.info("created the home CA in %s (fingerprint %s)", directory, ca.fingerprint)
         return ca
@@ -268,21 +269,5 @@ def _load_chain(ctx: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
     """`ssl` loads keys only from files: a private temporary directory, removed at once."""
     with tempfile.TemporaryDirectory(prefix="galaxy-tls-") as tmp:
         path = Path(tmp) / "chain.pem"
-        _write_private(path, key_pem + b"\n" + cert_pem)
+        write_private(path, key_pem + b"\n" + cert_pem)
         ctx.load_cert_chain(path)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, readable by its owner only (0600)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)  # O_CREAT keeps an old file's mode: start from none
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

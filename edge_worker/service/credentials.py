@@ -62,7 +62,7 @@ class PendingCredentials:
         key_pem = (self.directory / PENDING_KEY).read_bytes()
         _check(key_pem, cert_pem, ca_pem, self.name)
         for name, data in ((CERT, cert_pem), (CA, ca_pem), (META, _meta(self.name, gateway))):
-            _write_private(self.directory / f"{name}.new", data)
+            write_private(self.directory / f"{name}.new", data)
         os.replace(self.directory / PENDING_KEY, self.directory / KEY)
         for name in (CERT, CA, META):
             os.replace(self.directory / f"{name}.new", self.directory / name)
@@ -116,7 +116,7 @@ class Credentials:
             )
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
-        _write_private(
+        write_private(
             directory / PENDING_KEY,
             key.private_bytes(
                 serialization.Encoding.PEM,
@@ -163,7 +163,7 @@ def _meta(name: str, gateway: str) -> bytes:
     return json.dumps({"name": name, "gateway": gateway}, indent=2).encode()
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically, readable by its owner only (0600)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)  # O_CREAT keeps an old file's mode: start from none
