@@ -6,7 +6,6 @@ import secrets
 import threading
 from pathlib import Path
 
-import pytest
 import torch
 
 from assistant.trust.ca import HomeCA
