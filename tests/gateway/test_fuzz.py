@@ -42,6 +42,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=900,
+            cwd=tmp_path,
         )
 
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
