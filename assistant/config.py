@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         description='interfaces zeroconf uses (["all"] for every interface)',
     )
     link_mbps: float = Field(1000.0, gt=0, description="assumed link speed until measured")
+    link_check_s: float = Field(
+        300.0, gt=0, description="re-measure links this often; re-plan when one changed >30%"
+    )
 
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser()

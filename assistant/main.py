@@ -8,6 +8,7 @@ served models; mDNS. Shut-down reverses it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -88,10 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for model in dict.fromkeys([settings.generate_model, settings.embed_model]):
             await state.manager.load(model)
         state.discovery = await _start_discovery(state)
+        watcher = asyncio.create_task(_watch_links(state))
         log.info("gateway ready: workers connect to %s", state.coordinator.url)
         try:
             yield
         finally:
+            watcher.cancel()
             if state.discovery is not None:
                 await state.discovery.stop()
             await state.coordinator.stop()
@@ -113,6 +116,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     return app
+
+
+async def _watch_links(state: GatewayState) -> None:
+    """Re-measure the data plane now and then; a link that changed makes the plans stale."""
+    while True:
+        await asyncio.sleep(state.settings.link_check_s)
+        try:
+            await state.manager.recheck_links()
+        except GalaxyError as exc:
+            log.warning("link check failed: %s", exc)
 
 
 async def _start_discovery(state: GatewayState) -> object | None:

@@ -307,6 +307,39 @@ class Coordinator:
             if isinstance(item, P.ProfileResult):
                 return item
 
+    async def probe_links(
+        self, sessions: list[WorkerSession], nbytes: int = 4 << 20
+    ) -> dict[str, tuple[float, float]]:
+        """Measure the data plane with a short-lived ring of `sessions` (TLS as in real plans).
+
+        Returns, per device, (estimated link Mbit/s, per-hop latency ms). The ring measures the
+        link i -> i+1, whose rate is the slower of the two devices' links; a device's own link is
+        taken as the faster of its two ring links (exact with 3 or more devices on a switch).
+        """
+        if len(sessions) < 2:
+            return {}
+        token, probe_id = secrets.token_hex(16), secrets.token_hex(6)
+        peers = [
+            P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port) for s in sessions
+        ]
+        for rank, s in enumerate(sessions):
+            await s.send(
+                P.Probe(probe_id=probe_id, rank=rank, peers=peers, token=token, nbytes=nbytes)
+            )
+
+        async def result(s: WorkerSession) -> P.ProbeResult:
+            while True:
+                item = await s.next(self.timeout)
+                if isinstance(item, P.ProbeResult) and item.probe_id == probe_id:
+                    return item
+
+        got = await asyncio.gather(*(result(s) for s in sessions))
+        n = len(sessions)
+        return {
+            s.name: (max(got[i].mbps_from_prev, got[(i + 1) % n].mbps_from_prev), got[i].latency_ms)
+            for i, s in enumerate(sessions)
+        }
+
     async def run(
         self,
         plan_id: str,

@@ -102,6 +102,9 @@ class ClusterManager:
         self.models: dict[str, ServedModel] = {}
         self.deployments: dict[str, Deployment] = {}
         self.gflops: dict[tuple[str, str], float] = {}
+        # Links measured over the data plane, for one set of online workers.
+        self.links: dict[str, tuple[float, float]] = {}
+        self._links_for: frozenset[str] = frozenset()
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(queue_size)
         self._waiting = 0
@@ -148,11 +151,13 @@ class ClusterManager:
             )
         speeds = {n: await self._profile(n, m) for n in names}
         if self.strategy == "auto":
+            links = await self.measure_links(names)
             profiles = [
                 DeviceProfile(
                     name=n,
                     gflops=speeds[n],
-                    bandwidth_mbps=self.link_mbps,
+                    bandwidth_mbps=links.get(n, (self.link_mbps, 0.5))[0],
+                    latency_ms=links.get(n, (self.link_mbps, 0.5))[1],
                     memory_mb=max(1.0, self.coordinator.sessions[n].hello.memory_mb or 4096),
                 )
                 for n in names
@@ -177,6 +182,36 @@ class ClusterManager:
         plan_id, _ = await self.coordinator.deploy(m.cfg, m.weights, plan, sessions)
         log.info("%s: %s on %s", m.name, plan.strategy, ring)
         return Deployment(m.name, plan, ring, plan_id, why)
+
+    async def measure_links(self, names: list[str]) -> dict[str, tuple[float, float]]:
+        """Per device (Mbit/s, latency ms) over the data plane; measured again when the set of
+        online workers changes."""
+        if frozenset(names) != self._links_for:
+            sessions = [self.coordinator.sessions[n] for n in names]
+            self.links = await self.coordinator.probe_links(sessions)
+            self._links_for = frozenset(names)
+            log.info("links: %s", {n: f"{b:.0f} Mbit/s" for n, (b, _) in self.links.items()})
+        return self.links
+
+    async def recheck_links(self, threshold: float = 0.3) -> bool:
+        """Measure the links again (between requests); re-plan when any device's link changed by
+        more than `threshold`. Returns True when plans were dropped."""
+        names = self.online()
+        if len(names) < 2 or self._lock.locked():
+            return False
+        async with self._lock:
+            before = dict(self.links)
+            self._links_for = frozenset()
+            after = await self.measure_links(names)
+        changed = [
+            n
+            for n in names
+            if n in before and abs(after[n][0] - before[n][0]) > threshold * before[n][0]
+        ]
+        if changed:
+            log.warning("links changed (%s): plans will be re-made", ", ".join(changed))
+            self.deployments.clear()
+        return bool(changed)
 
     async def deployment(self, model: str) -> Deployment:
         if model not in self.deployments:

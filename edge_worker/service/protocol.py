@@ -12,6 +12,8 @@ travel in binary frames (see `tensors.py`) right after the message that announce
       Result(run_id, trace) + tensor frames ->
                                           <- Profile(GEMM shape)
       ProfileResult(GFLOP/s)               ->
+                                          <- Probe(peers, token)  (a ring just to measure links)
+      ProbeResult(latency, Mbit/s)         ->
       Error(code, text)                    ->   (any time; `run_id` when it answers a Run)
                                           <- Shutdown
 """
@@ -99,6 +101,24 @@ class ProfileResult(Message):
     rss_mb: float
 
 
+class Probe(Message):
+    """Join a short-lived ring with these peers and measure the links (profile/links.py)."""
+
+    type: Literal["probe"] = "probe"
+    probe_id: str
+    rank: int = Field(ge=0)
+    peers: list[Peer]
+    token: str
+    nbytes: int = Field(default=4 << 20, ge=1024, le=64 << 20)
+
+
+class ProbeResult(Message):
+    type: Literal["probe_result"] = "probe_result"
+    probe_id: str
+    latency_ms: float  # per hop
+    mbps_from_prev: float  # the link from the previous rank to this one
+
+
 class LayerTrace(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     compute_ms: float
@@ -133,7 +153,17 @@ class Shutdown(Message):
 
 
 AnyMessage = Annotated[
-    Hello | Assign | Ready | Run | Result | Profile | ProfileResult | Error | Shutdown,
+    Hello
+    | Assign
+    | Ready
+    | Run
+    | Result
+    | Profile
+    | ProfileResult
+    | Probe
+    | ProbeResult
+    | Error
+    | Shutdown,
     Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(AnyMessage)

@@ -43,6 +43,7 @@ from edge_worker.profile.compute import (
     reset_peak_rss,
     rss_mb,
 )
+from edge_worker.profile.links import measure_ring
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
 from edge_worker.service.credentials import Credentials
@@ -138,6 +139,8 @@ class Worker:
                 await self._run(ws, msg)
             elif isinstance(msg, P.Profile):
                 await self._profile(ws, msg)
+            elif isinstance(msg, P.Probe):
+                await self._probe(ws, msg)
             else:
                 await self._error(
                     ws, "bad_message", f"a worker does not accept {type(msg).__name__}"
@@ -151,6 +154,36 @@ class Worker:
             self.compute, gemm_gflops, msg.m, msg.k, msg.n, dtype, msg.seconds
         )
         await ws.send(P.ProfileResult(gflops=gflops, rss_mb=rss_mb()).model_dump_json())
+
+    def _ring(self, rank: int, peers: list[P.Peer], token: str) -> TcpRingCommunicator:
+        return TcpRingCommunicator(
+            rank,
+            len(peers),
+            bytes.fromhex(token),
+            self.data_host,
+            self.data_port,
+            timeout=self.ring_timeout,
+            names=[p.name for p in peers],
+            tls=self.credentials.ring_contexts() if self.credentials else None,
+        )
+
+    async def _probe(self, ws: ClientConnection, msg: P.Probe) -> None:
+        comm = self._ring(msg.rank, msg.peers, msg.token)
+        try:
+            await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
+            hop_ms, mbps = await asyncio.get_running_loop().run_in_executor(
+                self.compute, measure_ring, comm, msg.nbytes
+            )
+        except CommError as exc:
+            await self._error(ws, "worker_lost", f"link probe failed: {exc}")
+            return
+        finally:
+            comm.close()
+        await ws.send(
+            P.ProbeResult(
+                probe_id=msg.probe_id, latency_ms=hop_ms, mbps_from_prev=mbps
+            ).model_dump_json()
+        )
 
     async def _error(
         self, ws: ClientConnection, code: str, text: str, run_id: int | None = None
@@ -196,17 +229,7 @@ class Worker:
         except (GalaxyError, ValueError, TypeError, KeyError) as exc:
             await self._error(ws, "bad_shard", f"cannot take assignment: {exc}")
             return
-        names = [p.name for p in msg.peers]
-        comm = TcpRingCommunicator(
-            msg.rank,
-            len(msg.peers),
-            bytes.fromhex(msg.token),
-            self.data_host,
-            self.data_port,
-            timeout=self.ring_timeout,
-            names=names,
-            tls=self.credentials.ring_contexts() if self.credentials else None,
-        )
+        comm = self._ring(msg.rank, msg.peers, msg.token)
         try:
             await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
         except CommError as exc:

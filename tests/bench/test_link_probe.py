@@ -1,0 +1,41 @@
+"""The link probe sees an emulated slow link (needs root for namespaces and tc)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from assistant.bench.emulation import DeviceSpec, Home
+from assistant.cluster.remote import RemoteCluster, launch_workers
+
+needs_root = pytest.mark.skipif(
+    Home.available()["netns"] is not None, reason=f"{Home.available()['netns']}"
+)
+
+
+@needs_root
+@pytest.mark.slow
+def test_probe_finds_the_100_mbit_device_among_1000_mbit_ones() -> None:
+    devices = [DeviceSpec("a", 1.0, 1000), DeviceSpec("b", 1.0, 1000), DeviceSpec("c", 1.0, 100)]
+    with Home(devices, links="netns", cpu="none") as home, tempfile.TemporaryDirectory() as tmp:
+        cluster = RemoteCluster.start(home.coordinator_host)
+        procs = launch_workers(
+            cluster.url,
+            [d.name for d in devices],
+            Path(tmp),
+            prefix=[home.prefix(i) for i in range(3)],
+            hosts=[home.device_host(i) for i in range(3)],
+        )
+        try:
+            cluster.wait_for_workers(3)
+            sessions = [cluster.coordinator.sessions[d.name] for d in devices]
+            links = cluster._call(cluster.coordinator.probe_links(sessions), timeout=120)
+        finally:
+            cluster.close()
+            for p in procs:
+                p.kill()
+
+    assert 50 < links["c"][0] < 110
+    assert links["a"][0] > 400 and links["b"][0] > 400
