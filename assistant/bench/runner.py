@@ -34,16 +34,20 @@ log = logging.getLogger(__name__)
 
 
 def profiles(
-    setting: Setting, gflops: dict[str, float], memory: dict[str, float]
+    setting: Setting,
+    gflops: dict[str, float],
+    memory: dict[str, float],
+    links: dict[str, tuple[float, float]],
 ) -> dict[str, DeviceProfile]:
-    """What the planner knows of each emulated device: measured GFLOP/s, free memory, link."""
+    """What the planner knows of each device, all measured: GFLOP/s at the model's GEMM shape,
+    free memory, and the link (Mbit/s, hop latency) probed over the data plane."""
     return {
         d.name: DeviceProfile(
             name=d.name,
             gflops=gflops[d.name],
             memory_mb=max(1.0, memory[d.name]),
-            bandwidth_mbps=d.bandwidth_mbps,
-            latency_ms=0.1,
+            bandwidth_mbps=links.get(d.name, (d.bandwidth_mbps, 0.1))[0],
+            latency_ms=links.get(d.name, (d.bandwidth_mbps, 0.1))[1],
         )
         for d in setting.devices
     }
@@ -99,10 +103,14 @@ def run_setting(
             gflops = {name: cluster.profile(name, m, k, n, seconds=1.5).gflops for name in names}
             log.info("measured GFLOP/s: %s", gflops)
             memory = {name: hellos[name].memory_mb for name in names}
-            known = profiles(setting, gflops, memory)
+            sessions = [cluster.coordinator.sessions[n] for n in names]
+            links = cluster._call(cluster.coordinator.probe_links(sessions), timeout=300)
+            log.info("measured links: %s", links)
+            known = profiles(setting, gflops, memory, links)
             runs = _measure(setting, cluster, cfg, weights, ids, names, known, reps, progress)
             for r in runs:
                 r["measured_gflops"] = [round(gflops[name], 2) for name in names]
+                r["measured_link_mbps"] = [round(links.get(n, (0.0, 0.0))[0], 1) for n in names]
             return runs, home.describe()
         finally:
             cluster.close()
