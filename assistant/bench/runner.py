@@ -104,13 +104,13 @@ def run_setting(
             log.info("measured GFLOP/s: %s", gflops)
             memory = {name: hellos[name].memory_mb for name in names}
             sessions = [cluster.coordinator.sessions[n] for n in names]
-            links = cluster._call(cluster.coordinator.probe_links(sessions), timeout=300)
-            log.info("measured links: %s", links)
-            known = profiles(setting, gflops, memory, links)
+            probed = cluster._call(cluster.coordinator.probe_links(sessions), timeout=300)
+            log.info("measured links: %s", probed)
+            known = profiles(setting, gflops, memory, probed)
             runs = _measure(setting, cluster, cfg, weights, ids, names, known, reps, progress)
             for r in runs:
                 r["measured_gflops"] = [round(gflops[name], 2) for name in names]
-                r["measured_link_mbps"] = [round(links.get(n, (0.0, 0.0))[0], 1) for n in names]
+                r["measured_link_mbps"] = [round(probed.get(n, (0.0, 0.0))[0], 1) for n in names]
             return runs, home.describe()
         finally:
             cluster.close()
