@@ -272,6 +272,10 @@ def bench(
         CpuOpt, typer.Option(help="CPU emulation: quota on the compute thread or whole process")
     ] = CpuOpt.auto,
     transport: Annotated[bool, typer.Option(help="also compare our ring with gloo")] = True,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="run only these settings (reference, bert-seq256, bert-500mbit, ...)"),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Measure every strategy side by side on real worker processes in an emulated home."""
@@ -283,6 +287,13 @@ def bench(
         chosen, n, sizes = settings.quick(), reps or 2, (1,)
     elif reference:
         chosen, n, sizes = [settings.REFERENCE], reps or 5, (1, 2, 4, 8)
+    elif setting:
+        table = settings.named()
+        unknown = [s for s in setting if s not in table]
+        if unknown:
+            typer.echo(f"error: unknown setting {unknown}; choose from {list(table)}", err=True)
+            raise typer.Exit(2)
+        chosen, n, sizes = [table[s] for s in setting], reps or 3, (1, 2, 4, 8)
     else:
         chosen, n, sizes = settings.full(), reps or 3, (1, 2, 4, 8)
     suite.run(chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo)

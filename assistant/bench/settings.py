@@ -70,18 +70,25 @@ def home(bandwidth: float, speeds: tuple[float, ...] = (0.5, 0.25, 0.15)) -> tup
 REFERENCE = Setting("bert-large-shape", 512, home(1000))
 
 
-def full() -> list[Setting]:
-    """Every setting of the benchmark (a long run: tens of minutes)."""
+def named() -> dict[str, Setting]:
+    """Every setting of the benchmark by name (`galaxy bench --setting NAME`)."""
     basic = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, PLANNED)
-    return [
-        REFERENCE,
-        replace(REFERENCE, seq_len=256),
-        replace(REFERENCE, devices=home(500)),
-        replace(REFERENCE, devices=home(100)),
-        Setting("gpt2-large-shape", 512, home(1000), variants=basic),
-        Setting("qwen2.5-0.5b-shape", 512, home(1000), variants=basic),
-        Setting("smollm2-135m", 512, home(1000), variants=basic, decode_tokens=32),
-    ]
+    return {
+        "reference": REFERENCE,
+        "bert-seq256": replace(REFERENCE, seq_len=256),
+        "bert-500mbit": replace(REFERENCE, devices=home(500)),
+        "bert-100mbit": replace(REFERENCE, devices=home(100)),
+        "gpt2-large": Setting("gpt2-large-shape", 512, home(1000), variants=basic),
+        "qwen2.5-0.5b": Setting("qwen2.5-0.5b-shape", 512, home(1000), variants=basic),
+        "smollm2-decode": Setting(
+            "smollm2-135m", 512, home(1000), variants=basic, decode_tokens=32
+        ),
+    }
+
+
+def full() -> list[Setting]:
+    """Every setting of the benchmark (a long run: an hour or more)."""
+    return list(named().values())
 
 
 def quick() -> list[Setting]:
