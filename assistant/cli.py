@@ -118,6 +118,7 @@ def worker(
     max_deployments: Annotated[
         int, typer.Option(min=1, help="plans (shards and rings) kept in memory at once")
     ] = 3,
+    shard_cache: Annotated[int, typer.Option(min=1, help="shards kept on disk")] = 8,
     mdns: Annotated[str, typer.Option(help="mDNS interfaces: 127.0.0.1 (default) or all")] = (
         "127.0.0.1"
     ),
@@ -144,6 +145,7 @@ def worker(
         threads,
         speed=speed,
         max_deployments=max_deployments,
+        shard_cache=shard_cache,
     )
     try:
         asyncio.run(run_worker(w, gateway, directory, pairing_code, mdns.split(",")))

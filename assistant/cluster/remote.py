@@ -57,6 +57,7 @@ def worker_command(
     data_host: str = "127.0.0.1",
     speed: float = 1.0,
     max_deployments: int = 3,
+    shard_cache: int = 8,
 ) -> list[str]:
     return [
         sys.executable,
@@ -77,6 +78,8 @@ def worker_command(
         str(speed),
         "--max-deployments",
         str(max_deployments),
+        "--shard-cache",
+        str(shard_cache),
     ]
 
 
@@ -90,6 +93,7 @@ def launch_workers(
     hosts: Sequence[str] | None = None,
     speeds: Sequence[float] | None = None,
     max_deployments: int = 3,
+    shard_cache: int = 8,
 ) -> list[WorkerProcess]:
     """Start one `galaxy worker` process per name; `prefix[i]` wraps worker i's command (e.g.
     `nsenter --net=...`), `hosts[i]` is its data-plane address, `speeds[i]` its sleep-based
@@ -109,6 +113,7 @@ def launch_workers(
                 hosts[i] if hosts else "127.0.0.1",
                 speeds[i] if speeds else 1.0,
                 max_deployments,
+                shard_cache,
             ),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}

@@ -75,13 +75,14 @@ class Worker:
         ring_timeout: float = 60.0,
         speed: float = 1.0,
         max_deployments: int = 3,
+        shard_cache: int = 8,
     ) -> None:
         if not 0 < speed <= 1:
             raise ValueError(f"speed must be in (0, 1], got {speed}")
         self.name, self.data_host, self.speed = name, data_host, speed
         self.data_port = data_port or free_port(data_host)
         self.threads, self.ring_timeout = threads, ring_timeout
-        self.store = ShardStore(data_dir / "shards")
+        self.store = ShardStore(data_dir / "shards", keep=shard_cache)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
         # Plans this worker is part of, most recently used last: one ring and shard each.
