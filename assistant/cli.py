@@ -122,6 +122,9 @@ def worker(
     mdns: Annotated[str, typer.Option(help="mDNS interfaces: 127.0.0.1 (default) or all")] = (
         "127.0.0.1"
     ),
+    ca_fingerprint: Annotated[
+        str | None, typer.Option(help="expected home CA fingerprint (shown by galaxy pair)")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run an edge worker: pair once, then take shards, join rings and execute plans."""
@@ -148,7 +151,9 @@ def worker(
         shard_cache=shard_cache,
     )
     try:
-        asyncio.run(run_worker(w, gateway, directory, pairing_code, mdns.split(",")))
+        asyncio.run(
+            run_worker(w, gateway, directory, pairing_code, mdns.split(","), ca_fingerprint)
+        )
     except KeyboardInterrupt:
         pass
     except (GalaxyError, TimeoutError, ValueError) as exc:
@@ -208,7 +213,8 @@ def pair(
     typer.echo(f"pairing code: {answer['code']} (valid {answer['expires_in_s']:.0f} s)")
     typer.echo(f"home CA fingerprint: {answer['ca_fingerprint']}")
     typer.echo(
-        f"on the new device: galaxy worker --gateway {gateway} --pairing-code {answer['code']}"
+        f"on the new device: galaxy worker --gateway {gateway} --pairing-code {answer['code']} "
+        f"--ca-fingerprint {answer['ca_fingerprint']}"
     )
 
 

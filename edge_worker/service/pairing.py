@@ -9,6 +9,7 @@ once; without one, the worker files a request and waits until the owner approves
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -25,6 +26,18 @@ log = logging.getLogger(__name__)
 
 class PairingFailed(GalaxyError):
     """The gateway refused to pair this device."""
+
+
+def ca_sha256(ca_pem: bytes) -> str:
+    """SHA-256 of the CA certificate (DER), as the gateway shows it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        der = x509.load_pem_x509_certificate(ca_pem).public_bytes(Encoding.DER)
+    except ValueError:
+        return "not a certificate"
+    return hashlib.sha256(der).hexdigest()
 
 
 def _call(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -49,8 +62,14 @@ def pair(
     code: str | None = None,
     poll_s: float = 2.0,
     wait_s: float = 3600.0,
+    ca_fingerprint: str | None = None,
 ) -> Credentials:
-    """Pair with the gateway at `api_url` (http://host:port) and store the credentials."""
+    """Pair with the gateway at `api_url` (http://host:port) and store the credentials.
+
+    The first contact is plain HTTP on the home network: pass the home CA's fingerprint (shown
+    with the code by `galaxy pair`) to make sure the certificate comes from this home's gateway
+    and not from a device posing as it.
+    """
     pending, csr = Credentials.new_request(directory, name)
     api = api_url.rstrip("/") + "/v1/pairing"
     if code is not None:
@@ -74,6 +93,12 @@ def pair(
             if time.monotonic() > deadline:
                 raise PairingFailed(f"nobody approved {name} within {wait_s:.0f} s")
             time.sleep(poll_s)
+    if ca_fingerprint is not None:
+        got = ca_sha256(answer.get("ca", "").encode())
+        if got != ca_fingerprint.lower().replace(":", ""):
+            raise PairingFailed(
+                f"the gateway's CA fingerprint is {got}, not {ca_fingerprint}: not pairing with it"
+            )
     try:
         return pending.save(answer["cert"].encode(), answer["ca"].encode(), answer["worker_url"])
     except (KeyError, ValueError) as exc:

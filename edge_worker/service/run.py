@@ -34,6 +34,7 @@ async def run_worker(
     data_dir: Path,
     pairing_code: str | None = None,
     interfaces: Sequence[str] = LOOPBACK,
+    ca_fingerprint: str | None = None,
 ) -> None:
     if gateway is not None and gateway.startswith(("ws://", "wss://")):
         await worker.serve(gateway)
@@ -45,7 +46,12 @@ async def run_worker(
             gateway = f"http://{found.host}:{found.api_port}"
             log.info("found the gateway %r at %s", found.name, gateway)
         creds = await asyncio.to_thread(
-            pair, gateway, data_dir / "credentials", worker.name, pairing_code
+            pair,
+            gateway,
+            data_dir / "credentials",
+            worker.name,
+            pairing_code,
+            ca_fingerprint=ca_fingerprint,
         )
     advert = WorkerAdvert(worker.name, worker.data_port, interfaces)
     await advert.start()

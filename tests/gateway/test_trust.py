@@ -157,3 +157,23 @@ def test_a_revoked_worker_is_cut_off_and_refused_from_then_on(
     assert creds is not None
     assert "not paired, or was revoked" in attempt(gateway, creds.client_context(), "garage-pi")
     assert "garage-pi" not in gateway.state.manager.online()
+
+
+def test_pairing_checks_the_home_ca_fingerprint_when_given(
+    gateway: RunningGateway, tmp_path: Path
+) -> None:
+    from edge_worker.service.pairing import PairingFailed, pair
+
+    wrong = gateway.call("POST", "/v1/pairing/codes")["code"]
+    with pytest.raises(PairingFailed, match="fingerprint"):
+        pair(gateway.url, tmp_path / "a", "cellar-pi", wrong, ca_fingerprint="00" * 32)
+
+    code = gateway.call("POST", "/v1/pairing/codes")
+    creds = pair(
+        gateway.url,
+        tmp_path / "b",
+        "cellar-pi",
+        code["code"],
+        ca_fingerprint=code["ca_fingerprint"],
+    )
+    assert creds.name == "cellar-pi"
