@@ -172,8 +172,8 @@ def test_pairing_checks_the_home_ca_fingerprint_when_given(
     creds = pair(
         gateway.url,
         tmp_path / "b",
-        "cellar-pi",
+        "wine-pi",
         code["code"],
         ca_fingerprint=code["ca_fingerprint"],
     )
-    assert creds.name == "cellar-pi"
+    assert creds.name == "wine-pi"
