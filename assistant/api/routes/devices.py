@@ -37,8 +37,9 @@ def _devices(state: StateDep) -> list[DeviceOut]:
         )
     if state.discovery is not None:  # present on the network, not paired (yet)
         for w in state.discovery.workers():
-            if w.name not in out:
-                out[w.name] = DeviceOut(name=w.name, paired=False, revoked=False, online=False)
+            name = w.properties.get("name", w.name)  # the device name, not the mDNS instance
+            if name not in out:
+                out[name] = DeviceOut(name=name, paired=False, revoked=False, online=False)
     return sorted(out.values(), key=lambda d: d.name)
 
 
@@ -64,8 +65,4 @@ async def revoke_device(name: str, state: StateDep, _: Authorized) -> DeviceOut:
     state.store.revoke(name)
     await state.coordinator.disconnect(name, "revoked by the owner")
     state.manager.changed(name, False)
-    return await_device(state, name)
-
-
-def await_device(state: StateDep, name: str) -> DeviceOut:
     return next(d for d in _devices(state) if d.name == name)
