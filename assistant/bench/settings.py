@@ -73,11 +73,12 @@ REFERENCE = Setting("bert-large-shape", 512, home(1000))
 def named() -> dict[str, Setting]:
     """Every setting of the benchmark by name (`galaxy bench --setting NAME`)."""
     basic = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, PLANNED)
+    links = (LOCAL, TP, SP, HMP, HMP_OVERLAP, HMP_OVERLAP_FP16, PLANNED)
     return {
         "reference": REFERENCE,
         "bert-seq256": replace(REFERENCE, seq_len=256),
-        "bert-500mbit": replace(REFERENCE, devices=home(500)),
-        "bert-100mbit": replace(REFERENCE, devices=home(100)),
+        "bert-500mbit": replace(REFERENCE, devices=home(500), variants=links),
+        "bert-100mbit": replace(REFERENCE, devices=home(100), variants=links),
         "gpt2-large": Setting("gpt2-large-shape", 512, home(1000), variants=basic),
         "qwen2.5-0.5b": Setting("qwen2.5-0.5b-shape", 512, home(1000), variants=basic),
         "smollm2-decode": Setting(
