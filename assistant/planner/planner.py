@@ -244,6 +244,17 @@ def _excluded(
     for d in devices:
         if d.name in chosen:
             continue
+        if label == "local":
+            others = [(k, v[0]) for k, v in best.items() if k != "local"]
+            k, ms = min(others, key=lambda kv: kv[1]) if others else ("none", float("inf"))
+            out.append(
+                (
+                    d.name,
+                    f"collaborating is predicted slower than the fastest device alone (best "
+                    f"multi-device plan: {k}, {ms:.0f} ms vs {base:.0f} ms)",
+                )
+            )
+            continue
         with_it = [*ring, d]
         plan = candidate(
             cfg, label.replace(" fp16", ""), with_it, seq_len, best[label][1].wire_dtype
