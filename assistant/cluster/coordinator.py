@@ -223,8 +223,14 @@ class Coordinator:
         peers = [
             P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port) for s in sessions
         ]
-        for rank, s in enumerate(sessions):
-            await self._assign(s, rank, cfg, weights, plan, plan_id, peers, token)
+        # Ship every rank's shard at once: each goes over that device's own link, and a rank
+        # that got its shard early must not wait out its ring deadline for a late one.
+        await asyncio.gather(
+            *(
+                self._assign(s, rank, cfg, weights, plan, plan_id, peers, token)
+                for rank, s in enumerate(sessions)
+            )
+        )
         readies = await asyncio.gather(*(self._ready(s, plan_id) for s in sessions))
         self.deployments[plan_id] = sessions
         return plan_id, list(readies)
