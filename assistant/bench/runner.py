@@ -21,6 +21,7 @@ import torch
 
 from assistant.bench.emulation import CpuMode, Home, LinkMode
 from assistant.bench.settings import Setting, Variant
+from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster, launch_workers
 from assistant.planner.cost import predict, predict_decode
 from assistant.planner.planner import choose
@@ -29,25 +30,22 @@ from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import ParallelPlan, make_plan
 from edge_worker.models.catalog import load_model
+from edge_worker.service import protocol as P
 
 log = logging.getLogger(__name__)
 
 
 def profiles(
     setting: Setting,
-    gflops: dict[str, float],
+    measured: dict[str, P.ProfileResult],
     memory: dict[str, float],
     links: dict[str, tuple[float, float]],
 ) -> dict[str, DeviceProfile]:
-    """What the planner knows of each device, all measured: GFLOP/s at the model's GEMM shape,
+    """What the planner knows of each device, all measured: layer costs at the model's shapes,
     free memory, and the link (Mbit/s, hop latency) probed over the data plane."""
     return {
-        d.name: DeviceProfile(
-            name=d.name,
-            gflops=gflops[d.name],
-            memory_mb=max(1.0, memory[d.name]),
-            bandwidth_mbps=links.get(d.name, (d.bandwidth_mbps, 0.1))[0],
-            latency_ms=links.get(d.name, (d.bandwidth_mbps, 0.1))[1],
+        d.name: device_profile(
+            d.name, measured[d.name], memory[d.name], links.get(d.name, (d.bandwidth_mbps, 0.1))
         )
         for d in setting.devices
     }
@@ -100,18 +98,21 @@ def run_setting(
             hellos = {h.name: h for h in cluster.wait_for_workers(len(devices), timeout=120)}
             for i, d in enumerate(devices):
                 home.throttle(i, hellos[d.name].pid, hellos[d.name].compute_tid)
-            m, k, n = setting.seq_len, cfg.hidden_size, cfg.intermediate_size
-            gflops = {name: cluster.profile(name, m, k, n, seconds=1.5).gflops for name in names}
+            request = profile_request(cfg, setting.seq_len, world=len(names), seconds=3.0)
+            measured = {name: cluster.profile(name, request) for name in names}
+            gflops = {name: measured[name].gflops for name in names}
             log.info("measured GFLOP/s: %s", gflops)
             memory = {name: hellos[name].memory_mb for name in names}
             sessions = [cluster.coordinator.sessions[n] for n in names]
             probed = cluster._call(cluster.coordinator.probe_links(sessions), timeout=300)
             log.info("measured links: %s", probed)
-            known = profiles(setting, gflops, memory, probed)
+            known = profiles(setting, measured, memory, probed)
             runs = _measure(setting, cluster, cfg, weights, ids, names, known, reps, progress)
             for r in runs:
                 r["measured_gflops"] = [round(gflops[name], 2) for name in names]
                 r["measured_link_mbps"] = [round(probed.get(n, (0.0, 0.0))[0], 1) for n in names]
+                # Everything the cost model saw, so predictions can be re-made from the JSON.
+                r["device_profiles"] = [known[n].model_dump(exclude_none=True) for n in names]
             return runs, home.describe()
         finally:
             cluster.close()

@@ -303,11 +303,9 @@ class Coordinator:
             "sent" if send_shard else "cached",
         )
 
-    async def profile(
-        self, s: WorkerSession, m: int, k: int, n: int, seconds: float = 1.0
-    ) -> P.ProfileResult:
-        """Measure a worker's GEMM throughput for an (m x k) @ (k x n) product."""
-        await s.send(P.Profile(m=m, k=k, n=n, seconds=seconds))
+    async def profile(self, s: WorkerSession, request: P.Profile) -> P.ProfileResult:
+        """Measure a worker's layer costs (GEMMs, attention, connective block)."""
+        await s.send(request)
         while True:
             item = await s.next(self.timeout)
             if isinstance(item, P.ProfileResult):

@@ -166,10 +166,8 @@ class RemoteCluster:
         self.plan = plan
         return readies
 
-    def profile(self, name: str, m: int, k: int, n: int, seconds: float = 1.0) -> P.ProfileResult:
-        return self._call(
-            self.coordinator.profile(self.coordinator.sessions[name], m, k, n, seconds)
-        )
+    def profile(self, name: str, request: P.Profile) -> P.ProfileResult:
+        return self._call(self.coordinator.profile(self.coordinator.sessions[name], request))
 
     def _run(
         self, op: Literal["prefill", "decode"], ids: Tensor, **kwargs: Any

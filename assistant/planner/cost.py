@@ -1,12 +1,24 @@
 """A cost model for every strategy: predicted latency split into compute, communication, idle.
 
 Pure functions of the model config, the devices (in ring order) and a plan. Layers are alike,
-so one layer is costed and multiplied. Compute is FLOPs / measured GFLOP/s; connective blocks
-(norms, residual adds, biases) are costed as CONNECTIVE_FLOPS per element. A transfer of b bytes
-from device i to j takes b / min(bandwidth_i, bandwidth_j) plus the mean of their latencies;
-the pipelined ring moves a collective in max-over-links(bytes on that link / link rate) plus one
-latency per step. Synchronising collectives make every phase last as long as its slowest
-device: the rest of that time is "idle".
+so one layer is costed and multiplied.
+
+Compute: GEMMs take FLOPs / the device's measured GEMM throughput *at the tile's row count*
+(small ring tiles run slower than whole sequences), the attention core its FLOPs / the measured
+attention throughput at that sequence length, the connective block (norms, residual adds,
+biases) its measured ns per element. Profiles without measured curves (a hypothetical home in a
+profile file) use `gflops` for all of it.
+
+Communication: a transfer of b bytes from device i to j takes b / min(bandwidth_i, bandwidth_j)
+plus the mean of their latencies; the pipelined ring moves a collective in max-over-links(bytes
+on that link / link rate) plus one latency per step. Synchronising collectives make every
+phase last as long as its slowest device: the rest of that time is "idle".
+
+Overlap (hmp): simulated chunk by chunk as `engine/overlap.py` runs it. A device computes the
+tile of a ring chunk once that chunk has arrived; the ring relays each chunk as it arrives
+(cut-through in `PIECES` pieces) and a reduce-scatter partial leaves a device only once that
+device's own tile for the chunk is computed. The MLP's all-gather and reduce-scatter share the
+same links, so they can never take less than their bytes on the wire together.
 """
 
 from __future__ import annotations
@@ -18,8 +30,8 @@ from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.plan import ParallelPlan
 
-CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation: norm, residual add, bias
-TILE_OVERHEAD = 1.08  # row-tiled GEMMs re-read their weights: 5-14% measured here
+CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
+PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
@@ -67,25 +79,48 @@ def connective_flops(cfg: ModelConfig, rows: int) -> float:
     return CONNECTIVE_FLOPS * rows * cfg.hidden_size
 
 
-def whole_layer_flops(cfg: ModelConfig, rows: int) -> float:
-    """One whole layer over `rows` tokens on one device."""
-    return (
-        qkv_flops(cfg, rows, cfg.n_heads)
-        + core_flops(cfg, rows, rows, cfg.n_heads)
-        + out_flops(cfg, rows, cfg.n_heads)
-        + mlp_flops(cfg, rows, cfg.intermediate_size)
-        + 2 * connective_flops(cfg, rows)
-    )
-
-
 def layer_params(cfg: ModelConfig, heads: int, cols: int) -> float:
     kv = heads // cfg.group_size
     attn = cfg.hidden_size * cfg.head_dim * (2 * heads + 2 * kv)
     return attn + cfg.hidden_size * cols * (3 if cfg.gated_mlp else 2)
 
 
-def _ms(flops: float, d: DeviceProfile, decode: bool = False) -> float:
-    return flops / ((d.decode_gflops if decode else d.gflops) * 1e9) * 1e3
+# ----- milliseconds of one device's pieces of work ------------------------------------------
+
+
+def _gemm(flops: float, rows: float, d: DeviceProfile) -> float:
+    return flops / (d.gemm_gflops(rows) * 1e9) * 1e3
+
+
+def _decode_ms(flops: float, d: DeviceProfile) -> float:
+    return flops / (d.decode_gflops * 1e9) * 1e3
+
+
+def attn_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int) -> float:
+    """QKV projection, attention core and out-projection of `heads` over `rows` queries."""
+    core = core_flops(cfg, rows, keys, heads) / (d.attention_gflops(keys) * 1e9) * 1e3
+    proj = qkv_flops(cfg, rows, heads) + out_flops(cfg, rows, heads)
+    return _gemm(proj, rows, d) + core
+
+
+def mlp_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, cols: int) -> float:
+    return _gemm(mlp_flops(cfg, rows, cols), rows, d)
+
+
+def conn_ms(cfg: ModelConfig, d: DeviceProfile, rows: int) -> float:
+    """One connective block (norm, residual add, biases) over `rows` tokens."""
+    if d.connective_ns is not None:
+        return rows * cfg.hidden_size * d.connective_ns * 1e-6
+    return connective_flops(cfg, rows) / (d.gflops * 1e9) * 1e3
+
+
+def layer_ms(cfg: ModelConfig, d: DeviceProfile, rows: int) -> float:
+    """One whole layer over `rows` tokens on one device."""
+    return (
+        attn_ms(cfg, d, rows, cfg.n_heads, rows)
+        + mlp_ms(cfg, d, rows, cfg.intermediate_size)
+        + 2 * conn_ms(cfg, d, rows)
+    )
 
 
 # ----- links --------------------------------------------------------------------------------
@@ -126,6 +161,108 @@ def all_reduce_ms(ring: Sequence[DeviceProfile], nbytes: float) -> float:
     return reduce_scatter_ms(ring, even) + all_gather_ms(ring, even)
 
 
+# ----- the overlapped ring, chunk by chunk ----------------------------------------------------
+
+
+def _hop(a: DeviceProfile, b: DeviceProfile, nbytes: float) -> tuple[float, float]:
+    """(ms on the wire, latency ms) of `nbytes` from a to b."""
+    rate = min(a.bandwidth_mbps, b.bandwidth_mbps) * 1e6 / 8
+    return nbytes / rate * 1e3, (a.latency_ms + b.latency_ms) / 2
+
+
+def gather_arrivals(
+    ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float]
+) -> list[list[float]]:
+    """arrived[i][c]: ms after the start at which device i holds all of chunk c, in a pipelined
+    ring all-gather (link i-1 -> i carries chunks i-1, i-2, ... in that order; a relay starts
+    as soon as the first piece of a chunk is in)."""
+    n = len(ring)
+    first = [[0.0] * n for _ in range(n)]
+    full = [[0.0] * n for _ in range(n)]
+    free = [0.0] * n  # the link leaving device i is busy until then
+    for step in range(1, n):
+        for i in range(n):
+            src, c = (i - 1) % n, (i - step) % n
+            wire, lat = _hop(ring[src], ring[i], chunk_bytes[c])
+            start = max(first[src][c], free[src])
+            end = max(start + wire, full[src][c] + wire / PIECES)
+            free[src] = end
+            first[i][c], full[i][c] = start + wire / PIECES + lat, end + lat
+    return full
+
+
+def reduce_finish(
+    ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float], ready: Sequence[Sequence[float]]
+) -> list[float]:
+    """When each device holds its own fully reduced chunk in a pipelined ring reduce-scatter,
+    where ready[i][c] is when device i has computed its partial tile of chunk c. Chunk c starts
+    at device c+1 and travels the ring to c; every device adds its tile before passing it on."""
+    n = len(ring)
+    first = [[0.0] * n for _ in range(n)]
+    full = [[0.0] * n for _ in range(n)]
+    free = [0.0] * n
+    for step in range(1, n):
+        for i in range(n):
+            src, c = (i - 1) % n, (i - 1 - step) % n
+            own = ready[src][c]
+            up_first = own if step == 1 else max(first[src][c], own)
+            up_full = own if step == 1 else max(full[src][c], own)
+            wire, lat = _hop(ring[src], ring[i], chunk_bytes[c])
+            start = max(up_first, free[src])
+            end = max(start + wire, up_full + wire / PIECES)
+            free[src] = end
+            first[i][c], full[i][c] = start + wire / PIECES + lat, end + lat
+    return [max(full[i][i], ready[i][i]) if n > 1 else ready[i][i] for i in range(n)]
+
+
+def _tiles(
+    order: Sequence[int], arrived: Sequence[float], tile_ms: Sequence[float], start: float = 0.0
+) -> list[float]:
+    """Compute tiles in `order`, each once its chunk has arrived; when each tile is done."""
+    done = [0.0] * len(tile_ms)
+    t = start
+    for c in order:
+        t = max(t, arrived[c]) + tile_ms[c]
+        done[c] = t
+    return done
+
+
+def _overlapped_layer(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, t: int, act: float
+) -> Breakdown:
+    """One hmp layer with tile-based overlap (engine/overlap.py), simulated."""
+    n = len(ring)
+    rows = plan.seq_split(t)
+    chunk = [r * act for r in rows]
+    heads, cols = plan.heads, plan.mlp_columns
+    ring_order = [[(i - s) % n for s in range(n)] for i in range(n)]  # own chunk first
+    reduce_order = [[(i - 1 - s) % n for s in range(n)] for i in range(n)]  # own chunk last
+    # Attention: QKV tiles as chunks arrive; the core; out-projection tiles feed the ring.
+    arrived = gather_arrivals(ring, chunk)
+    ready, busy = [], []
+    for i, d in enumerate(ring):
+        qkv = [_gemm(qkv_flops(cfg, r, heads[i]), r, d) for r in rows]
+        out = [_gemm(out_flops(cfg, r, heads[i]), r, d) for r in rows]
+        core = core_flops(cfg, t, t, heads[i]) / (d.attention_gflops(t) * 1e9) * 1e3
+        qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
+        ready.append(_tiles(reduce_order[i], [0.0] * n, out, qkv_done + core))
+        busy.append(sum(qkv) + core + sum(out))
+    attention = max(reduce_finish(ring, chunk, ready))
+    conn = [conn_ms(cfg, d, r) for d, r in zip(ring, rows, strict=True)]
+    # MLP: each chunk through the whole block as it arrives (own chunk first, fed last).
+    ready = []
+    for i, d in enumerate(ring):
+        block = [mlp_ms(cfg, d, r, cols[i]) for r in rows]
+        mlp_order = [i, *reduce_order[i][:-1]]
+        ready.append(_tiles(mlp_order, arrived[i], block))
+        busy[i] += sum(block) + 2 * conn[i]
+    wire = all_gather_ms(ring, chunk) + reduce_scatter_ms(ring, chunk)  # the same links
+    mlp = max(max(reduce_finish(ring, chunk, ready)), wire)
+    total = attention + mlp + 2 * max(conn)
+    slow = max(busy)
+    return Breakdown(total, slow, max(0.0, total - slow), slow - sum(busy) / n)
+
+
 # ----- phases -------------------------------------------------------------------------------
 
 
@@ -136,14 +273,6 @@ def _phase(times: Sequence[float], comm: float = 0.0) -> Breakdown:
     return Breakdown(slow + comm, slow, comm, idle)
 
 
-def _overlapped(times: Sequence[float], comm: float, fixed: Sequence[float]) -> Breakdown:
-    """A phase whose `times` run concurrently with `comm`, then `fixed` compute."""
-    per = [max(t * TILE_OVERHEAD, comm) + f for t, f in zip(times, fixed, strict=True)]
-    slow = max(per)
-    compute = max(t * TILE_OVERHEAD + f for t, f in zip(times, fixed, strict=True))
-    return Breakdown(slow, compute, max(0.0, slow - compute), slow - sum(per) / len(per))
-
-
 def predict(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
 ) -> Breakdown:
@@ -152,13 +281,12 @@ def predict(
     act = BYTES[plan.wire_dtype] * h  # bytes of one token's activation on the wire
     s = plan.strategy
     if s == "local":
-        return _phase([_ms(whole_layer_flops(cfg, t), ring[0])]).scaled(cfg.n_layers)
+        return _phase([layer_ms(cfg, ring[0], t)]).scaled(cfg.n_layers)
     if s == "pp":
         total = Breakdown(0, 0, 0, 0)
-        full = whole_layer_flops(cfg, t)
         for i, (d, layers) in enumerate(zip(ring, plan.layers, strict=True)):
             hop = link_ms(d, ring[i + 1], t * act) if i < n - 1 else 0.0
-            work = _ms(full, d) * layers
+            work = layer_ms(cfg, d, t) * layers
             # One request flows through the stages one after another: the others wait.
             total = total + Breakdown(work + hop, work, hop, work * (n - 1) / n)
         return total
@@ -166,46 +294,27 @@ def predict(
     if s == "sp":
         kv_bytes = [2 * r * (cfg.n_kv_heads * cfg.head_dim) * BYTES[plan.wire_dtype] for r in rows]
         times = [
-            _ms(
-                qkv_flops(cfg, r, cfg.n_heads)
-                + core_flops(cfg, r, t, cfg.n_heads)
-                + out_flops(cfg, r, cfg.n_heads)
-                + mlp_flops(cfg, r, cfg.intermediate_size)
-                + 2 * connective_flops(cfg, r),
-                d,
-            )
+            attn_ms(cfg, d, r, cfg.n_heads, t)
+            + mlp_ms(cfg, d, r, cfg.intermediate_size)
+            + 2 * conn_ms(cfg, d, r)
             for d, r in zip(ring, rows, strict=True)
         ]
         return _phase(times, all_gather_ms(ring, kv_bytes)).scaled(cfg.n_layers)
     heads, cols = plan.heads, plan.mlp_columns
-    attn = [
-        _ms(qkv_flops(cfg, t, hh) + core_flops(cfg, t, t, hh) + out_flops(cfg, t, hh), d)
-        for d, hh in zip(ring, heads, strict=True)
-    ]
-    mlp = [_ms(mlp_flops(cfg, t, c), d) for d, c in zip(ring, cols, strict=True)]
+    attn = [attn_ms(cfg, d, t, hh, t) for d, hh in zip(ring, heads, strict=True)]
+    mlp = [mlp_ms(cfg, d, t, c) for d, c in zip(ring, cols, strict=True)]
     if s == "tp":
-        conn = [_ms(connective_flops(cfg, t), d) for d in ring]
+        conn = [conn_ms(cfg, d, t) for d in ring]
         ar = all_reduce_ms(ring, t * act)
         layer = _phase(attn, ar) + _phase(conn) + _phase(mlp, ar) + _phase(conn)
         return layer.scaled(cfg.n_layers)
     # hmp: connective blocks on each device's own rows, joined by all-gather / reduce-scatter.
+    if plan.overlap and n > 1:
+        return _overlapped_layer(cfg, ring, plan, t, act).scaled(cfg.n_layers)
     chunk = [r * act for r in rows]
     ag, rs = all_gather_ms(ring, chunk), reduce_scatter_ms(ring, chunk)
-    conn = [_ms(connective_flops(cfg, r), d) for d, r in zip(ring, rows, strict=True)]
-    if not plan.overlap:
-        layer = _phase(attn, ag + rs) + _phase(conn) + _phase(mlp, ag + rs) + _phase(conn)
-        return layer.scaled(cfg.n_layers)
-    qkv = [_ms(qkv_flops(cfg, t, hh), d) for d, hh in zip(ring, heads, strict=True)]
-    core = [_ms(core_flops(cfg, t, t, hh), d) for d, hh in zip(ring, heads, strict=True)]
-    out = [_ms(out_flops(cfg, t, hh), d) for d, hh in zip(ring, heads, strict=True)]
-    zero = [0.0] * n
-    layer = (
-        _overlapped(qkv, ag, core)  # QKV tiles while chunks arrive; attention core after
-        + _overlapped(out, rs, zero)  # out-projection tiles feed the reduce-scatter
-        + _phase(conn)
-        + _overlapped(mlp, ag + rs, zero)  # fused MLP tiles between both collectives
-        + _phase(conn)
-    )
+    conn = [conn_ms(cfg, d, r) for d, r in zip(ring, rows, strict=True)]
+    layer = _phase(attn, ag + rs) + _phase(conn) + _phase(mlp, ag + rs) + _phase(conn)
     return layer.scaled(cfg.n_layers)
 
 
@@ -219,16 +328,16 @@ def predict_decode(
         flops = 2 * layer_params(cfg, cfg.n_heads, cfg.intermediate_size) + core_flops(
             cfg, 1, past, cfg.n_heads
         )
-        return _phase([_ms(flops, d, decode=True)]).scaled(cfg.n_layers)
+        return _phase([_decode_ms(flops, d)]).scaled(cfg.n_layers)
     if plan.strategy == "pp":
         per = [
-            _ms(2 * layer_params(cfg, cfg.n_heads, cfg.intermediate_size), d, decode=True) * k
+            _decode_ms(2 * layer_params(cfg, cfg.n_heads, cfg.intermediate_size), d) * k
             for d, k in zip(ring, plan.layers, strict=True)
         ]
         hops = sum(link_ms(ring[i], ring[i + 1], h * 4) for i in range(len(ring) - 1))
         return Breakdown(sum(per) + hops, sum(per), hops, 0.0)
     times = [
-        _ms(2 * layer_params(cfg, hh, c) + core_flops(cfg, 1, past, hh), d, decode=True)
+        _decode_ms(2 * layer_params(cfg, hh, c) + core_flops(cfg, 1, past, hh), d)
         for d, hh, c in zip(ring, plan.heads, plan.mlp_columns, strict=True)
     ]
     ar = all_reduce_ms(ring, h * BYTES[plan.wire_dtype])

@@ -4,16 +4,35 @@ The profile file of `galaxy plan` (DESIGN.md section 5):
 
     {"devices": [{"name": "kitchen-pi", "gflops": 20.0, "memory_mb": 4096,
                   "bandwidth_mbps": 100, "latency_ms": 1.0}, ...]}
+
+Measured profiles (the gateway's, the benchmark's) add curves: GEMM GFLOP/s by tile rows,
+attention GFLOP/s by sequence length, and the connective block's ns per element.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_worker.errors import PlanError
+
+
+def interpolate(points: list[tuple[int, float]], x: float) -> float:
+    """Piecewise-linear in log(x) through measured (x, value) points, flat beyond the ends."""
+    pts = sorted(points)
+    if x <= pts[0][0]:
+        return pts[0][1]
+    if x >= pts[-1][0]:
+        return pts[-1][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if x0 <= x <= x1:
+            f = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            return y0 + f * (y1 - y0)
+    return pts[-1][1]
 
 
 class DeviceProfile(BaseModel):
@@ -28,6 +47,17 @@ class DeviceProfile(BaseModel):
     gemv_gflops: float | None = Field(
         default=None, gt=0, description="throughput of one-token steps (default gflops / 4)"
     )
+    gemm_curve: list[tuple[int, float]] | None = Field(
+        default=None,
+        min_length=1,
+        description="measured (rows, GFLOP/s): small tiles run slower than whole sequences",
+    )
+    attention_curve: list[tuple[int, float]] | None = Field(
+        default=None, min_length=1, description="measured (sequence length, GFLOP/s) of attention"
+    )
+    connective_ns: float | None = Field(
+        default=None, gt=0, description="measured ns per element of a norm + residual add"
+    )
 
     @property
     def budget_mb(self) -> float:
@@ -35,7 +65,17 @@ class DeviceProfile(BaseModel):
 
     @property
     def decode_gflops(self) -> float:
-        return self.gemv_gflops if self.gemv_gflops is not None else self.gflops / 4
+        if self.gemv_gflops is not None:
+            return self.gemv_gflops
+        return self.gemm_gflops(1) if self.gemm_curve else self.gflops / 4
+
+    def gemm_gflops(self, rows: float) -> float:
+        """GEMM throughput for a tile of `rows` (the measured curve, else `gflops`)."""
+        return interpolate(self.gemm_curve, rows) if self.gemm_curve else self.gflops
+
+    def attention_gflops(self, seq: float) -> float:
+        """Attention-core throughput over `seq` tokens (the measured curve, else `gflops`)."""
+        return interpolate(self.attention_curve, seq) if self.attention_curve else self.gflops
 
 
 class Home(BaseModel):

@@ -1,32 +1,100 @@
 """Compute and memory measurements, run on the worker's own compute thread.
 
-`gemm_gflops` times the model's real GEMM shape (a sequence of activations times a weight), so
-the number already includes whatever CPU quota, cache size or SIMD the device has.
+`layer_costs` times the model's real shapes on the thread that will run the model, so the
+numbers already include whatever CPU quota, cache size or SIMD the device has. It measures what
+the planner's cost model needs for one model on this device: GEMM throughput at several row
+counts (the whole sequence, the smaller ring tiles of the overlapped path, one row for decode),
+the attention core at several sequence lengths, and the connective block (norm + residual add)
+per element. Small calibrated runs: a few seconds in all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+
+from edge_worker.engine.layers import attend
 
 
-def gemm_gflops(
-    m: int, k: int, n: int, dtype: torch.dtype = torch.float32, seconds: float = 1.0
-) -> float:
-    """Sustained GFLOP/s of (m x k) @ (k x n) on the calling thread, over about `seconds`."""
-    a = torch.randn(m, k, dtype=dtype)
-    b = torch.randn(k, n, dtype=dtype)
-    torch.matmul(a, b)  # warm up: allocation, kernel selection
-    flops, start, runs = 2.0 * m * k * n, time.perf_counter(), 0
-    while True:
-        torch.matmul(a, b)
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds and runs >= 3:
-            return flops * runs / elapsed / 1e9
+def _rate(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> float:
+    """Runs per second of `work`: the median over batches of at least `batch_s` each (several
+    periods of a CPU quota, so a throttled device reads at its average speed), measured for
+    about `seconds` and at least 3 batches. The median shrugs off a burst of other work."""
+    t0 = time.perf_counter()
+    work()  # warm up: allocation, kernel selection
+    per_batch = max(1, int(batch_s / max(time.perf_counter() - t0, 1e-6)))
+    rates: list[float] = []
+    start = time.perf_counter()
+    while len(rates) < 3 or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        for _ in range(per_batch):
+            work()
+        rates.append(per_batch / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+@dataclass(frozen=True)
+class LayerCosts:
+    """One device's measured costs for one model's layer shapes."""
+
+    gemm: list[tuple[int, float]]  # (rows, GFLOP/s) of (rows x hidden) @ (hidden x width)
+    attention: list[tuple[int, float]]  # (sequence length, GFLOP/s) of the attention core
+    connective_ns: float  # ns per element of a (rows, hidden) layer norm + residual add
+
+
+def attention_flops(seq: int, heads: int, head_dim: int) -> float:
+    """FLOPs of softmax attention over `seq` tokens: QK^T and PV (4 T^2 H d), softmax (5 T^2 H).
+    The planner's cost model counts the same way."""
+    return 4.0 * seq * seq * heads * head_dim + 5.0 * seq * seq * heads
+
+
+def layer_costs(
+    hidden: int,
+    width: int,
+    heads: int,
+    head_dim: int,
+    rows: list[int],
+    seqs: list[int],
+    dtype: torch.dtype = torch.float32,
+    seconds: float = 2.0,
+) -> LayerCosts:
+    """Measure GEMMs at each of `rows`, attention at each of `seqs` and the connective block,
+    in about `seconds` in all. `width` is the GEMM's output width (an MLP share)."""
+    each = seconds / (len(rows) + len(seqs) + 1)
+    gemm = []
+    w = torch.randn(hidden, width, dtype=dtype)
+    for m in rows:
+        a = torch.randn(m, hidden, dtype=dtype)
+        gemm.append((m, 2.0 * m * hidden * width * _rate(partial(torch.matmul, a, w), each) / 1e9))
+    attention = []
+    for t in seqs:
+        q, k, v = (torch.randn(1, heads, t, head_dim, dtype=dtype) for _ in range(3))
+        per_s = _rate(partial(attend, q, k, v, causal=False, q_start=0), each)
+        attention.append((t, attention_flops(t, heads, head_dim) * per_s / 1e9))
+    m = max(rows)
+    x, r = torch.randn(m, hidden, dtype=dtype), torch.randn(m, hidden, dtype=dtype)
+    g, b = torch.ones(hidden, dtype=dtype), torch.zeros(hidden, dtype=dtype)
+    per_s = _rate(lambda: F.layer_norm(x + r, (hidden,), g, b), each)
+    return LayerCosts(gemm, attention, 1e9 / per_s / (m * hidden))
+
+
+def profile_rows(seq: int, world: int = 8) -> list[int]:
+    """Row counts worth measuring for a sequence of `seq`: the whole sequence, tiles down to one
+    device's share in a ring of `world`, and one row (a decode step)."""
+    rows = {seq, 1}
+    step = seq
+    while step > max(1, seq // world):
+        step = max(1, step // 2)
+        rows.add(step)
+    return sorted(rows, reverse=True)
 
 
 def _status_kb(field: str) -> float:

@@ -10,8 +10,8 @@ travel in binary frames (see `tensors.py`) right after the message that announce
       Ready(plan_id)                       ->
                                           <- Run(run_id, prefill|decode, ids)
       Result(run_id, trace) + tensor frames ->
-                                          <- Profile(GEMM shape)
-      ProfileResult(GFLOP/s)               ->
+                                          <- Profile(layer shapes)
+      ProfileResult(GEMM, attention, norm) ->
                                           <- Probe(peers, token)  (a ring just to measure links)
       ProbeResult(latency, Mbit/s)         ->
       Error(code, text)                    ->   (any time; `run_id` when it answers a Run)
@@ -85,20 +85,33 @@ class Run(Message):
 
 
 class Profile(Message):
-    """Measure GEMM throughput for an (m x k) @ (k x n) product on the compute thread."""
+    """Measure this device's costs for one model's layer shapes on the compute thread
+    (profile/compute.py `layer_costs`). Cached per shape; `fresh` measures again."""
 
     type: Literal["profile"] = "profile"
-    m: int = Field(ge=1, le=65536)
-    k: int = Field(ge=1, le=65536)
-    n: int = Field(ge=1, le=65536)
+    hidden: int = Field(ge=1, le=65536)
+    width: int = Field(ge=1, le=65536, description="GEMM output width (an MLP share)")
+    heads: int = Field(ge=1, le=1024)
+    head_dim: int = Field(ge=1, le=4096)
+    rows: list[Annotated[int, Field(ge=1, le=16384)]] = Field(min_length=1, max_length=16)
+    seqs: list[Annotated[int, Field(ge=1, le=16384)]] = Field(min_length=1, max_length=8)
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    seconds: float = Field(default=1.0, gt=0, le=30)
+    seconds: float = Field(default=2.0, gt=0, le=30)
+    fresh: bool = False
 
 
 class ProfileResult(Message):
     type: Literal["profile_result"] = "profile_result"
-    gflops: float
+    gemm: list[tuple[int, float]]  # (rows, GFLOP/s)
+    attention: list[tuple[int, float]]  # (sequence length, GFLOP/s)
+    connective_ns: float  # per element of a norm + residual add
     rss_mb: float
+    cached: bool = False
+
+    @property
+    def gflops(self) -> float:
+        """GEMM throughput at the largest measured row count."""
+        return max(self.gemm)[1]
 
 
 class Probe(Message):

@@ -38,8 +38,9 @@ from edge_worker.engine.plan import plan_from_dict, validate
 from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.compute import (
+    LayerCosts,
     available_memory_mb,
-    gemm_gflops,
+    layer_costs,
     peak_rss_mb,
     reset_peak_rss,
     rss_mb,
@@ -90,6 +91,7 @@ class Worker:
         self.threads, self.ring_timeout = threads, ring_timeout
         self.store = ShardStore(data_dir / "shards", keep=shard_cache)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
+        self.profiles: dict[str, LayerCosts] = {}  # measured layer costs by shape
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
         # Plans this worker is part of, most recently used last: one ring and shard each.
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
@@ -155,12 +157,33 @@ class Worker:
         return False
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
-        dtype = getattr(torch, msg.dtype)
-        loop = asyncio.get_running_loop()
-        gflops = await loop.run_in_executor(
-            self.compute, gemm_gflops, msg.m, msg.k, msg.n, dtype, msg.seconds
+        key = msg.model_dump_json(exclude={"fresh", "seconds"})
+        cached = key in self.profiles and not msg.fresh
+        if not cached:
+            loop = asyncio.get_running_loop()
+            costs: LayerCosts = await loop.run_in_executor(
+                self.compute,
+                layer_costs,
+                msg.hidden,
+                msg.width,
+                msg.heads,
+                msg.head_dim,
+                msg.rows,
+                msg.seqs,
+                getattr(torch, msg.dtype),
+                msg.seconds,
+            )
+            self.profiles[key] = costs
+        c, k = self.profiles[key], self.speed  # an emulated slow device reports its slowness
+        await ws.send(
+            P.ProfileResult(
+                gemm=[(m, g * k) for m, g in c.gemm],
+                attention=[(t, g * k) for t, g in c.attention],
+                connective_ns=c.connective_ns / k,
+                rss_mb=rss_mb(),
+                cached=cached,
+            ).model_dump_json()
         )
-        await ws.send(P.ProfileResult(gflops=gflops, rss_mb=rss_mb()).model_dump_json())
 
     def _ring(self, rank: int, peers: list[P.Peer], token: str) -> TcpRingCommunicator:
         return TcpRingCommunicator(

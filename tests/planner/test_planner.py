@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from assistant.planner.cost import memory_mb, predict
+from assistant.planner.cost import (
+    all_gather_ms,
+    gather_arrivals,
+    memory_mb,
+    predict,
+    reduce_finish,
+)
 from assistant.planner.planner import candidate, choose, fit_memory
 from assistant.planner.profiles import DeviceProfile, load_home
 from edge_worker.engine.hf_config import config_from_hf
@@ -181,3 +187,54 @@ def test_galaxy_plan_json_for_eight_devices(tmp_path: Path) -> None:
     }
     assert keys <= plan.keys()
     assert len(plan["ring"]) + len(plan["excluded"]) == 8
+
+
+def test_ring_all_gather_arrivals_follow_the_ring() -> None:
+    ring = [dev("a", 50), dev("b", 50), dev("c", 50)]
+    ring = [d.model_copy(update={"latency_ms": 0.0}) for d in ring]
+    chunk = 1000 * 1e6 / 8 / 1e3  # 1 ms on a 1000 Mbit/s link
+
+    arrived = gather_arrivals(ring, [chunk] * 3)
+
+    # Device 1 holds its own chunk at once, chunk 0 after one hop, chunk 2 after two.
+    assert arrived[1] == pytest.approx([1.0, 0.0, 2.0])
+
+
+def test_reduce_scatter_waits_for_the_slowest_partial() -> None:
+    ring = [dev("a", 50), dev("b", 50)]
+    ring = [d.model_copy(update={"latency_ms": 0.0}) for d in ring]
+    chunk = 1000 * 1e6 / 8 / 1e3
+    ready = [[0.0, 5.0], [0.0, 0.0]]  # device 0 computes its partial of chunk 1 late
+
+    finish = reduce_finish(ring, [chunk, chunk], ready)
+
+    assert finish[1] == pytest.approx(6.0)  # sent at 5 ms, 1 ms on the wire
+    assert finish[0] == pytest.approx(1.0)
+
+
+def test_overlap_hides_the_ring_behind_compute_but_never_the_wire_itself() -> None:
+    fast = [dev(n, g, mbps=1e6) for n, g in (("a", 90), ("b", 45), ("c", 27))]
+    slow = [d.model_copy(update={"bandwidth_mbps": 20.0}) for d in fast]
+    for ring in (fast, slow):
+        plan = candidate(BERT, "hmp+overlap", ring, 512, "float32")
+        plain = candidate(BERT, "hmp", ring, 512, "float32")
+        assert plan is not None and plain is not None
+        over, base = predict(BERT, ring, plan, 512), predict(BERT, ring, plain, 512)
+        assert over.total_ms <= base.total_ms
+        assert over.total_ms >= over.compute_ms
+    rows = plan.seq_split(512)
+    wire = 2 * 24 * (all_gather_ms(slow, [r * 4096 for r in rows]) * 2)  # AG + RS, twice a layer
+    assert over.total_ms >= wire * 0.99  # on a slow link, the wire bounds the overlapped layer
+    assert over.comm_ms > 0.5 * over.total_ms
+
+
+def test_small_tiles_run_at_their_measured_speed() -> None:
+    curve = [(512, 90.0), (128, 45.0), (1, 10.0)]
+    d = dev("a", 90).model_copy(update={"gemm_curve": curve})
+
+    assert d.gemm_gflops(512) == 90.0
+    assert d.gemm_gflops(128) == 45.0
+    assert 45.0 < d.gemm_gflops(256) < 90.0
+    assert d.gemm_gflops(4096) == 90.0  # flat beyond the measured ends
+    assert d.decode_gflops == 10.0
+    assert dev("b", 80).decode_gflops == 20.0  # unmeasured: a quarter of the GEMM speed

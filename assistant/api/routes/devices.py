@@ -23,7 +23,9 @@ def _devices(state: StateDep) -> list[DeviceOut]:
                 "memory_mb": round(s.hello.memory_mb),
                 "threads": s.hello.threads,
                 "gflops": {
-                    m: round(g, 1) for (n, m), g in state.manager.gflops.items() if n == d.name
+                    m: round(r.gflops, 1)
+                    for (n, m), r in state.manager.measured.items()
+                    if n == d.name
                 },
             }
         out[d.name] = DeviceOut(
