@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             watcher.cancel()
+            await state.manager.close()
             if state.discovery is not None:
                 await state.discovery.stop()
             await state.coordinator.stop()

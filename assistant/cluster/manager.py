@@ -1,8 +1,12 @@
 """The gateway's cluster: served models, which plan each runs on, requests with failover.
 
-- Workers join and leave through the coordinator; every change makes the current plans stale,
-  and the next request re-plans (in-flight requests finish on the plan they started with, or
-  are re-run if it broke under them).
+- Workers join and leave through the coordinator; every change (and a measured link that moved
+  by more than 30%) makes the current plans stale. Half a second later (a burst of changes
+  re-plans once) a background task re-plans every model that has run since start and ships
+  its shards, so the next request finds its plan ready. It takes the request lock: in-flight
+  requests finish on the plan they started with, or are re-run if it broke under them. When
+  the background re-plan fails, the next request re-plans as before. `replan_status` says
+  whether one is pending or running and how the last one went.
 - One request runs on the cluster at a time (a ring is a pipeline of one); up to `queue_size`
   wait. Beyond that `QueueFull` (the API answers 503 with Retry-After).
 - A worker lost mid-request: it is cut off, the model is re-planned on the workers left (or on
@@ -18,14 +22,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import torch
 
 from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster
 from assistant.planner.planner import choose
-from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.plan import STRATEGIES, ParallelPlan, make_plan
@@ -33,6 +38,7 @@ from edge_worker.engine.runtime import InProcessCluster
 from edge_worker.engine.weights import ModelWeights
 from edge_worker.errors import CommError, GalaxyError, PlanError
 from edge_worker.models.catalog import LoadedModel, load_model
+from edge_worker.service import protocol as P
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,13 +101,14 @@ class ClusterManager:
         strategy: str = "auto",
         queue_size: int = 8,
         link_mbps: float = 1000.0,
+        replan_delay_s: float = 0.5,
     ) -> None:
         if strategy != "auto" and strategy not in STRATEGIES:
             raise PlanError(f"strategy must be auto or one of {', '.join(STRATEGIES)}")
         self.coordinator, self.strategy, self.link_mbps = coordinator, strategy, link_mbps
         self.models: dict[str, ServedModel] = {}
         self.deployments: dict[str, Deployment] = {}
-        self.gflops: dict[tuple[str, str], float] = {}
+        self.measured: dict[tuple[str, str], P.ProfileResult] = {}
         # Links measured over the data plane, for one set of online workers.
         self.links: dict[str, tuple[float, float]] = {}
         self._links_for: frozenset[str] = frozenset()
@@ -109,6 +116,15 @@ class ClusterManager:
         self._slots = asyncio.Semaphore(queue_size)
         self._waiting = 0
         self.queue_size = queue_size
+        # Proactive re-planning: every change bumps the generation; plans made under an older
+        # one are not kept. `_used`: models that have run (only those are re-planned).
+        self.replan_delay_s = replan_delay_s
+        self.replan_status: dict[str, Any] = {"state": "idle", "runs": 0, "last": None}
+        self._generation = 0
+        self._used: set[str] = set()
+        self._reasons: list[str] = []
+        self._replan_due = 0.0
+        self._replan_task: asyncio.Task[None] | None = None
 
     # ----- models and membership -----
 
@@ -120,24 +136,51 @@ class ClusterManager:
         return self.models[name]
 
     def changed(self, name: str, online: bool) -> None:
-        """A worker joined or left: plans are re-made on the next request."""
-        log.info("worker %s %s; plans will be re-made", name, "joined" if online else "left")
+        """A worker joined or left: the plans are re-made in the background."""
+        what = f"{name} {'joined' if online else 'left'}"
+        log.info("worker %s; plans will be re-made", what)
+        self._stale(what)
+
+    def _stale(self, reason: str) -> None:
+        """Drop every plan and schedule a re-plan `replan_delay_s` from now (a change that
+        arrives meanwhile pushes it back). Without a running loop the next request re-plans."""
+        self._generation += 1
         self.deployments.clear()
+        if not self._used:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._reasons.append(reason)
+        self._replan_due = loop.time() + self.replan_delay_s
+        if self._replan_task is None or self._replan_task.done():
+            self.replan_status["state"] = "pending"
+            self._replan_task = loop.create_task(self._replan_loop(), name="replan")
+            self._replan_task.add_done_callback(self._replan_ended)
+
+    async def close(self) -> None:
+        """Stop a pending or running background re-plan (gateway shut-down)."""
+        task, self._replan_task = self._replan_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.replan_status["state"] = "idle"
 
     def online(self) -> list[str]:
         return sorted(n for n, s in self.coordinator.sessions.items() if s.alive)
 
     # ----- planning -----
 
-    async def _profile(self, name: str, m: ServedModel) -> float:
+    async def _profile(self, name: str, m: ServedModel) -> P.ProfileResult:
+        """The worker's layer costs for this model (measured once per worker and model)."""
         key = (name, m.name)
-        if key not in self.gflops:
+        if key not in self.measured:
             session = self.coordinator.sessions[name]
-            r = await self.coordinator.profile(
-                session, PLAN_SEQ, m.cfg.hidden_size, m.cfg.intermediate_size, seconds=0.3
-            )
-            self.gflops[key] = r.gflops
-        return self.gflops[key]
+            request = profile_request(m.cfg, PLAN_SEQ, world=max(2, len(self.online())))
+            self.measured[key] = await self.coordinator.profile(session, request)
+        return self.measured[key]
 
     async def _plan(self, m: ServedModel) -> Deployment:
         names = self.online()
@@ -149,16 +192,16 @@ class ClusterManager:
                 None,
                 {"reason": "no workers online: the gateway computes alone"},
             )
-        speeds = {n: await self._profile(n, m) for n in names}
+        measured = {n: await self._profile(n, m) for n in names}
+        speeds = {n: r.gflops for n, r in measured.items()}
         if self.strategy == "auto":
             links = await self.measure_links(names)
             profiles = [
-                DeviceProfile(
-                    name=n,
-                    gflops=speeds[n],
-                    bandwidth_mbps=links.get(n, (self.link_mbps, 0.5))[0],
-                    latency_ms=links.get(n, (self.link_mbps, 0.5))[1],
-                    memory_mb=max(1.0, self.coordinator.sessions[n].hello.memory_mb or 4096),
+                device_profile(
+                    n,
+                    measured[n],
+                    self.coordinator.sessions[n].hello.memory_mb or 4096,
+                    links.get(n, (self.link_mbps, 0.5)),
                 )
                 for n in names
             ]
@@ -210,13 +253,72 @@ class ClusterManager:
         ]
         if changed:
             log.warning("links changed (%s): plans will be re-made", ", ".join(changed))
-            self.deployments.clear()
+            self._stale(f"link changed: {', '.join(changed)}")
         return bool(changed)
 
     async def deployment(self, model: str) -> Deployment:
         if model not in self.deployments:
-            self.deployments[model] = await self._plan(self.models[model])
+            generation = self._generation
+            dep = await self._plan(self.models[model])
+            self._used.add(model)
+            if generation != self._generation:
+                # Membership changed while planning: run on it this once, re-plan after.
+                return dep
+            self.deployments[model] = dep
         return self.deployments[model]
+
+    # ----- re-planning in the background -----
+
+    async def _replan_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while (wait := self._replan_due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            self.replan_status["state"] = "pending"
+            async with self._lock:  # after the request in flight, on the plan it started with
+                self.replan_status["state"] = "running"
+                generation = self._generation
+                reason = "; ".join(dict.fromkeys(self._reasons))
+                self._reasons.clear()
+                started = time.monotonic()
+                models = await self._replan_stale()
+            self.replan_status["runs"] += 1
+            self.replan_status["last"] = {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "reason": reason,
+                "took_ms": round((time.monotonic() - started) * 1e3, 1),
+                "models": models,
+            }
+            if generation == self._generation:
+                self.replan_status["state"] = "idle"
+                return
+            # Another change came in while re-planning: go again (its delay is already set).
+
+    async def _replan_stale(self) -> dict[str, Any]:
+        """Plan and deploy every model that has run and has no current plan; one model's
+        failure leaves that model to the next request."""
+        out: dict[str, Any] = {}
+        for model in sorted(self._used - set(self.deployments)):
+            try:
+                dep = await asyncio.wait_for(self.deployment(model), self.coordinator.timeout)
+                out[model] = {"strategy": dep.plan.strategy, "devices": dep.describe()["devices"]}
+            except (GalaxyError, TimeoutError) as exc:
+                self.deployments.pop(model, None)
+                log.warning("%s: background re-plan failed (%s); next request re-plans", model, exc)
+                out[model] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        return out
+
+    def _replan_ended(self, task: asyncio.Task[None]) -> None:
+        """Done callback: retrieve what the task raised, so no error goes unseen."""
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        log.error("background re-plan crashed; next request re-plans", exc_info=exc)
+        if self._replan_task is task:
+            self.replan_status["state"] = "idle"
+            self.replan_status["last"] = {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "error": f"{type(exc).__name__}: {exc}"[:200],
+            }
 
     # ----- running requests -----
 

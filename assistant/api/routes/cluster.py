@@ -12,11 +12,14 @@ router = APIRouter(tags=["cluster"])
 
 
 @router.get("/plan")
-def active_plans(state: StateDep, _: Authorized) -> dict[str, Any]:
-    """The plan each served model runs on now (made on the first request after a change)."""
+async def active_plans(state: StateDep, _: Authorized) -> dict[str, Any]:
+    """The plan each served model runs on now, and the background re-plan after a worker
+    joined or left: pending, running or idle, and how the last one went. (On the event loop,
+    so the plans are not read while the loop changes them.)"""
     return {
         "workers_online": state.manager.online(),
         "plans": {m: d.describe() for m, d in state.manager.deployments.items()},
+        "replan": dict(state.manager.replan_status),
     }
 
 

@@ -1,0 +1,197 @@
+"""A worker joining or leaving re-plans in the background: the next request finds its plan made
+and its shards shipped, and a request in flight finishes on the plan it started with."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.manager import ClusterManager, Deployment
+from assistant.launcher import RunningGateway
+from edge_worker.engine.plan import make_plan
+from edge_worker.errors import WorkerLost
+from tests.engine.configs import mha_config
+from tests.gateway.conftest import gateway_settings
+from tests.gateway.test_api import reference_tokens
+
+MODEL = "smollm2-135m"
+
+
+class FakePlanner:
+    """Stands in for `ClusterManager._plan`: counts plans, fails on demand."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail: Exception | None = None
+
+    async def __call__(self, m: Any) -> Deployment:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        cfg = mha_config()
+        return Deployment(m.name, make_plan(cfg, "local", [1.0]), [], f"plan-{self.calls}")
+
+
+async def used_manager() -> tuple[ClusterManager, FakePlanner]:
+    """A manager that has served model "m" once (so changes re-plan it)."""
+    manager = ClusterManager(Coordinator(), replan_delay_s=0.05)
+    planner = FakePlanner()
+    manager._plan = planner  # type: ignore[method-assign]
+    manager.models["m"] = SimpleNamespace(name="m", in_process=lambda: "runner")  # type: ignore[assignment]
+    await manager.deployment("m")
+    return manager, planner
+
+
+async def settled(manager: ClusterManager, timeout: float = 5.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while manager.replan_status["state"] != "idle":
+        assert time.monotonic() < deadline, f"re-plan still {manager.replan_status['state']}"
+        await asyncio.sleep(0.01)
+    return manager.replan_status
+
+
+async def test_a_burst_of_changes_re_plans_once_in_the_background() -> None:
+    manager, planner = await used_manager()
+
+    manager.changed("laptop", True)
+    manager.changed("porch-pi", True)
+    manager.changed("laptop", False)
+    assert manager.replan_status["state"] == "pending" and "m" not in manager.deployments
+    status = await settled(manager)
+
+    assert planner.calls == 2
+    assert manager.deployments["m"].plan_id == "plan-2"
+    assert status["runs"] == 1
+    assert status["last"]["models"]["m"] == {
+        "strategy": "local",
+        "devices": ["gateway (in-process)"],
+    }
+    assert status["last"]["reason"] == "laptop joined; porch-pi joined; laptop left"
+
+
+async def test_the_re_plan_waits_for_the_request_in_flight() -> None:
+    manager, planner = await used_manager()
+    started, release = threading.Event(), threading.Event()
+
+    def work(runner: Any) -> str:
+        started.set()
+        release.wait(10)
+        return str(runner)
+
+    request = asyncio.create_task(manager.run("m", work, 30))
+    await asyncio.to_thread(started.wait, 10)
+    manager.changed("laptop", True)
+    await asyncio.sleep(0.3)  # well past the re-plan delay
+    assert manager.replan_status["state"] == "pending" and planner.calls == 1
+    release.set()
+    _, dep, timings = await request
+    await settled(manager)
+
+    assert dep.plan_id == "plan-1" and not timings["failovers"]
+    assert planner.calls == 2 and manager.deployments["m"].plan_id == "plan-2"
+
+
+async def test_a_failed_re_plan_is_logged_and_leaves_the_model_to_the_next_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager, planner = await used_manager()
+    planner.fail = WorkerLost("laptop closed its connection")
+
+    with caplog.at_level(logging.WARNING, logger="assistant.cluster.manager"):
+        manager.changed("laptop", False)
+        status = await settled(manager)
+
+    assert "m" not in manager.deployments
+    assert "WorkerLost" in status["last"]["models"]["m"]["error"]
+    assert "background re-plan failed" in caplog.text
+    planner.fail = None
+    assert (await manager.deployment("m")).plan_id == "plan-3"
+
+
+async def test_closing_the_manager_cancels_a_pending_re_plan() -> None:
+    manager, planner = await used_manager()
+    manager.changed("laptop", True)
+
+    await manager.close()
+    await asyncio.sleep(0.1)
+
+    assert manager.replan_status["state"] == "idle" and planner.calls == 1
+
+
+def test_a_change_outside_an_event_loop_only_drops_the_plans() -> None:
+    manager = ClusterManager(Coordinator(), replan_delay_s=0.05)
+    manager._plan = FakePlanner()  # type: ignore[method-assign]
+    manager.models["m"] = SimpleNamespace(name="m")  # type: ignore[assignment]
+    asyncio.run(manager.deployment("m"))
+
+    manager.changed("laptop", True)
+
+    assert manager.deployments == {} and manager.replan_status["state"] == "idle"
+
+
+# ----- a real gateway with worker processes -----
+
+
+def wait_re_planned(gw: RunningGateway, runs_before: int, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = gw.call("GET", "/v1/plan")["replan"]
+        if status["runs"] > runs_before and status["state"] == "idle":
+            return status
+        assert time.monotonic() < deadline, f"no background re-plan within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+def test_a_joining_worker_has_its_shard_before_the_next_request(tmp_path: Path) -> None:
+    prompt = "Name three herbs that grow on a windowsill."
+    with RunningGateway(gateway_settings(tmp_path)) as gw:
+        gw.add_workers(["kitchen-pi"], tmp_path / "workers")
+        gw.wait_online(["kitchen-pi"])
+        first = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
+        assert first["plan"]["devices"] == ["kitchen-pi"]
+
+        gw.add_workers(["laptop"], tmp_path / "workers")
+        gw.wait_online(["kitchen-pi", "laptop"])
+        status = wait_re_planned(gw, 0)
+        plan = gw.call("GET", "/v1/plan")["plans"][MODEL]
+        deployed = gw.state.manager.deployments[MODEL]
+        answer = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
+
+        assert "laptop joined" in status["last"]["reason"]
+        assert sorted(status["last"]["models"][MODEL]["devices"]) == ["kitchen-pi", "laptop"]
+        assert sorted(plan["devices"]) == ["kitchen-pi", "laptop"]
+        assert sorted(answer["plan"]["devices"]) == ["kitchen-pi", "laptop"]
+        assert answer["tokens"] == reference_tokens(gw, prompt, 8)
+        assert not answer["timings"]["failovers"]
+        assert gw.state.manager.deployments[MODEL] is deployed, "the request planned again"
+
+
+def test_a_leaving_worker_is_planned_out_before_the_next_request(tmp_path: Path) -> None:
+    prompt = "How do I descale a kettle?"
+    with RunningGateway(gateway_settings(tmp_path)) as gw:
+        _, laptop = gw.add_workers(["kitchen-pi", "laptop"], tmp_path / "workers")
+        gw.wait_online(["kitchen-pi", "laptop"])
+        first = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
+        assert sorted(first["plan"]["devices"]) == ["kitchen-pi", "laptop"]
+
+        laptop.proc.kill()
+        status = wait_re_planned(gw, 0)
+        plan = gw.call("GET", "/v1/plan")["plans"][MODEL]
+        deployed = gw.state.manager.deployments[MODEL]
+        answer = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
+
+        assert "laptop left" in status["last"]["reason"]
+        assert plan["devices"] == ["kitchen-pi"]
+        assert answer["plan"]["devices"] == ["kitchen-pi"]
+        assert answer["tokens"] == reference_tokens(gw, prompt, 8)
+        assert not answer["timings"]["failovers"]
+        assert gw.state.manager.deployments[MODEL] is deployed, "the request planned again"
