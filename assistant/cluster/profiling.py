@@ -13,14 +13,15 @@ def profile_request(
 ) -> P.Profile:
     """The measurements the cost model needs for `cfg` at sequence length `seq`: GEMMs from
     the whole sequence down to one device's tile in a ring of `world`, and one row (decode);
-    attention at a quarter, half and all of `seq`."""
+    attention over `seq` for all heads down to one (a device's share), and over half of `seq`."""
+    h = cfg.n_heads
+    heads = sorted({h, max(1, h // 2), max(1, h // 4), 1}, reverse=True)
     return P.Profile(
         hidden=cfg.hidden_size,
         width=max(1, cfg.intermediate_size // 4),
-        heads=cfg.n_heads,
         head_dim=cfg.head_dim,
         rows=profile_rows(seq, world),
-        seqs=sorted({max(1, seq // 4), max(1, seq // 2), seq}),
+        attention=[(k, seq) for k in heads] + [(h, max(1, seq // 2))],
         seconds=seconds,
         fresh=fresh,
     )

@@ -5,8 +5,9 @@ so one layer is costed and multiplied.
 
 Compute: GEMMs take FLOPs / the device's measured GEMM throughput *at the tile's row count*
 (small ring tiles run slower than whole sequences), the attention core its FLOPs / the measured
-attention throughput at that sequence length, the connective block (norms, residual adds,
-biases) its measured ns per element. Profiles without measured curves (a hypothetical home in a
+attention throughput at that size of score matrix (heads x queries x keys: past a cache size,
+softmax attention slows down sharply), the connective block (norms, residual adds, biases) its
+measured ns per element. Profiles without measured curves (a hypothetical home in a
 profile file) use `gflops` for all of it.
 
 Communication: a transfer of b bytes from device i to j takes b / min(bandwidth_i, bandwidth_j)
@@ -32,6 +33,11 @@ from edge_worker.engine.plan import ParallelPlan
 
 CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
 PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)
+# Overlapped layers spend more compute than their tiles' GEMMs at measured speed: slicing,
+# concatenation, and the compute thread sharing the interpreter with the ring's threads while
+# transfers run. Calibrated with `galaxy bench` (bert-large-shape, 3 devices, 1000 Mbit/s):
+# the slowest device's compute was 15% higher with overlap than without (1374 vs 1197 ms).
+OVERLAP_COMPUTE = 1.15
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
@@ -98,7 +104,9 @@ def _decode_ms(flops: float, d: DeviceProfile) -> float:
 
 def attn_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int) -> float:
     """QKV projection, attention core and out-projection of `heads` over `rows` queries."""
-    core = core_flops(cfg, rows, keys, heads) / (d.attention_gflops(keys) * 1e9) * 1e3
+    core = (
+        core_flops(cfg, rows, keys, heads) / (d.attention_gflops(heads * rows * keys) * 1e9) * 1e3
+    )
     proj = qkv_flops(cfg, rows, heads) + out_flops(cfg, rows, heads)
     return _gemm(proj, rows, d) + core
 
@@ -241,9 +249,9 @@ def _overlapped_layer(
     arrived = gather_arrivals(ring, chunk)
     ready, busy = [], []
     for i, d in enumerate(ring):
-        qkv = [_gemm(qkv_flops(cfg, r, heads[i]), r, d) for r in rows]
-        out = [_gemm(out_flops(cfg, r, heads[i]), r, d) for r in rows]
-        core = core_flops(cfg, t, t, heads[i]) / (d.attention_gflops(t) * 1e9) * 1e3
+        qkv = [_gemm(qkv_flops(cfg, r, heads[i]), r, d) * OVERLAP_COMPUTE for r in rows]
+        out = [_gemm(out_flops(cfg, r, heads[i]), r, d) * OVERLAP_COMPUTE for r in rows]
+        core = core_flops(cfg, t, t, heads[i]) / (d.attention_gflops(heads[i] * t * t) * 1e9) * 1e3
         qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
         ready.append(_tiles(reduce_order[i], [0.0] * n, out, qkv_done + core))
         busy.append(sum(qkv) + core + sum(out))
@@ -252,7 +260,7 @@ def _overlapped_layer(
     # MLP: each chunk through the whole block as it arrives (own chunk first, fed last).
     ready = []
     for i, d in enumerate(ring):
-        block = [mlp_ms(cfg, d, r, cols[i]) for r in rows]
+        block = [mlp_ms(cfg, d, r, cols[i]) * OVERLAP_COMPUTE for r in rows]
         mlp_order = [i, *reduce_order[i][:-1]]
         ready.append(_tiles(mlp_order, arrived[i], block))
         busy[i] += sum(block) + 2 * conn[i]

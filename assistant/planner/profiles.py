@@ -6,7 +6,7 @@ The profile file of `galaxy plan` (DESIGN.md section 5):
                   "bandwidth_mbps": 100, "latency_ms": 1.0}, ...]}
 
 Measured profiles (the gateway's, the benchmark's) add curves: GEMM GFLOP/s by tile rows,
-attention GFLOP/s by sequence length, and the connective block's ns per element.
+attention GFLOP/s by the size of its score matrix, and the connective block's ns per element.
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ from edge_worker.errors import PlanError
 
 
 def interpolate(points: list[tuple[int, float]], x: float) -> float:
-    """Piecewise-linear in log(x) through measured (x, value) points, flat beyond the ends."""
-    pts = sorted(points)
+    """Piecewise-linear in log(x) through measured (x, value) points (repeated x averaged),
+    flat beyond the ends."""
+    merged: dict[int, list[float]] = {}
+    for px, py in points:
+        merged.setdefault(px, []).append(py)
+    pts = sorted((px, sum(ys) / len(ys)) for px, ys in merged.items())
     if x <= pts[0][0]:
         return pts[0][1]
-    if x >= pts[-1][0]:
-        return pts[-1][1]
     for (x0, y0), (x1, y1) in itertools.pairwise(pts):
-        if x0 <= x <= x1:
+        if x <= x1:
             f = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
             return y0 + f * (y1 - y0)
     return pts[-1][1]
@@ -53,7 +55,9 @@ class DeviceProfile(BaseModel):
         description="measured (rows, GFLOP/s): small tiles run slower than whole sequences",
     )
     attention_curve: list[tuple[int, float]] | None = Field(
-        default=None, min_length=1, description="measured (sequence length, GFLOP/s) of attention"
+        default=None,
+        min_length=1,
+        description="measured (score elements = heads x queries x keys, GFLOP/s) of attention",
     )
     connective_ns: float | None = Field(
         default=None, gt=0, description="measured ns per element of a norm + residual add"
@@ -73,9 +77,10 @@ class DeviceProfile(BaseModel):
         """GEMM throughput for a tile of `rows` (the measured curve, else `gflops`)."""
         return interpolate(self.gemm_curve, rows) if self.gemm_curve else self.gflops
 
-    def attention_gflops(self, seq: float) -> float:
-        """Attention-core throughput over `seq` tokens (the measured curve, else `gflops`)."""
-        return interpolate(self.attention_curve, seq) if self.attention_curve else self.gflops
+    def attention_gflops(self, elements: float) -> float:
+        """Attention-core throughput for a score matrix of `elements` (heads x queries x keys;
+        the measured curve, else `gflops`)."""
+        return interpolate(self.attention_curve, elements) if self.attention_curve else self.gflops
 
 
 class Home(BaseModel):

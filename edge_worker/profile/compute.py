@@ -4,8 +4,9 @@
 numbers already include whatever CPU quota, cache size or SIMD the device has. It measures what
 the planner's cost model needs for one model on this device: GEMM throughput at several row
 counts (the whole sequence, the smaller ring tiles of the overlapped path, one row for decode),
-the attention core at several sequence lengths, and the connective block (norm + residual add)
-per element. Small calibrated runs: a few seconds in all.
+the attention core at several sizes of its score matrix (heads x queries x keys: past a cache
+size, softmax attention slows down sharply), and the connective block (norm + residual add) per
+element. Small calibrated runs: a few seconds in all.
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ def _rate(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> f
     """Runs per second of `work`: the median over batches of at least `batch_s` each (several
     periods of a CPU quota, so a throttled device reads at its average speed), measured for
     about `seconds` and at least 3 batches. The median shrugs off a burst of other work."""
-    t0 = time.perf_counter()
     work()  # warm up: allocation, kernel selection
-    per_batch = max(1, int(batch_s / max(time.perf_counter() - t0, 1e-6)))
-    rates: list[float] = []
+    per_batch = 1
+    while True:  # grow the batch until it spans `batch_s` (the warm-up's time misleads)
+        t0 = time.perf_counter()
+        for _ in range(per_batch):
+            work()
+        took = time.perf_counter() - t0
+        if took >= batch_s:
+            break
+        per_batch = max(per_batch * 2, int(per_batch * batch_s / max(took, 1e-6) * 1.2))
+    rates: list[float] = [per_batch / took]
     start = time.perf_counter()
     while len(rates) < 3 or time.perf_counter() - start < seconds:
         t = time.perf_counter()
@@ -46,7 +54,7 @@ class LayerCosts:
     """One device's measured costs for one model's layer shapes."""
 
     gemm: list[tuple[int, float]]  # (rows, GFLOP/s) of (rows x hidden) @ (hidden x width)
-    attention: list[tuple[int, float]]  # (sequence length, GFLOP/s) of the attention core
+    attention: list[tuple[int, float]]  # (score elements, GFLOP/s) of the attention core
     connective_ns: float  # ns per element of a (rows, hidden) layer norm + residual add
 
 
@@ -59,31 +67,31 @@ def attention_flops(seq: int, heads: int, head_dim: int) -> float:
 def layer_costs(
     hidden: int,
     width: int,
-    heads: int,
     head_dim: int,
     rows: list[int],
-    seqs: list[int],
+    attention: list[tuple[int, int]],
     dtype: torch.dtype = torch.float32,
     seconds: float = 2.0,
 ) -> LayerCosts:
-    """Measure GEMMs at each of `rows`, attention at each of `seqs` and the connective block,
-    in about `seconds` in all. `width` is the GEMM's output width (an MLP share)."""
-    each = seconds / (len(rows) + len(seqs) + 1)
+    """Measure GEMMs at each of `rows`, attention at each (heads, sequence length) of
+    `attention` and the connective block, in about `seconds` in all. `width` is the GEMM's
+    output width (an MLP share)."""
+    each = seconds / (len(rows) + len(attention) + 1)
     gemm = []
     w = torch.randn(hidden, width, dtype=dtype)
     for m in rows:
         a = torch.randn(m, hidden, dtype=dtype)
         gemm.append((m, 2.0 * m * hidden * width * _rate(partial(torch.matmul, a, w), each) / 1e9))
-    attention = []
-    for t in seqs:
-        q, k, v = (torch.randn(1, heads, t, head_dim, dtype=dtype) for _ in range(3))
+    scores = []
+    for h, t in attention:
+        q, k, v = (torch.randn(1, h, t, head_dim, dtype=dtype) for _ in range(3))
         per_s = _rate(partial(attend, q, k, v, causal=False, q_start=0), each)
-        attention.append((t, attention_flops(t, heads, head_dim) * per_s / 1e9))
+        scores.append((h * t * t, attention_flops(t, h, head_dim) * per_s / 1e9))
     m = max(rows)
     x, r = torch.randn(m, hidden, dtype=dtype), torch.randn(m, hidden, dtype=dtype)
     g, b = torch.ones(hidden, dtype=dtype), torch.zeros(hidden, dtype=dtype)
     per_s = _rate(lambda: F.layer_norm(x + r, (hidden,), g, b), each)
-    return LayerCosts(gemm, attention, 1e9 / per_s / (m * hidden))
+    return LayerCosts(gemm, sorted(scores), 1e9 / per_s / (m * hidden))
 
 
 def profile_rows(seq: int, world: int = 8) -> list[int]:

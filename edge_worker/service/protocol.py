@@ -91,10 +91,11 @@ class Profile(Message):
     type: Literal["profile"] = "profile"
     hidden: int = Field(ge=1, le=65536)
     width: int = Field(ge=1, le=65536, description="GEMM output width (an MLP share)")
-    heads: int = Field(ge=1, le=1024)
     head_dim: int = Field(ge=1, le=4096)
     rows: list[Annotated[int, Field(ge=1, le=16384)]] = Field(min_length=1, max_length=16)
-    seqs: list[Annotated[int, Field(ge=1, le=16384)]] = Field(min_length=1, max_length=8)
+    attention: list[
+        tuple[Annotated[int, Field(ge=1, le=1024)], Annotated[int, Field(ge=1, le=8192)]]
+    ] = Field(min_length=1, max_length=8, description="(heads, sequence length) to time")
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     seconds: float = Field(default=2.0, gt=0, le=30)
     fresh: bool = False
@@ -103,7 +104,7 @@ class Profile(Message):
 class ProfileResult(Message):
     type: Literal["profile_result"] = "profile_result"
     gemm: list[tuple[int, float]]  # (rows, GFLOP/s)
-    attention: list[tuple[int, float]]  # (sequence length, GFLOP/s)
+    attention: list[tuple[int, float]]  # (score elements = heads x seq x seq, GFLOP/s)
     connective_ns: float  # per element of a norm + residual add
     rss_mb: float
     cached: bool = False

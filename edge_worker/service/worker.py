@@ -166,10 +166,9 @@ class Worker:
                 layer_costs,
                 msg.hidden,
                 msg.width,
-                msg.heads,
                 msg.head_dim,
                 msg.rows,
-                msg.seqs,
+                msg.attention,
                 getattr(torch, msg.dtype),
                 msg.seconds,
             )
@@ -178,7 +177,7 @@ class Worker:
         await ws.send(
             P.ProfileResult(
                 gemm=[(m, g * k) for m, g in c.gemm],
-                attention=[(t, g * k) for t, g in c.attention],
+                attention=[(e, g * k) for e, g in c.attention],
                 connective_ns=c.connective_ns / k,
                 rss_mb=rss_mb(),
                 cached=cached,

@@ -22,7 +22,8 @@ def test_a_worker_measures_gemms_attention_and_the_connective_block(
 
     assert [m for m, _ in first.gemm] == request.rows
     assert request.rows[0] == 128 and request.rows[-1] == 1  # whole sequence ... one decode row
-    assert [t for t, _ in first.attention] == request.seqs == [32, 64, 128]
+    assert request.attention == [(16, 128), (8, 128), (4, 128), (1, 128), (16, 64)]
+    assert [e for e, _ in first.attention] == sorted(h * t * t for h, t in request.attention)
     assert all(g > 0 for _, g in first.gemm + first.attention)
     assert first.connective_ns > 0
     assert not first.cached and again.cached and again.gemm == first.gemm
