@@ -72,7 +72,9 @@ REFERENCE = Setting("bert-large-shape", 512, home(1000))
 
 def named() -> dict[str, Setting]:
     """Every setting of the benchmark by name (`galaxy bench --setting NAME`)."""
-    basic = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, PLANNED)
+    # pp runs 2.3x slower than local in the reference home (bench/RESULTS.md); the other
+    # models' settings leave it out to keep the run short.
+    basic = (LOCAL, TP, SP, HMP, HMP_OVERLAP, PLANNED)
     links = (LOCAL, TP, SP, HMP, HMP_OVERLAP, HMP_OVERLAP_FP16, PLANNED)
     return {
         "reference": REFERENCE,
