@@ -119,6 +119,9 @@ def worker(
         int, typer.Option(min=1, help="plans (shards and rings) kept in memory at once")
     ] = 3,
     shard_cache: Annotated[int, typer.Option(min=1, help="shards kept on disk")] = 8,
+    reserve_mb: Annotated[
+        float, typer.Option(min=0, help="memory kept back for the device's own use (MB)")
+    ] = 512.0,
     mdns: Annotated[str, typer.Option(help="mDNS interfaces: 127.0.0.1 (default) or all")] = (
         "127.0.0.1"
     ),
@@ -149,6 +152,7 @@ def worker(
         speed=speed,
         max_deployments=max_deployments,
         shard_cache=shard_cache,
+        reserve_mb=reserve_mb,
     )
     try:
         asyncio.run(

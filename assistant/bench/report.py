@@ -61,10 +61,11 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["exposed_comm_ms"] = exposed
         out["overlap_hides"] = (hmp["latency_ms_median"] - best) / exposed if exposed > 0 else None
     planned = next((r for r in runs if r["label"] == "planned"), None)
-    fixed = [r["latency_ms_median"] for r in runs if r["label"] != "planned"]
+    fixed = {r["label"]: r["latency_ms_median"] for r in runs if r["label"] != "planned"}
     if planned is not None and fixed:
         out["planned"] = planned.get("planner_chose")
-        out["planned_vs_best_fixed"] = planned["latency_ms_median"] / min(fixed)
+        out["best_fixed"] = min(fixed, key=lambda k: fixed[k])
+        out["planned_vs_best_fixed"] = planned["latency_ms_median"] / min(fixed.values())
         out["planned_vs_local"] = (
             planned["latency_ms_median"] / lat["local"] if "local" in lat else None
         )
@@ -87,12 +88,13 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
         "variant",
         "latency ms",
         "predicted ms",
+        "error",
         "x local",
         "x tp",
         "wait on ring ms",
         "compute ms",
     ]
-    head += ["decode ms/token"] if decode else []
+    head += ["decode ms/token", "predicted decode ms"] if decode else []
     head += [f"peak MB {n}" for n in names]
     lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
@@ -101,6 +103,9 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
             label,
             f"{r['latency_ms_median']:.0f}",
             f"{r['predicted_ms']:.0f}" if "predicted_ms" in r else "-",
+            f"{(r['predicted_ms'] - r['latency_ms_median']) / r['latency_ms_median']:+.0%}"
+            if "predicted_ms" in r
+            else "-",
             _ratio(lat.get("local"), r["latency_ms_median"]),
             _ratio(lat.get("tp"), r["latency_ms_median"]),
             f"{r['comm_ms']:.0f}",
@@ -108,6 +113,7 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
         ]
         if decode:
             cells.append(f"{r['decode_ms_per_token_median']:.1f}")
+            cells.append(f"{r['predicted_decode_ms']:.1f}" if "predicted_decode_ms" in r else "-")
         cells += [f"{m:.0f}" if m else "-" for m in r["peak_mem_mb"]]
         lines.append("| " + " | ".join(cells) + " |")
     s = summary(title, runs)
@@ -123,7 +129,13 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
         lines += [
             "",
             f"planned (chose {s['planned']}): {s['planned_vs_best_fixed']:.2f}x the best fixed "
-            f"variant's latency; prediction off by {s['planned_prediction_error']:.0%}.",
+            f"variant's latency ({s['best_fixed']}), "
+            + (
+                f"{1 / s['planned_vs_local']:.2f}x local's speed; "
+                if s.get("planned_vs_local")
+                else ""
+            )
+            + f"prediction off by {s['planned_prediction_error']:.0%}.",
         ]
     return "\n".join(lines)
 

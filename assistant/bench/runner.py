@@ -37,15 +37,15 @@ log = logging.getLogger(__name__)
 
 def profiles(
     setting: Setting,
+    hellos: dict[str, P.Hello],
     measured: dict[str, P.ProfileResult],
-    memory: dict[str, float],
     links: dict[str, tuple[float, float]],
 ) -> dict[str, DeviceProfile]:
     """What the planner knows of each device, all measured: layer costs at the model's shapes,
     free memory, and the link (Mbit/s, hop latency) probed over the data plane."""
     return {
         d.name: device_profile(
-            d.name, measured[d.name], memory[d.name], links.get(d.name, (d.bandwidth_mbps, 0.1))
+            hellos[d.name], measured[d.name], links.get(d.name, (d.bandwidth_mbps, 0.1))
         )
         for d in setting.devices
     }
@@ -102,11 +102,10 @@ def run_setting(
             measured = {name: cluster.profile(name, request) for name in names}
             gflops = {name: measured[name].gflops for name in names}
             log.info("measured GFLOP/s: %s", gflops)
-            memory = {name: hellos[name].memory_mb for name in names}
             sessions = [cluster.coordinator.sessions[n] for n in names]
             probed = cluster._call(cluster.coordinator.probe_links(sessions), timeout=300)
             log.info("measured links: %s", probed)
-            known = profiles(setting, measured, memory, probed)
+            known = profiles(setting, hellos, measured, probed)
             runs = _measure(setting, cluster, cfg, weights, ids, names, known, reps, progress)
             for r in runs:
                 r["measured_gflops"] = [round(gflops[name], 2) for name in names]

@@ -109,6 +109,7 @@ class ClusterManager:
         self.models: dict[str, ServedModel] = {}
         self.deployments: dict[str, Deployment] = {}
         self.measured: dict[tuple[str, str], P.ProfileResult] = {}
+        self._fresh: set[tuple[str, str]] = set()  # measure again, past the worker's cache
         # Links measured over the data plane, for one set of online workers.
         self.links: dict[str, tuple[float, float]] = {}
         self._links_for: frozenset[str] = frozenset()
@@ -173,13 +174,25 @@ class ClusterManager:
 
     # ----- planning -----
 
+    def reprofile(self, name: str) -> None:
+        """On demand: measure `name` again (every model, fresh on the worker too) and the
+        links, then re-plan in the background."""
+        for key in [k for k in self.measured if k[0] == name]:
+            del self.measured[key]
+        self._fresh.update((name, model) for model in self.models)
+        self._links_for = frozenset()
+        self._stale(f"{name} profiled again")
+
     async def _profile(self, name: str, m: ServedModel) -> P.ProfileResult:
         """The worker's layer costs for this model (measured once per worker and model)."""
         key = (name, m.name)
         if key not in self.measured:
             session = self.coordinator.sessions[name]
-            request = profile_request(m.cfg, PLAN_SEQ, world=max(2, len(self.online())))
+            request = profile_request(
+                m.cfg, PLAN_SEQ, world=max(2, len(self.online())), fresh=key in self._fresh
+            )
             self.measured[key] = await self.coordinator.profile(session, request)
+            self._fresh.discard(key)
         return self.measured[key]
 
     async def _plan(self, m: ServedModel) -> Deployment:
@@ -198,9 +211,8 @@ class ClusterManager:
             links = await self.measure_links(names)
             profiles = [
                 device_profile(
-                    n,
+                    self.coordinator.sessions[n].hello,
                     measured[n],
-                    self.coordinator.sessions[n].hello.memory_mb or 4096,
                     links.get(n, (self.link_mbps, 0.5)),
                 )
                 for n in names

@@ -28,16 +28,16 @@ def profile_request(
 
 
 def device_profile(
-    name: str,
-    measured: P.ProfileResult,
-    memory_mb: float,
-    link: tuple[float, float],
+    hello: P.Hello, measured: P.ProfileResult, link: tuple[float, float]
 ) -> DeviceProfile:
-    """A planner profile from measurements: layer costs, memory, (Mbit/s, latency ms)."""
+    """A planner profile from measurements: the worker's memory (free at start, less its
+    reserve), its layer costs, and its link (Mbit/s, latency ms)."""
+    free = hello.memory_mb or 4096.0  # an old worker that does not say: assume 4 GiB
     return DeviceProfile(
-        name=name,
+        name=hello.name,
         gflops=measured.gflops,
-        memory_mb=max(1.0, memory_mb),
+        memory_mb=max(1.0, free),
+        reserve_mb=min(hello.reserve_mb, max(0.0, free - 1.0)),
         bandwidth_mbps=link[0],
         latency_ms=link[1],
         gemm_curve=measured.gemm,

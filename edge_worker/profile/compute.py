@@ -129,10 +129,19 @@ def reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def available_memory_mb() -> float:
-    """Memory the system could give this process now (MemAvailable), in MB."""
+def _meminfo_mb(field: str) -> float:
     with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+            if line.startswith(field + ":"):
                 return float(line.split()[1]) / 1024
     return 0.0
+
+
+def available_memory_mb() -> float:
+    """Memory the system could give this process now (MemAvailable), in MB."""
+    return _meminfo_mb("MemAvailable")
+
+
+def total_memory_mb() -> float:
+    """The device's RAM (MemTotal), in MB."""
+    return _meminfo_mb("MemTotal")

@@ -40,7 +40,9 @@ class Hello(Message):
     pid: int
     compute_tid: int  # native id of the thread that runs GEMMs (for CPU quotas)
     threads: int = 1
-    memory_mb: float = 0.0  # memory the worker can give (available RAM at start)
+    memory_mb: float = 0.0  # memory free for the worker at start (MemAvailable)
+    total_memory_mb: float = 0.0  # the device's RAM
+    reserve_mb: float = 0.0  # kept back for the device's own use: the planner leaves it alone
     cached_shards: list[str] = []
 
 

@@ -44,6 +44,7 @@ from edge_worker.profile.compute import (
     peak_rss_mb,
     reset_peak_rss,
     rss_mb,
+    total_memory_mb,
 )
 from edge_worker.profile.links import measure_ring
 from edge_worker.service import protocol as P
@@ -78,10 +79,12 @@ class Worker:
         speed: float = 1.0,
         max_deployments: int = 3,
         shard_cache: int = 8,
+        reserve_mb: float = 512.0,
     ) -> None:
         if not 0 < speed <= 1:
             raise ValueError(f"speed must be in (0, 1], got {speed}")
         self.name, self.data_host, self.speed = name, data_host, speed
+        self.reserve_mb = reserve_mb  # memory the planner must leave to the device itself
         # The ring's socket threads and the compute thread share the GIL. With Python's default
         # 5 ms switch interval, every torch op the compute thread finishes could wait up to 5 ms
         # for a socket thread to let go: overlapped layers measured 25% more compute time.
@@ -117,6 +120,8 @@ class Worker:
                 data_port=self.data_port,
                 pid=os.getpid(),
                 memory_mb=available_memory_mb(),
+                total_memory_mb=total_memory_mb(),
+                reserve_mb=self.reserve_mb,
                 compute_tid=self.compute_tid,
                 threads=self.threads,
                 cached_shards=self.store.hashes(),

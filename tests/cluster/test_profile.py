@@ -30,8 +30,11 @@ def test_a_worker_measures_gemms_attention_and_the_connective_block(
     fresh = cluster.profile(names[0], request.model_copy(update={"fresh": True}))
     assert not fresh.cached
 
-    profile = device_profile(names[0], first, memory_mb=2048, link=(940.0, 0.2))
+    hello = cluster.coordinator.sessions[names[0]].hello
+    profile = device_profile(hello, first, link=(940.0, 0.2))
     assert isinstance(profile, DeviceProfile)
+    assert hello.total_memory_mb >= hello.memory_mb > 0
+    assert profile.budget_mb == hello.memory_mb - hello.reserve_mb
     assert profile.gflops == first.gemm[0][1]
     assert profile.decode_gflops == first.gemm[-1][1]
     assert profile.bandwidth_mbps == 940.0 and profile.latency_ms == 0.2

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import threading
 import time
+import urllib.error
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -173,6 +174,20 @@ def test_a_joining_worker_has_its_shard_before_the_next_request(tmp_path: Path) 
         assert answer["tokens"] == reference_tokens(gw, prompt, 8)
         assert not answer["timings"]["failovers"]
         assert gw.state.manager.deployments[MODEL] is deployed, "the request planned again"
+
+        # On demand: the owner asks for a device to be measured again; the plan follows.
+        before = gw.state.manager.measured[("laptop", MODEL)]
+        accepted = gw.call("POST", "/v1/devices/laptop/profile")
+        again = wait_re_planned(gw, status["runs"])
+        after = gw.state.manager.measured[("laptop", MODEL)]
+
+        assert accepted["device"] == "laptop"
+        assert "laptop profiled again" in again["last"]["reason"]
+        assert not after.cached and after is not before
+        assert sorted(again["last"]["models"][MODEL]["devices"]) == ["kitchen-pi", "laptop"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            gw.call("POST", "/v1/devices/porch-pi/profile")
+        assert refused.value.code == 409
 
 
 def test_a_leaving_worker_is_planned_out_before_the_next_request(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The home's devices: paired, online, present but unpaired; revoking one."""
+"""The home's devices: paired, online, present but unpaired; profiling one again; revoking one."""
 
 from __future__ import annotations
 
@@ -68,3 +68,13 @@ async def revoke_device(name: str, state: StateDep, _: Authorized) -> DeviceOut:
     await state.coordinator.disconnect(name, "revoked by the owner")
     state.manager.changed(name, False)
     return next(d for d in _devices(state) if d.name == name)
+
+
+@router.post("/devices/{name}/profile", status_code=status.HTTP_202_ACCEPTED)
+def profile_device(name: str, state: StateDep, _: Authorized) -> dict[str, object]:
+    """Measure an online device again (compute for every served model, and the links), then
+    re-plan in the background; `GET /v1/plan` shows the re-plan's progress."""
+    if name not in state.manager.online():
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"{name!r} is not online")
+    state.manager.reprofile(name)
+    return {"device": name, "replan": state.manager.replan_status}
