@@ -20,6 +20,9 @@ from edge_worker.engine.plan import ParallelPlan, split_by_weights, validate
 from edge_worker.errors import PlanError
 
 LABELS = ("local", "tp", "sp", "pp", "hmp", "hmp+overlap")
+# fp16/bf16 activations on the wire, measured (DESIGN.md section 6): max error after 24 layers
+# relative to the output's scale (the fp32 wire: 5.8e-6).
+HALF_WIRE_ERROR = 2.5e-3
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Choice:
             "seq": rows,
             "layers": list(self.plan.layers),
             "wire_dtype": self.plan.wire_dtype,
+            "wire_error": None if self.plan.wire_dtype == "float32" else HALF_WIRE_ERROR,
             "decode": self.plan.decode,
             "predicted_ms": round(self.predicted.total_ms, 2),
             "breakdown_ms": {
@@ -109,6 +113,8 @@ def candidate(
     try:
         if (label == "local") != (n == 1):
             return None  # one device is "local" whatever the label; local is one device
+        if label == "local" and wire != "float32":
+            return None  # nothing goes on the wire
         if label == "local":
             plan = ParallelPlan("local", 1)
         elif label == "tp":  # Megatron-LM: even split

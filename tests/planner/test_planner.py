@@ -19,6 +19,7 @@ from assistant.planner.cost import (
     reduce_finish,
     reduce_scatter_ms,
 )
+from assistant.planner.explain import explain
 from assistant.planner.planner import candidate, choose, fit_memory
 from assistant.planner.profiles import DeviceProfile, load_home
 from edge_worker.engine.hf_config import config_from_hf
@@ -257,3 +258,18 @@ def test_attention_slows_down_with_the_size_of_its_score_matrix() -> None:
     assert d.attention_gflops(1048576) == 30.0  # repeated measurements are averaged
     assert d.attention_gflops(2 * 1048576) == pytest.approx(20.0)  # halfway in log scale
     assert d.attention_gflops(100) == 30.0
+
+
+def test_half_precision_on_the_wire_only_when_allowed_and_with_its_error_stated() -> None:
+    home = [dev("a", 40, mbps=300), dev("b", 30, mbps=300)]
+
+    strict = choose(BERT, home, 512)
+    loose = choose(BERT, home, 512, allow_half_wire=True)
+
+    assert strict.plan.wire_dtype == "float32"
+    assert "local fp16" not in loose.alternatives  # nothing goes on the wire
+    assert loose.plan.wire_dtype == "float16"  # half the bytes win on a 300 Mbit/s link
+    assert loose.predicted.total_ms < strict.predicted.total_ms
+    assert loose.to_json("bert-large-shape", 512)["wire_error"] == 2.5e-3
+    assert "numerical cost" in explain(loose, "bert-large-shape", 512)
+    assert strict.to_json("bert-large-shape", 512)["wire_error"] is None
