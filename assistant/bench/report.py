@@ -47,8 +47,20 @@ def _links(r: dict[str, Any]) -> tuple[float, ...]:
     return tuple(d["bandwidth_mbps"] for d in r["devices"])
 
 
+def _total_ms(r: dict[str, Any]) -> float:
+    """What a request costs under a variant: the prefill, plus its decode steps if any."""
+    return r["latency_ms_median"] + r.get("decode_tokens", 0) * r.get(
+        "decode_ms_per_token_median", 0.0
+    )
+
+
+def _predicted_total_ms(r: dict[str, Any]) -> float:
+    return r["predicted_ms"] + r.get("decode_tokens", 0) * r.get("predicted_decode_ms", 0.0)
+
+
 def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Headline ratios of one setting (None where a variant did not run)."""
+    """Headline ratios of one setting (None where a variant did not run). The planner is judged
+    on the whole request (prefill + decode steps where the setting decodes)."""
     lat = {r["label"]: r["latency_ms_median"] for r in runs}
     hmp = next((r for r in runs if r["label"] == "hmp"), None)
     out: dict[str, Any] = {"title": title}
@@ -61,15 +73,18 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["exposed_comm_ms"] = exposed
         out["overlap_hides"] = (hmp["latency_ms_median"] - best) / exposed if exposed > 0 else None
     planned = next((r for r in runs if r["label"] == "planned"), None)
-    fixed = {r["label"]: r["latency_ms_median"] for r in runs if r["label"] != "planned"}
+    fixed = {r["label"]: _total_ms(r) for r in runs if r["label"] != "planned"}
     if planned is not None and fixed:
         out["planned"] = planned.get("planner_chose")
+        out["planned_ms"] = _total_ms(planned)
+        out["planned_predicted_ms"] = _predicted_total_ms(planned)
         out["best_fixed"] = min(fixed, key=lambda k: fixed[k])
-        out["planned_vs_best_fixed"] = planned["latency_ms_median"] / min(fixed.values())
-        out["planned_vs_local"] = (
-            planned["latency_ms_median"] / lat["local"] if "local" in lat else None
+        out["best_fixed_ms"] = min(fixed.values())
+        out["planned_vs_best_fixed"] = out["planned_ms"] / out["best_fixed_ms"]
+        out["planned_vs_local"] = out["planned_ms"] / fixed["local"] if "local" in fixed else None
+        out["planned_prediction_error"] = (
+            abs(out["planned_predicted_ms"] - out["planned_ms"]) / out["planned_ms"]
         )
-        out["planned_prediction_error"] = _error(planned)
     out["prediction_error"] = {r["label"]: _error(r) for r in runs if "predicted_ms" in r}
     return out
 
@@ -137,6 +152,29 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
             )
             + f"prediction off by {s['planned_prediction_error']:.0%}.",
         ]
+    return "\n".join(lines)
+
+
+def planner_table(summaries: list[dict[str, Any]]) -> str:
+    """The planner across settings: what it chose, against the best fixed variant and local."""
+    lines = [
+        "**the planner across settings (whole requests: prefill, plus decode where measured)**",
+        "",
+        "| setting | chose | ms | predicted ms | error | best fixed | ms | planned / best"
+        " | planned / local |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        if s.get("planned_vs_best_fixed") is None:
+            continue
+        vs_local = s.get("planned_vs_local")
+        lines.append(
+            f"| {s['title']} | {s['planned']} | {s['planned_ms']:.0f} | "
+            f"{s['planned_predicted_ms']:.0f} | "
+            f"{(s['planned_predicted_ms'] - s['planned_ms']) / s['planned_ms']:+.0%} | "
+            f"{s['best_fixed']} | {s['best_fixed_ms']:.0f} | {s['planned_vs_best_fixed']:.2f} | "
+            + (f"{vs_local:.2f} |" if vs_local is not None else "- |")
+        )
     return "\n".join(lines)
 
 

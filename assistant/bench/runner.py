@@ -209,5 +209,6 @@ def _row(
         "peak_mem_mb": [max(s["peak_mem_mb"][n] for s in samples) for n in names],
     }
     if setting.decode_tokens:
+        row["decode_tokens"] = setting.decode_tokens
         row["decode_ms_per_token_median"] = statistics.median(s["decode_ms"] for s in samples)
     return row

@@ -50,6 +50,9 @@ def run(
         tables.append(report.table(s.title, rows))
         summaries.append(report.summary(s.title, rows))
         echo("\n" + tables[-1])
+    if any(s.get("planned") for s in summaries):
+        tables.append(report.planner_table(summaries))
+        echo("\n" + tables[-1])
     transport: list[dict[str, Any]] = []
     if transport_sizes:
         from assistant.bench.transport import run_transport_bench
