@@ -109,6 +109,7 @@ class ClusterManager:
         self.models: dict[str, ServedModel] = {}
         self.deployments: dict[str, Deployment] = {}
         self.measured: dict[tuple[str, str], P.ProfileResult] = {}
+        self._profiling: set[asyncio.Task[None]] = set()  # workers being profiled on joining
         self._fresh: set[tuple[str, str]] = set()  # measure again, past the worker's cache
         # Links measured over the data plane, for one set of online workers.
         self.links: dict[str, tuple[float, float]] = {}
@@ -137,10 +138,29 @@ class ClusterManager:
         return self.models[name]
 
     def changed(self, name: str, online: bool) -> None:
-        """A worker joined or left: the plans are re-made in the background."""
+        """A worker joined or left: the plans are re-made in the background, and a joining
+        worker is profiled for every served model at once (its registration)."""
         what = f"{name} {'joined' if online else 'left'}"
         log.info("worker %s; plans will be re-made", what)
+        if online and self.models:
+            with contextlib.suppress(RuntimeError):  # no running loop: profiled when planned
+                task = asyncio.get_running_loop().create_task(self._profile_joined(name))
+                self._profiling.add(task)
+                task.add_done_callback(self._profiling.discard)
         self._stale(what)
+
+    async def _profile_joined(self, name: str) -> None:
+        """Measure a worker that just registered, for every served model (under the request
+        lock: its compute thread is busy meanwhile). Failures wait for the next plan."""
+        async with self._lock:
+            for m in list(self.models.values()):
+                if name not in self.online():
+                    return
+                try:
+                    r = await asyncio.wait_for(self._profile(name, m), self.coordinator.timeout)
+                    log.info("%s profiled for %s: %.1f GFLOP/s", name, m.name, r.gflops)
+                except (GalaxyError, TimeoutError, KeyError) as exc:
+                    log.warning("%s: profiling for %s failed (%s)", name, m.name, exc)
 
     def _stale(self, reason: str) -> None:
         """Drop every plan and schedule a re-plan `replan_delay_s` from now (a change that
@@ -161,12 +181,13 @@ class ClusterManager:
             self._replan_task.add_done_callback(self._replan_ended)
 
     async def close(self) -> None:
-        """Stop a pending or running background re-plan (gateway shut-down)."""
+        """Stop background profiling and a pending or running re-plan (gateway shut-down)."""
         task, self._replan_task = self._replan_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for t in [task, *self._profiling]:
+            if t is not None and not t.done():
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
         self.replan_status["state"] = "idle"
 
     def online(self) -> list[str]:

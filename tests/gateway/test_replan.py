@@ -157,6 +157,12 @@ def test_a_joining_worker_has_its_shard_before_the_next_request(tmp_path: Path) 
     with RunningGateway(gateway_settings(tmp_path)) as gw:
         gw.add_workers(["kitchen-pi"], tmp_path / "workers")
         gw.wait_online(["kitchen-pi"])
+        # Registration: the worker is profiled for the served model before any request.
+        deadline = time.monotonic() + 60
+        while MODEL not in gw.call("GET", "/v1/devices/kitchen-pi")["profile"]["gflops"]:
+            assert time.monotonic() < deadline, "the joining worker was never profiled"
+            time.sleep(0.2)
+        assert ("kitchen-pi", MODEL) in gw.state.manager.measured
         first = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
         assert first["plan"]["devices"] == ["kitchen-pi"]
 
