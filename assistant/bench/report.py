@@ -73,7 +73,14 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["exposed_comm_ms"] = exposed
         out["overlap_hides"] = (hmp["latency_ms_median"] - best) / exposed if exposed > 0 else None
     planned = next((r for r in runs if r["label"] == "planned"), None)
-    fixed = {r["label"]: _total_ms(r) for r in runs if r["label"] != "planned"}
+    # Like for like: the planner keeps fp32 on the wire unless the user allows half precision
+    # (it changes the numbers), so it is compared with the fixed variants of its wire dtype.
+    wire = planned["wire_dtype"] if planned is not None else "float32"
+    fixed = {
+        r["label"]: _total_ms(r)
+        for r in runs
+        if r["label"] != "planned" and r["wire_dtype"] == wire
+    }
     if planned is not None and fixed:
         out["planned"] = planned.get("planner_chose")
         out["planned_ms"] = _total_ms(planned)
