@@ -50,6 +50,7 @@ def run(
         tables.append(report.table(s.title, rows))
         summaries.append(report.summary(s.title, rows))
         echo("\n" + tables[-1])
+        _write(out, _result(emulation, runs, summaries, [], tables))  # a later crash keeps this
     if any(s.get("planned") for s in summaries):
         tables.append(report.planner_table(summaries))
         echo("\n" + tables[-1])
@@ -63,7 +64,21 @@ def run(
             transport = run_transport_bench(home, sizes_mb=transport_sizes, reps=max(3, reps))
         tables.append(transport_table(transport))
         echo("\n" + tables[-1])
-    result = {
+    result = _result(emulation, runs, summaries, transport, tables)
+    if out is not None:
+        _write(out, result)
+        echo(f"\nwrote {out}")
+    return result
+
+
+def _result(
+    emulation: dict[str, Any],
+    runs: list[dict[str, Any]],
+    summaries: list[dict[str, Any]],
+    transport: list[dict[str, Any]],
+    tables: list[str],
+) -> dict[str, Any]:
+    return {
         "command": " ".join(["galaxy", *sys.argv[1:]]) if sys.argv else "galaxy bench",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": report.machine(),
@@ -73,11 +88,12 @@ def run(
         "transport": transport,
         "tables": tables,
     }
+
+
+def _write(out: Path | None, result: dict[str, Any]) -> None:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
-        echo(f"\nwrote {out}")
-    return result
 
 
 def transport_table(rows: list[dict[str, Any]]) -> str:
