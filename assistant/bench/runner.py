@@ -66,8 +66,8 @@ def _plan_for(
         return make_plan(cfg, "local", [1.0]), [fastest], variant.label
     if variant.strategy in ("tp", "hmp") and len(names) > cfg.n_kv_heads:
         # One whole key/value group per device at least: the fastest devices, in ring order.
-        fastest = set(sorted(names, key=lambda n: -gflops[n])[: cfg.n_kv_heads])
-        names = [n for n in names if n in fastest]
+        keep = set(sorted(names, key=lambda n: -gflops[n])[: cfg.n_kv_heads])
+        names = [n for n in names if n in keep]
     weights = [gflops[n] if variant.split == "speed" else 1.0 for n in names]
     plan = make_plan(
         cfg, variant.strategy, weights, overlap=variant.overlap, wire_dtype=variant.wire_dtype
