@@ -44,13 +44,14 @@ async def connect(url: str, ctx: ssl.SSLContext, name: str) -> str:
     async with websockets.connect(url, ssl=ctx, open_timeout=10) as ws:
         await ws.send(hello(name))
         try:
-            await asyncio.wait_for(ws.recv(), 3)
+            first = await asyncio.wait_for(ws.recv(), 3)
         except websockets.ConnectionClosed as exc:
             frame = exc.rcvd
             return f"closed {frame.code}: {frame.reason}" if frame else "closed"
         except TimeoutError:
             return "accepted"
-    return "closed"
+    # The gateway spoke first: an accepted worker is asked for its profile at once.
+    return "accepted" if '"profile"' in str(first) else f"closed after {str(first)[:80]}"
 
 
 def attempt(gw: RunningGateway, ctx: ssl.SSLContext, name: str) -> str:

@@ -71,9 +71,10 @@ async def revoke_device(name: str, state: StateDep, _: Authorized) -> DeviceOut:
 
 
 @router.post("/devices/{name}/profile", status_code=status.HTTP_202_ACCEPTED)
-def profile_device(name: str, state: StateDep, _: Authorized) -> dict[str, object]:
+async def profile_device(name: str, state: StateDep, _: Authorized) -> dict[str, object]:
     """Measure an online device again (compute for every served model, and the links), then
-    re-plan in the background; `GET /v1/plan` shows the re-plan's progress."""
+    re-plan in the background; `GET /v1/plan` shows the re-plan's progress. (async: the
+    re-plan is scheduled on the event loop.)"""
     if name not in state.manager.online():
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"{name!r} is not online")
     state.manager.reprofile(name)
