@@ -102,7 +102,7 @@ def run_setting(
             hellos = {h.name: h for h in cluster.wait_for_workers(len(devices), timeout=120)}
             for i, d in enumerate(devices):
                 home.throttle(i, hellos[d.name].pid, hellos[d.name].compute_tid)
-            request = profile_request(cfg, setting.seq_len, world=len(names), seconds=3.0)
+            request = profile_request(cfg, setting.seq_len, world=len(names), seconds=6.0)
             measured = {name: cluster.profile(name, request) for name in names}
             gflops = {name: measured[name].gflops for name in names}
             log.info("measured GFLOP/s: %s", gflops)

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.config import ModelConfig
-from edge_worker.profile.compute import profile_rows
 from edge_worker.service import protocol as P
 
 
 def profile_request(
-    cfg: ModelConfig, seq: int, *, world: int = 8, seconds: float = 2.0, fresh: bool = False
+    cfg: ModelConfig, seq: int, *, world: int = 8, seconds: float = 3.0, fresh: bool = False
 ) -> P.Profile:
-    """The measurements the cost model needs for `cfg` at sequence length `seq`: GEMMs from
-    the whole sequence down to one device's tile in a ring of `world`, and one row (decode);
-    attention over `seq` for all heads down to one (a device's share), and over half of `seq`."""
-    h = cfg.n_heads
-    heads = sorted({h, max(1, h // 2), max(1, h // 4), 1}, reverse=True)
+    """The measurements the cost model needs for `cfg` at sequence length `seq` in a home of
+    up to `world` devices: the projections and the MLP over 256, 32 and 8 rows (a whole
+    sequence's GEMMs run as fast as 256 rows'; ring tiles are smaller), each for the whole
+    layer and for one device's share of it (whole key/value groups of heads, MLP columns)."""
+    heads = cfg.group_size * max(1, cfg.n_kv_heads // world)
+    cols = max(1, cfg.intermediate_size // world)
     return P.Profile(
-        hidden=cfg.hidden_size,
-        width=max(1, cfg.intermediate_size // 4),
-        head_dim=cfg.head_dim,
-        rows=profile_rows(seq, world),
-        attention=[(k, seq) for k in heads] + [(h, max(1, seq // 2))],
+        config=asdict(cfg),
+        seq=seq,
+        rows=sorted({min(seq, r) for r in (256, 32, 8)}, reverse=True),
+        heads=sorted({cfg.n_heads, heads}, reverse=True),
+        cols=sorted({cfg.intermediate_size, cols}, reverse=True),
         seconds=seconds,
         fresh=fresh,
     )
@@ -40,7 +42,9 @@ def device_profile(
         reserve_mb=min(hello.reserve_mb, max(0.0, free - 1.0)),
         bandwidth_mbps=link[0],
         latency_ms=link[1],
-        gemm_curve=measured.gemm,
+        proj_grid=measured.proj,
+        mlp_grid=measured.mlp,
         attention_curve=measured.attention,
         connective_ns=measured.connective_ns,
+        decode_points=measured.decode,
     )

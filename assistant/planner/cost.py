@@ -3,12 +3,15 @@
 Pure functions of the model config, the devices (in ring order) and a plan. Layers are alike,
 so one layer is costed and multiplied.
 
-Compute: GEMMs take FLOPs / the device's measured GEMM throughput *at the tile's row count*
-(small ring tiles run slower than whole sequences), the attention core its FLOPs / the measured
-attention throughput at that size of score matrix (heads x queries x keys: past a cache size,
-softmax attention slows down sharply), the connective block (norms, residual adds, biases) its
-measured ns per element. Profiles without measured curves (a hypothetical home in a
-profile file) use `gflops` for all of it.
+Compute (prefill): the attention projections and the MLP take their FLOPs / the device's
+measured throughput for that block *at the tile's row count and the device's share of the
+layer* (small ring tiles and thin shares run slower), the attention core its FLOPs / the
+measured throughput at that size of score matrix (heads x queries x keys), the connective block
+(norms, residual adds) its measured ns per element. A decode step is priced from measured whole
+steps: a fixed cost per layer (dozens of small operations) plus a cost per weight, streamed
+from memory once per token; a decoder's step also runs its output head over the vocabulary and
+sends the logits back to the gateway. Profiles without measurements (a hypothetical home in a
+profile file) use `gflops` for prefill and `gemv_gflops` for decode.
 
 Communication: a transfer of b bytes from device i to j takes b / min(bandwidth_i, bandwidth_j)
 plus the mean of their latencies; the pipelined ring moves a collective in max-over-links(bytes
@@ -30,6 +33,14 @@ from dataclasses import dataclass
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.plan import ParallelPlan
+from edge_worker.profile.flops import (
+    core_flops,
+    layer_params,
+    mlp_flops,
+    out_flops,
+    proj_flops,
+    qkv_flops,
+)
 
 CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
 PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)
@@ -62,57 +73,34 @@ class Breakdown:
         return Breakdown(self.total_ms * k, self.compute_ms * k, self.comm_ms * k, self.idle_ms * k)
 
 
-# ----- FLOPs of one layer's pieces ---------------------------------------------------------
-
-
-def qkv_flops(cfg: ModelConfig, rows: int, heads: int) -> float:
-    return 2.0 * rows * cfg.hidden_size * (heads + 2 * heads // cfg.group_size) * cfg.head_dim
-
-
-def core_flops(cfg: ModelConfig, q_rows: int, k_rows: int, heads: int) -> float:
-    return 4.0 * q_rows * k_rows * heads * cfg.head_dim + 5.0 * q_rows * k_rows * heads
-
-
-def out_flops(cfg: ModelConfig, rows: int, heads: int) -> float:
-    return 2.0 * rows * heads * cfg.head_dim * cfg.hidden_size
-
-
-def mlp_flops(cfg: ModelConfig, rows: int, cols: int) -> float:
-    return 2.0 * rows * cfg.hidden_size * cols * (3 if cfg.gated_mlp else 2)
+# ----- milliseconds of one device's pieces of work ------------------------------------------
 
 
 def connective_flops(cfg: ModelConfig, rows: int) -> float:
     return CONNECTIVE_FLOPS * rows * cfg.hidden_size
 
 
-def layer_params(cfg: ModelConfig, heads: int, cols: int) -> float:
-    kv = heads // cfg.group_size
-    attn = cfg.hidden_size * cfg.head_dim * (2 * heads + 2 * kv)
-    return attn + cfg.hidden_size * cols * (3 if cfg.gated_mlp else 2)
+def qkv_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int) -> float:
+    return qkv_flops(cfg, rows, heads) / (d.proj_gflops(rows, heads) * 1e9) * 1e3
 
 
-# ----- milliseconds of one device's pieces of work ------------------------------------------
+def out_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int) -> float:
+    return out_flops(cfg, rows, heads) / (d.proj_gflops(rows, heads) * 1e9) * 1e3
 
 
-def _gemm(flops: float, rows: float, d: DeviceProfile) -> float:
-    return flops / (d.gemm_gflops(rows) * 1e9) * 1e3
-
-
-def _decode_ms(flops: float, d: DeviceProfile) -> float:
-    return flops / (d.decode_gflops * 1e9) * 1e3
+def core_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int) -> float:
+    gflops = d.attention_gflops(heads * rows * keys)
+    return core_flops(cfg, rows, keys, heads) / (gflops * 1e9) * 1e3
 
 
 def attn_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int) -> float:
     """QKV projection, attention core and out-projection of `heads` over `rows` queries."""
-    core = (
-        core_flops(cfg, rows, keys, heads) / (d.attention_gflops(heads * rows * keys) * 1e9) * 1e3
-    )
-    proj = qkv_flops(cfg, rows, heads) + out_flops(cfg, rows, heads)
-    return _gemm(proj, rows, d) + core
+    proj = proj_flops(cfg, rows, heads) / (d.proj_gflops(rows, heads) * 1e9) * 1e3
+    return proj + core_ms(cfg, d, rows, heads, keys)
 
 
 def mlp_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, cols: int) -> float:
-    return _gemm(mlp_flops(cfg, rows, cols), rows, d)
+    return mlp_flops(cfg, rows, cols) / (d.mlp_gflops(rows, cols) * 1e9) * 1e3
 
 
 def conn_ms(cfg: ModelConfig, d: DeviceProfile, rows: int) -> float:
@@ -129,6 +117,28 @@ def layer_ms(cfg: ModelConfig, d: DeviceProfile, rows: int) -> float:
         + mlp_ms(cfg, d, rows, cfg.intermediate_size)
         + 2 * conn_ms(cfg, d, rows)
     )
+
+
+def decode_layer_ms(cfg: ModelConfig, d: DeviceProfile, heads: int, cols: int, past: int) -> float:
+    """One decode step through one layer's share: the measured line (a fixed cost for the
+    step's small operations plus a cost per weight streamed from memory), else FLOPs at the
+    one-row GEMM speed."""
+    line = d.decode_line()
+    if line is not None:
+        return line[0] + line[1] * layer_params(cfg, heads, cols)
+    flops = 2 * layer_params(cfg, heads, cols) + core_flops(cfg, 1, past, heads)
+    return flops / (d.decode_gflops * 1e9) * 1e3
+
+
+def ends_ms(cfg: ModelConfig, last: DeviceProfile) -> float:
+    """What a decoder's step adds on the rank that holds the output head: the head's one-row
+    GEMV over the whole vocabulary, and the logits' trip back to the gateway."""
+    if not (cfg.causal and cfg.lm_head):
+        return 0.0
+    weights = cfg.vocab_size * cfg.hidden_size
+    line = last.decode_line()
+    head = line[1] * weights if line else 2 * weights / (last.decode_gflops * 1e9) * 1e3
+    return head + link_ms(last, last, cfg.vocab_size * 4) + last.latency_ms
 
 
 # ----- links --------------------------------------------------------------------------------
@@ -249,9 +259,9 @@ def _overlapped_layer(
     arrived = gather_arrivals(ring, chunk)
     ready, busy = [], []
     for i, d in enumerate(ring):
-        qkv = [_gemm(qkv_flops(cfg, r, heads[i]), r, d) * OVERLAP_COMPUTE for r in rows]
-        out = [_gemm(out_flops(cfg, r, heads[i]), r, d) * OVERLAP_COMPUTE for r in rows]
-        core = core_flops(cfg, t, t, heads[i]) / (d.attention_gflops(heads[i] * t * t) * 1e9) * 1e3
+        qkv = [qkv_ms(cfg, d, r, heads[i]) * OVERLAP_COMPUTE for r in rows]
+        out = [out_ms(cfg, d, r, heads[i]) * OVERLAP_COMPUTE for r in rows]
+        core = core_ms(cfg, d, t, heads[i], t)
         qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
         ready.append(_tiles(reduce_order[i], [0.0] * n, out, qkv_done + core))
         busy.append(sum(qkv) + core + sum(out))
@@ -284,7 +294,15 @@ def _phase(times: Sequence[float], comm: float = 0.0) -> Breakdown:
 def predict(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
 ) -> Breakdown:
-    """Predicted latency of a prefill of `seq_len` tokens under `plan` on `ring`."""
+    """Predicted latency of a prefill of `seq_len` tokens under `plan` on `ring` (for a
+    decoder, until the next token's logits are back at the gateway)."""
+    ends = ends_ms(cfg, ring[-1])
+    return _prefill_layers(cfg, ring, plan, seq_len) + Breakdown(ends, ends, 0.0, 0.0)
+
+
+def _prefill_layers(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
+) -> Breakdown:
     t, h, n = seq_len, cfg.hidden_size, len(ring)
     act = BYTES[plan.wire_dtype] * h  # bytes of one token's activation on the wire
     s = plan.strategy
@@ -329,27 +347,27 @@ def predict(
 def predict_decode(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, past: int
 ) -> Breakdown:
-    """Predicted latency of one decode step after `past` tokens."""
-    h = cfg.hidden_size
+    """Predicted latency of one decode step after `past` tokens, from the gateway's request to
+    the logits back."""
+    h, n_layers = cfg.hidden_size, cfg.n_layers
+    last, ends = ring[-1], ends_ms(cfg, ring[-1])
+    whole = (cfg.n_heads, cfg.intermediate_size)
     if plan.strategy in ("local", "sp") or (plan.strategy == "hmp" and plan.decode == "local"):
-        d = ring[-1]
-        flops = 2 * layer_params(cfg, cfg.n_heads, cfg.intermediate_size) + core_flops(
-            cfg, 1, past, cfg.n_heads
-        )
-        return _phase([_decode_ms(flops, d)]).scaled(cfg.n_layers)
+        work = decode_layer_ms(cfg, last, *whole, past) * n_layers + ends
+        return Breakdown(work, work, 0.0, 0.0)
     if plan.strategy == "pp":
         per = [
-            _decode_ms(2 * layer_params(cfg, cfg.n_heads, cfg.intermediate_size), d) * k
+            decode_layer_ms(cfg, d, *whole, past) * k
             for d, k in zip(ring, plan.layers, strict=True)
         ]
         hops = sum(link_ms(ring[i], ring[i + 1], h * 4) for i in range(len(ring) - 1))
-        return Breakdown(sum(per) + hops, sum(per), hops, 0.0)
+        return Breakdown(sum(per) + hops + ends, sum(per) + ends, hops, 0.0)
     times = [
-        _decode_ms(2 * layer_params(cfg, hh, c) + core_flops(cfg, 1, past, hh), d)
+        decode_layer_ms(cfg, d, hh, c, past)
         for d, hh, c in zip(ring, plan.heads, plan.mlp_columns, strict=True)
     ]
     ar = all_reduce_ms(ring, h * BYTES[plan.wire_dtype])
-    return (_phase(times, 2 * ar)).scaled(cfg.n_layers)
+    return _phase(times, 2 * ar).scaled(n_layers) + Breakdown(ends, ends, 0.0, 0.0)
 
 
 def memory_mb(

@@ -5,8 +5,11 @@ The profile file of `galaxy plan` (DESIGN.md section 5):
     {"devices": [{"name": "kitchen-pi", "gflops": 20.0, "memory_mb": 4096,
                   "bandwidth_mbps": 100, "latency_ms": 1.0}, ...]}
 
-Measured profiles (the gateway's, the benchmark's) add curves: GEMM GFLOP/s by tile rows,
-attention GFLOP/s by the size of its score matrix, and the connective block's ns per element.
+Measured profiles (the gateway's, the benchmark's) add what the worker timed at the model's
+real shapes (edge_worker/profile/compute.py): GFLOP/s of the attention projections and of the
+MLP block by (rows, share of the layer), of the attention core by the size of its score matrix,
+the connective block's ns per element, and the ms of one decode step through one layer by the
+layer share's parameter count.
 """
 
 from __future__ import annotations
@@ -49,10 +52,13 @@ class DeviceProfile(BaseModel):
     gemv_gflops: float | None = Field(
         default=None, gt=0, description="throughput of one-token steps (default gflops / 4)"
     )
-    gemm_curve: list[tuple[int, float]] | None = Field(
+    proj_grid: list[tuple[int, int, float]] | None = Field(
         default=None,
         min_length=1,
-        description="measured (rows, GFLOP/s): small tiles run slower than whole sequences",
+        description="measured (rows, heads, GFLOP/s) of the QKV + out projections",
+    )
+    mlp_grid: list[tuple[int, int, float]] | None = Field(
+        default=None, min_length=1, description="measured (rows, columns, GFLOP/s) of the MLP"
     )
     attention_curve: list[tuple[int, float]] | None = Field(
         default=None,
@@ -62,6 +68,11 @@ class DeviceProfile(BaseModel):
     connective_ns: float | None = Field(
         default=None, gt=0, description="measured ns per element of a norm + residual add"
     )
+    decode_points: list[tuple[int, float]] | None = Field(
+        default=None,
+        min_length=1,
+        description="measured (layer parameters, ms) of one decode step through one layer",
+    )
 
     @property
     def budget_mb(self) -> float:
@@ -69,18 +80,42 @@ class DeviceProfile(BaseModel):
 
     @property
     def decode_gflops(self) -> float:
-        if self.gemv_gflops is not None:
-            return self.gemv_gflops
-        return self.gemm_gflops(1) if self.gemm_curve else self.gflops / 4
+        return self.gemv_gflops if self.gemv_gflops is not None else self.gflops / 4
 
-    def gemm_gflops(self, rows: float) -> float:
-        """GEMM throughput for a tile of `rows` (the measured curve, else `gflops`)."""
-        return interpolate(self.gemm_curve, rows) if self.gemm_curve else self.gflops
+    def proj_gflops(self, rows: float, heads: float) -> float:
+        """Throughput of the attention projections of `heads` heads over `rows` tokens."""
+        return grid(self.proj_grid, rows, heads) if self.proj_grid else self.gflops
+
+    def mlp_gflops(self, rows: float, cols: float) -> float:
+        """Throughput of the MLP block's `cols` columns over `rows` tokens."""
+        return grid(self.mlp_grid, rows, cols) if self.mlp_grid else self.gflops
 
     def attention_gflops(self, elements: float) -> float:
         """Attention-core throughput for a score matrix of `elements` (heads x queries x keys;
         the measured curve, else `gflops`)."""
         return interpolate(self.attention_curve, elements) if self.attention_curve else self.gflops
+
+    def decode_line(self) -> tuple[float, float] | None:
+        """(fixed ms, ms per parameter) of one layer's decode step, the line through the
+        measured points: the fixed part is the step's many small operations, the rest streams
+        each weight from memory once. None when not measured."""
+        if not self.decode_points:
+            return None
+        pts = sorted(self.decode_points)
+        (p0, ms0), (p1, ms1) = pts[0], pts[-1]
+        if p1 > p0 and ms1 > ms0 and ms0 - (ms1 - ms0) / (p1 - p0) * p0 >= 0:
+            slope = (ms1 - ms0) / (p1 - p0)
+            return ms0 - slope * p0, slope
+        return 0.0, ms1 / p1  # one point, or noise: proportional to the weights
+
+
+def grid(points: list[tuple[int, int, float]], rows: float, share: float) -> float:
+    """Interpolate measured (rows, share, value) points: along rows for each measured share,
+    then across shares (both log-linear, flat beyond the ends)."""
+    by_share: dict[int, list[tuple[int, float]]] = {}
+    for r, s, v in points:
+        by_share.setdefault(s, []).append((r, v))
+    return interpolate([(s, interpolate(c, rows)) for s, c in by_share.items()], share)
 
 
 class Home(BaseModel):

@@ -1,28 +1,45 @@
 """Compute and memory measurements, run on the worker's own compute thread.
 
-`layer_costs` times the model's real shapes on the thread that will run the model, so the
-numbers already include whatever CPU quota, cache size or SIMD the device has. It measures what
-the planner's cost model needs for one model on this device: GEMM throughput at several row
-counts (the whole sequence, the smaller ring tiles of the overlapped path, one row for decode),
-the attention core at several sizes of its score matrix (heads x queries x keys: past a cache
-size, softmax attention slows down sharply), and the connective block (norm + residual add) per
-element. Small calibrated runs: a few seconds in all.
+`layer_costs` times the engine's own functions (`engine/layers.py`) at one model's real shapes,
+on the thread that will run the model, so the numbers include whatever CPU quota, cache size or
+SIMD the device has, and everything a layer does besides its GEMMs (biases, rotary embeddings,
+grouped-query K/V, the activation, transposed weights). It measures what the planner's cost
+model needs:
+- the attention projections (QKV + out) and the MLP block, each on a grid of row counts (a
+  whole sequence down to a small ring tile) by shares of the layer (all heads or columns, and
+  one device's share): GFLOP/s;
+- the attention core at several sizes of its score matrix (heads x queries x keys: past a cache
+  size, softmax attention slows down sharply): GFLOP/s;
+- the connective block (norm + residual add): ns per element;
+- one decode step through a whole layer (one token against a KV cache of the sequence) at each
+  share: ms. A decode step streams every weight from memory once, so the timed work cycles
+  through enough copies of the weights to spill out of the caches, as a real model's layers do.
+Small calibrated runs: a few seconds in all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import torch
-import torch.nn.functional as F
+from torch import Tensor
 
-from edge_worker.engine.layers import attend
+from edge_worker.engine import layers as L
+from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.weights import MLP, Attention, Norm
+from edge_worker.profile.flops import core_flops, mlp_flops, proj_flops
+
+T = TypeVar("T")
+STREAM_BYTES = 64 * 2**20  # weights cycled through per op: past this machine's 32 MiB L3
 
 
 def _rate(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> float:
@@ -53,56 +70,188 @@ def _rate(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> f
 class LayerCosts:
     """One device's measured costs for one model's layer shapes."""
 
-    gemm: list[tuple[int, float]]  # (rows, GFLOP/s) of (rows x hidden) @ (hidden x width)
+    proj: list[tuple[int, int, float]]  # (rows, heads, GFLOP/s) of the QKV + out projections
+    mlp: list[tuple[int, int, float]]  # (rows, columns, GFLOP/s) of the MLP block
     attention: list[tuple[int, float]]  # (score elements, GFLOP/s) of the attention core
-    connective_ns: float  # ns per element of a (rows, hidden) layer norm + residual add
+    connective_ns: float  # ns per element of a (rows, hidden) norm + residual add
+    decode: list[tuple[int, float]]  # (layer parameters, ms) of one decode step, one layer
 
 
-def attention_flops(seq: int, heads: int, head_dim: int) -> float:
-    """FLOPs of softmax attention over `seq` tokens: QK^T and PV (4 T^2 H d), softmax (5 T^2 H).
-    The planner's cost model counts the same way."""
-    return 4.0 * seq * seq * heads * head_dim + 5.0 * seq * seq * heads
+def _randn(*shape: int, dtype: torch.dtype) -> Tensor:
+    return torch.randn(*shape, dtype=dtype) * 0.02
+
+
+def _attention(cfg: ModelConfig, heads: int, dtype: torch.dtype) -> Attention:
+    h, hd, kv = cfg.hidden_size, cfg.head_dim, heads // cfg.group_size
+    bias = cfg.qkv_bias
+    return Attention(
+        wq=_randn(heads * hd, h, dtype=dtype),
+        wk=_randn(kv * hd, h, dtype=dtype),
+        wv=_randn(kv * hd, h, dtype=dtype),
+        wo=_randn(h, heads * hd, dtype=dtype),
+        bq=_randn(heads * hd, dtype=dtype) if bias else None,
+        bk=_randn(kv * hd, dtype=dtype) if bias else None,
+        bv=_randn(kv * hd, dtype=dtype) if bias else None,
+    )
+
+
+def _mlp(cfg: ModelConfig, cols: int, dtype: torch.dtype) -> MLP:
+    h = cfg.hidden_size
+    return MLP(
+        w_up=_randn(cols, h, dtype=dtype),
+        w_down=_randn(h, cols, dtype=dtype),
+        w_gate=_randn(cols, h, dtype=dtype) if cfg.gated_mlp else None,
+        b_up=_randn(cols, dtype=dtype) if cfg.mlp_bias else None,
+    )
+
+
+def _copies(make: Callable[[], T], nbytes: float, cfg: ModelConfig) -> Iterator[T]:
+    """Endless round-robin over enough copies of `make()` (of `nbytes` each) to spill out of
+    the caches, as a model's layers do, but no more copies than the model has layers."""
+    n = max(1, min(cfg.n_layers, math.ceil(STREAM_BYTES / max(nbytes, 1.0))))
+    return itertools.cycle([make() for _ in range(n)])
+
+
+def _norm(cfg: ModelConfig, dtype: torch.dtype) -> Norm:
+    h = cfg.hidden_size
+    bias = torch.zeros(h, dtype=dtype) if cfg.norm == "layernorm" else None
+    return Norm(torch.ones(h, dtype=dtype), bias)
+
+
+def _rope(
+    cfg: ModelConfig, start: int, rows: int, dtype: torch.dtype
+) -> tuple[Tensor, Tensor] | None:
+    if cfg.positions != "rope":
+        return None
+    hd = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+    return L.rope_cos_sin(torch.arange(start, start + rows), inv_freq, 1.0, dtype)
 
 
 def layer_costs(
-    hidden: int,
-    width: int,
-    head_dim: int,
+    cfg: ModelConfig,
+    seq: int,
     rows: list[int],
-    attention: list[tuple[int, int]],
+    heads: list[int],
+    cols: list[int],
     dtype: torch.dtype = torch.float32,
-    seconds: float = 2.0,
+    seconds: float = 3.0,
 ) -> LayerCosts:
-    """Measure GEMMs at each of `rows`, attention at each (heads, sequence length) of
-    `attention` and the connective block, in about `seconds` in all. `width` is the GEMM's
-    output width (an MLP share)."""
-    each = seconds / (len(rows) + len(attention) + 1)
-    gemm = []
-    w = torch.randn(hidden, width, dtype=dtype)
-    for m in rows:
-        a = torch.randn(m, hidden, dtype=dtype)
-        gemm.append((m, 2.0 * m * hidden * width * _rate(partial(torch.matmul, a, w), each) / 1e9))
+    """Time `cfg`'s layer pieces on this thread in about `seconds` in all: the projections at
+    every (row count, head share), the MLP at every (row count, column share), the attention
+    core over `seq` and `seq // 2` tokens for every head share, the connective block, and a
+    decode step against a cache of `seq` tokens at each (heads, cols) pair."""
+    n = len(rows) * (len(heads) + len(cols)) + 2 * len(heads) + 1 + 2
+    each = seconds / n
+    batch = min(0.1, max(0.01, each / 3))  # 0.1 s spans a CPU quota's periods
+
+    def rate(work: Callable[[], object]) -> float:
+        return _rate(work, each, batch)
+
+    hd = cfg.head_dim
+    proj = [
+        (m, nh, proj_flops(cfg, m, nh) * per_s / 1e9)
+        for nh in heads
+        for m, per_s in zip(rows, _time_projections(cfg, nh, rows, dtype, rate), strict=True)
+    ]
+    mlp = [
+        (m, nc, mlp_flops(cfg, m, nc) * per_s / 1e9)
+        for nc in cols
+        for m, per_s in zip(rows, _time_mlp(cfg, nc, rows, dtype, rate), strict=True)
+    ]
     scores = []
-    for h, t in attention:
-        q, k, v = (torch.randn(1, h, t, head_dim, dtype=dtype) for _ in range(3))
-        per_s = _rate(partial(attend, q, k, v, causal=False, q_start=0), each)
-        scores.append((h * t * t, attention_flops(t, h, head_dim) * per_s / 1e9))
+    for nh in heads:
+        for t in sorted({seq, max(1, seq // 2)}):
+            q = _randn(1, nh, t, hd, dtype=dtype)
+            k, v = (_randn(1, nh // cfg.group_size, t, hd, dtype=dtype) for _ in range(2))
+            per_s = rate(partial(L.attend, q, k, v, causal=cfg.causal, q_start=0))
+            scores.append((nh * t * t, core_flops(cfg, t, t, nh) * per_s / 1e9))
+    h = cfg.hidden_size
     m = max(rows)
-    x, r = torch.randn(m, hidden, dtype=dtype), torch.randn(m, hidden, dtype=dtype)
-    g, b = torch.ones(hidden, dtype=dtype), torch.zeros(hidden, dtype=dtype)
-    per_s = _rate(lambda: F.layer_norm(x + r, (hidden,), g, b), each)
-    return LayerCosts(gemm, sorted(scores), 1e9 / per_s / (m * hidden))
+    x, r, g = _randn(1, m, h, dtype=dtype), _randn(1, m, h, dtype=dtype), _norm(cfg, dtype)
+    per_s = rate(lambda: L.norm(x + r, g, cfg))
+    shares = sorted({(heads[0], cols[0]), (heads[-1], cols[-1])}, reverse=True)
+    decode = [_decode_step(cfg, nh, nc, seq, dtype, rate) for nh, nc in shares]
+    return LayerCosts(proj, mlp, sorted(scores), 1e9 / per_s / (m * h), decode)
 
 
-def profile_rows(seq: int, world: int = 8) -> list[int]:
-    """Row counts worth measuring for a sequence of `seq`: the whole sequence, tiles down to one
-    device's share in a ring of `world`, and one row (a decode step)."""
-    rows = {seq, 1}
-    step = seq
-    while step > max(1, seq // world):
-        step = max(1, step // 2)
-        rows.add(step)
-    return sorted(rows, reverse=True)
+Rate = Callable[[Callable[[], object]], float]
+
+
+def _time_projections(
+    cfg: ModelConfig, heads: int, rows: list[int], dtype: torch.dtype, rate: Rate
+) -> list[float]:
+    """Runs per second of the QKV (with biases, rotary embeddings) and out projections of
+    `heads` heads over each of `rows` tokens."""
+    nbytes = 2 * cfg.hidden_size * cfg.head_dim * (heads + heads // cfg.group_size)
+    attn = _copies(lambda: _attention(cfg, heads, dtype), nbytes * _size(dtype), cfg)
+    out = []
+    for m in rows:
+        x = _randn(1, m, cfg.hidden_size, dtype=dtype)
+        ctx = _randn(1, m, heads * cfg.head_dim, dtype=dtype)
+        rope = _rope(cfg, 0, m, dtype)
+
+        def work(
+            x: Tensor = x, ctx: Tensor = ctx, rope: tuple[Tensor, Tensor] | None = rope
+        ) -> None:
+            w = next(attn)
+            L.qkv(x, w, cfg, rope)
+            L.linear(ctx, w.wo)
+
+        out.append(rate(work))
+    return out
+
+
+def _time_mlp(
+    cfg: ModelConfig, cols: int, rows: list[int], dtype: torch.dtype, rate: Rate
+) -> list[float]:
+    """Runs per second of the MLP block's share of `cols` columns over each of `rows` tokens."""
+    nbytes = cfg.hidden_size * cols * (3 if cfg.gated_mlp else 2)
+    blocks = _copies(lambda: _mlp(cfg, cols, dtype), nbytes * _size(dtype), cfg)
+    out = []
+    for m in rows:
+        x = _randn(1, m, cfg.hidden_size, dtype=dtype)
+
+        def work(x: Tensor = x) -> None:
+            L.mlp_partial(x, next(blocks), cfg)
+
+        out.append(rate(work))
+    return out
+
+
+def _size(dtype: torch.dtype) -> int:
+    return torch.finfo(dtype).bits // 8
+
+
+def _decode_step(
+    cfg: ModelConfig,
+    heads: int,
+    cols: int,
+    past: int,
+    dtype: torch.dtype,
+    rate: Callable[[Callable[[], object]], float],
+) -> tuple[int, float]:
+    """(parameters, ms) of one token through one layer's share of `heads` and `cols` after
+    `past` tokens: norms, projections, the KV cache append, attention, MLP, residual adds."""
+    h, hd, kv = cfg.hidden_size, cfg.head_dim, heads // cfg.group_size
+
+    def make() -> tuple[Attention, MLP]:
+        return _attention(cfg, heads, dtype), _mlp(cfg, cols, dtype)
+
+    params = h * hd * (2 * heads + 2 * kv) + h * cols * (3 if cfg.gated_mlp else 2)
+    layer = _copies(make, params * _size(dtype), cfg)
+    x, g = _randn(1, 1, h, dtype=dtype), _norm(cfg, dtype)
+    cache = [_randn(1, kv, past, hd, dtype=dtype) for _ in range(2)]
+    rope = _rope(cfg, past, 1, dtype)
+
+    def step() -> Tensor:
+        attn, mlp = next(layer)
+        q, k, v = L.qkv(L.norm(x, g, cfg), attn, cfg, rope)
+        k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        y = x + L.linear(L.attend(q, k, v, causal=cfg.causal, q_start=past), attn.wo)
+        return y + L.mlp_partial(L.norm(y, g, cfg), mlp, cfg)
+
+    return params, 1e3 / rate(step)
 
 
 def _status_kb(field: str) -> float:

@@ -10,8 +10,8 @@ travel in binary frames (see `tensors.py`) right after the message that announce
       Ready(plan_id)                       ->
                                           <- Run(run_id, prefill|decode, ids)
       Result(run_id, trace) + tensor frames ->
-                                          <- Profile(layer shapes)
-      ProfileResult(GEMM, attention, norm) ->
+                                          <- Profile(model, shapes)
+      ProfileResult(GEMM blocks, attention, norm, decode) ->
                                           <- Probe(peers, token)  (a ring just to measure links)
       ProbeResult(latency, Mbit/s)         ->
       Error(code, text)                    ->   (any time; `run_id` when it answers a Run)
@@ -20,6 +20,7 @@ travel in binary frames (see `tensors.py`) right after the message that announce
 
 from __future__ import annotations
 
+import statistics
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -87,34 +88,37 @@ class Run(Message):
 
 
 class Profile(Message):
-    """Measure this device's costs for one model's layer shapes on the compute thread
-    (profile/compute.py `layer_costs`). Cached per shape; `fresh` measures again."""
+    """Time one model's layer pieces on the compute thread (profile/compute.py `layer_costs`):
+    the projections and MLP at every (row count, share), attention over `seq` tokens, a
+    decode step. Cached per request on the worker; `fresh` measures again."""
 
     type: Literal["profile"] = "profile"
-    hidden: int = Field(ge=1, le=65536)
-    width: int = Field(ge=1, le=65536, description="GEMM output width (an MLP share)")
-    head_dim: int = Field(ge=1, le=4096)
-    rows: list[Annotated[int, Field(ge=1, le=16384)]] = Field(min_length=1, max_length=16)
-    attention: list[
-        tuple[Annotated[int, Field(ge=1, le=1024)], Annotated[int, Field(ge=1, le=8192)]]
-    ] = Field(min_length=1, max_length=8, description="(heads, sequence length) to time")
+    config: dict[str, Any]  # engine ModelConfig fields
+    seq: int = Field(ge=1, le=8192)
+    rows: list[Annotated[int, Field(ge=1, le=8192)]] = Field(min_length=1, max_length=8)
+    heads: list[Annotated[int, Field(ge=1, le=1024)]] = Field(min_length=1, max_length=4)
+    cols: list[Annotated[int, Field(ge=1, le=262144)]] = Field(min_length=1, max_length=4)
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    seconds: float = Field(default=2.0, gt=0, le=30)
+    seconds: float = Field(default=3.0, gt=0, le=60)
     fresh: bool = False
 
 
 class ProfileResult(Message):
     type: Literal["profile_result"] = "profile_result"
-    gemm: list[tuple[int, float]]  # (rows, GFLOP/s)
+    proj: list[tuple[int, int, float]]  # (rows, heads, GFLOP/s) of QKV + out projections
+    mlp: list[tuple[int, int, float]]  # (rows, columns, GFLOP/s) of the MLP block
     attention: list[tuple[int, float]]  # (score elements = heads x seq x seq, GFLOP/s)
     connective_ns: float  # per element of a norm + residual add
+    decode: list[tuple[int, float]]  # (layer parameters, ms) of one decode step of one layer
     rss_mb: float
     cached: bool = False
 
     @property
     def gflops(self) -> float:
-        """GEMM throughput at the largest measured row count."""
-        return max(self.gemm)[1]
+        """The MLP's throughput at the largest row count, over the measured shares: the
+        speed the planner splits work by."""
+        top = max(m for m, _, _ in self.mlp)
+        return statistics.mean(g for m, _, g in self.mlp if m == top)
 
 
 class Probe(Message):

@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -165,25 +166,31 @@ class Worker:
         key = msg.model_dump_json(exclude={"fresh", "seconds"})
         cached = key in self.profiles and not msg.fresh
         if not cached:
+            try:
+                cfg = ModelConfig(**msg.config)
+            except (GalaxyError, TypeError, ValueError) as exc:
+                await self._error(ws, "bad_message", f"cannot profile this model: {exc}")
+                return
             loop = asyncio.get_running_loop()
-            costs: LayerCosts = await loop.run_in_executor(
-                self.compute,
+            work = partial(
                 layer_costs,
-                msg.hidden,
-                msg.width,
-                msg.head_dim,
+                cfg,
+                msg.seq,
                 msg.rows,
-                msg.attention,
+                msg.heads,
+                msg.cols,
                 getattr(torch, msg.dtype),
                 msg.seconds,
             )
-            self.profiles[key] = costs
+            self.profiles[key] = await loop.run_in_executor(self.compute, work)
         c, k = self.profiles[key], self.speed  # an emulated slow device reports its slowness
         await ws.send(
             P.ProfileResult(
-                gemm=[(m, g * k) for m, g in c.gemm],
+                proj=[(m, n, g * k) for m, n, g in c.proj],
+                mlp=[(m, n, g * k) for m, n, g in c.mlp],
                 attention=[(e, g * k) for e, g in c.attention],
                 connective_ns=c.connective_ns / k,
+                decode=[(p, ms / k) for p, ms in c.decode],
                 rss_mb=rss_mb(),
                 cached=cached,
             ).model_dump_json()

@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+import pytest
+
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.hf_config import config_from_hf
+from edge_worker.errors import GalaxyError
 from edge_worker.models.catalog import load_config
+from edge_worker.profile.flops import layer_params
 from tests.cluster.test_workers import Workers
 
-CFG = config_from_hf(load_config("bert-large-shape"))
+QWEN = config_from_hf(load_config("qwen2.5-0.5b-shape"))  # 14 heads in 2 KV groups, gated MLP
 
 
-def test_a_worker_measures_gemms_attention_and_the_connective_block(
-    three_workers: Workers,
-) -> None:
+def test_a_worker_times_the_models_real_layer_pieces(three_workers: Workers) -> None:
     cluster, names = three_workers
-    request = profile_request(CFG, 128, world=3, seconds=0.3)
+    request = profile_request(QWEN, 64, world=3, seconds=0.3)
+    assert request.rows == [64, 32, 8]  # a whole sequence ... a small ring tile
+    assert request.heads == [14, 7]  # all heads, one device's whole KV group
+    assert request.cols == [4864, 1621]  # the whole MLP, a third
 
     first = cluster.profile(names[0], request)
     again = cluster.profile(names[0], request)
 
-    assert [m for m, _ in first.gemm] == request.rows
-    assert request.rows[0] == 128 and request.rows[-1] == 1  # whole sequence ... one decode row
-    assert request.attention == [(16, 128), (8, 128), (4, 128), (1, 128), (16, 64)]
-    assert [e for e, _ in first.attention] == sorted(h * t * t for h, t in request.attention)
-    assert all(g > 0 for _, g in first.gemm + first.attention)
+    assert [(m, n) for m, n, _ in first.proj] == [(m, n) for n in (14, 7) for m in (64, 32, 8)]
+    assert [(m, n) for m, n, _ in first.mlp] == [(m, n) for n in (4864, 1621) for m in (64, 32, 8)]
+    assert [e for e, _ in first.attention] == sorted(h * t * t for h in (14, 7) for t in (64, 32))
+    assert all(g > 0 for *_, g in first.proj + first.mlp + first.attention)
     assert first.connective_ns > 0
-    assert not first.cached and again.cached and again.gemm == first.gemm
+    assert [p for p, _ in first.decode] == [
+        layer_params(QWEN, 14, 4864),
+        layer_params(QWEN, 7, 1621),
+    ]
+    assert all(ms > 0 for _, ms in first.decode)
+    assert not first.cached and again.cached and again.mlp == first.mlp
     fresh = cluster.profile(names[0], request.model_copy(update={"fresh": True}))
     assert not fresh.cached
 
@@ -35,6 +44,18 @@ def test_a_worker_measures_gemms_attention_and_the_connective_block(
     assert isinstance(profile, DeviceProfile)
     assert hello.total_memory_mb >= hello.memory_mb > 0
     assert profile.budget_mb == hello.memory_mb - hello.reserve_mb
-    assert profile.gflops == first.gemm[0][1]
-    assert profile.decode_gflops == first.gemm[-1][1]
+    assert profile.gflops == (first.mlp[0][2] + first.mlp[3][2]) / 2  # 64 rows, both shares
+    assert profile.mlp_gflops(64, 4864) == first.mlp[0][2]
+    assert profile.decode_line() is not None
     assert profile.bandwidth_mbps == 940.0 and profile.latency_ms == 0.2
+
+
+def test_a_bad_profile_request_gets_an_error_and_the_worker_carries_on(
+    three_workers: Workers,
+) -> None:
+    cluster, names = three_workers
+    request = profile_request(QWEN, 16, world=3, seconds=0.1)
+    bad = request.model_copy(update={"config": {**request.config, "family": "nonesuch"}})
+    with pytest.raises(GalaxyError, match=r"bad_message.*nonesuch"):
+        cluster.profile(names[1], bad)
+    assert cluster.profile(names[1], request).mlp

@@ -16,6 +16,7 @@ from assistant.planner.cost import (
     gather_arrivals,
     memory_mb,
     predict,
+    predict_decode,
     reduce_finish,
     reduce_scatter_ms,
 )
@@ -26,6 +27,7 @@ from edge_worker.engine.hf_config import config_from_hf
 from edge_worker.engine.plan import ParallelPlan, make_plan
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import load_config
+from edge_worker.profile.flops import layer_params
 
 BERT = config_from_hf(load_config("bert-large-shape"))  # 16 heads, 4096 columns, 24 layers
 OPT = config_from_hf(load_config("opt-1.3b-shape"))
@@ -239,16 +241,35 @@ def test_overlap_hides_the_ring_behind_compute_but_never_the_wire_itself() -> No
     assert over.comm_ms > 0.5 * over.total_ms
 
 
-def test_small_tiles_run_at_their_measured_speed() -> None:
-    curve = [(512, 90.0), (128, 45.0), (1, 10.0)]
-    d = dev("a", 90).model_copy(update={"gemm_curve": curve})
+def test_gemm_speed_follows_the_measured_rows_and_share_of_the_layer() -> None:
+    grid = [(256, 4096, 90.0), (32, 4096, 45.0), (256, 1024, 60.0), (32, 1024, 30.0)]
+    d = dev("a", 90).model_copy(update={"mlp_grid": grid})
 
-    assert d.gemm_gflops(512) == 90.0
-    assert d.gemm_gflops(128) == 45.0
-    assert 45.0 < d.gemm_gflops(256) < 90.0
-    assert d.gemm_gflops(4096) == 90.0  # flat beyond the measured ends
-    assert d.decode_gflops == 10.0
+    assert d.mlp_gflops(256, 4096) == 90.0
+    assert d.mlp_gflops(32, 1024) == 30.0
+    assert 45.0 < d.mlp_gflops(128, 4096) < 90.0  # small ring tiles run slower
+    assert d.mlp_gflops(512, 4096) == 90.0  # flat beyond the measured ends
+    assert d.mlp_gflops(256, 2048) == pytest.approx(75.0)  # halfway between shares, log scale
+    assert d.proj_gflops(256, 16) == 90.0  # not measured: `gflops`
     assert dev("b", 80).decode_gflops == 20.0  # unmeasured: a quarter of the GEMM speed
+
+
+def test_a_decode_step_costs_a_fixed_part_plus_its_weights_streamed() -> None:
+    # Two measured steps: 2 ms for 1M parameters, 5 ms for 4M -> 1 ms fixed + 1 ms per M.
+    d = dev("a", 90).model_copy(update={"decode_points": [(4_000_000, 5.0), (1_000_000, 2.0)]})
+    fixed, per_param = d.decode_line() or (0.0, 0.0)
+    assert fixed == pytest.approx(1.0) and per_param == pytest.approx(1e-6)
+    noisy = d.model_copy(update={"decode_points": [(4_000_000, 5.0), (1_000_000, 6.0)]})
+    assert noisy.decode_line() == (0.0, 5.0 / 4_000_000)  # proportional, never negative
+    assert dev("b", 80).decode_line() is None
+
+    smol = config_from_hf(load_config("smollm2-135m"))
+    plan = make_plan(smol, "local", [1.0])
+    step = predict_decode(smol, [d], plan, 512)
+    layer = 1.0 + 1e-6 * layer_params(smol, smol.n_heads, smol.intermediate_size)
+    head = 1e-6 * smol.vocab_size * smol.hidden_size  # the output head streams its weights too
+    assert step.total_ms > smol.n_layers * layer + head
+    assert step.total_ms == pytest.approx(smol.n_layers * layer + head, rel=0.02)
 
 
 def test_attention_slows_down_with_the_size_of_its_score_matrix() -> None:
