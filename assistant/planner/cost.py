@@ -188,25 +188,39 @@ def _hop(a: DeviceProfile, b: DeviceProfile, nbytes: float) -> tuple[float, floa
     return nbytes / rate * 1e3, (a.latency_ms + b.latency_ms) / 2
 
 
-def gather_arrivals(
-    ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float]
+def _pipelined(
+    ring: Sequence[DeviceProfile],
+    chunk_bytes: Sequence[float],
+    ready: Sequence[Sequence[float]],
+    shift: int,
 ) -> list[list[float]]:
-    """arrived[i][c]: ms after the start at which device i holds all of chunk c, in a pipelined
-    ring all-gather (link i-1 -> i carries chunks i-1, i-2, ... in that order; a relay starts
-    as soon as the first piece of a chunk is in)."""
+    """held[i][c]: when device i holds all of chunk c in a pipelined ring pass. At step s the
+    link i-1 -> i carries chunk (i - shift - s) once device i-1 holds it and has its own part
+    of it ready (ready[i-1][c]); relays cut through: a hop starts with the chunk's first piece
+    and ends no sooner than one piece after the chunk's last piece is in."""
     n = len(ring)
     first = [[0.0] * n for _ in range(n)]
     full = [[0.0] * n for _ in range(n)]
     free = [0.0] * n  # the link leaving device i is busy until then
     for step in range(1, n):
         for i in range(n):
-            src, c = (i - 1) % n, (i - step) % n
+            src, c = (i - 1) % n, (i - shift - step) % n
+            own = ready[src][c]
             wire, lat = _hop(ring[src], ring[i], chunk_bytes[c])
-            start = max(first[src][c], free[src])
-            end = max(start + wire, full[src][c] + wire / PIECES)
+            start = max(first[src][c], own, free[src])
+            end = max(start + wire, max(full[src][c], own) + wire / PIECES)
             free[src] = end
             first[i][c], full[i][c] = start + wire / PIECES + lat, end + lat
     return full
+
+
+def gather_arrivals(
+    ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float]
+) -> list[list[float]]:
+    """arrived[i][c]: ms after the start at which device i holds all of chunk c, in a pipelined
+    ring all-gather (link i-1 -> i carries chunks i-1, i-2, ... in that order)."""
+    n = len(ring)
+    return _pipelined(ring, chunk_bytes, [[0.0] * n for _ in range(n)], shift=0)
 
 
 def reduce_finish(
@@ -215,22 +229,8 @@ def reduce_finish(
     """When each device holds its own fully reduced chunk in a pipelined ring reduce-scatter,
     where ready[i][c] is when device i has computed its partial tile of chunk c. Chunk c starts
     at device c+1 and travels the ring to c; every device adds its tile before passing it on."""
-    n = len(ring)
-    first = [[0.0] * n for _ in range(n)]
-    full = [[0.0] * n for _ in range(n)]
-    free = [0.0] * n
-    for step in range(1, n):
-        for i in range(n):
-            src, c = (i - 1) % n, (i - 1 - step) % n
-            own = ready[src][c]
-            up_first = own if step == 1 else max(first[src][c], own)
-            up_full = own if step == 1 else max(full[src][c], own)
-            wire, lat = _hop(ring[src], ring[i], chunk_bytes[c])
-            start = max(up_first, free[src])
-            end = max(start + wire, up_full + wire / PIECES)
-            free[src] = end
-            first[i][c], full[i][c] = start + wire / PIECES + lat, end + lat
-    return [max(full[i][i], ready[i][i]) if n > 1 else ready[i][i] for i in range(n)]
+    full = _pipelined(ring, chunk_bytes, ready, shift=1)
+    return [max(full[i][i], ready[i][i]) for i in range(len(ring))]
 
 
 def _tiles(
