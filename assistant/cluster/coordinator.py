@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from ssl import SSLContext
@@ -30,6 +31,9 @@ from edge_worker.engine.weights import ModelWeights, flatten
 from edge_worker.errors import CommTimeout, GalaxyError, WorkerLost
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
+
+ShardKey = tuple[int, ParallelPlan | None, int]  # (id(weights), plan, rank)
+Flat = tuple[dict[str, Tensor], dict[str, Any]]  # a shard's named tensors and metadata
 
 log = logging.getLogger(__name__)
 _CLOSED = object()
@@ -115,10 +119,11 @@ class Coordinator:
         self.server: Server | None = None
         self.deployments: dict[str, list[WorkerSession]] = {}  # plan_id -> ranks in order
         self._run_id = 0
-        # (id(weights), plan, rank) -> (tensors, meta, hash, weights kept alive for the id)
-        self._shards: dict[
-            tuple[int, Any, int], tuple[dict[str, Tensor], dict[str, Any], str, Any]
-        ] = {}
+        # (id(weights), plan, rank) -> (meta, hash, weights kept alive for the id); the cut
+        # tensors of the last `keep_shards` shards (cut again when a worker needs them).
+        self._digests: dict[ShardKey, tuple[dict[str, Any], str, Any]] = {}
+        self._tensors: OrderedDict[ShardKey, Flat] = OrderedDict()
+        self.keep_shards = 32
 
     @property
     def url(self) -> str:
@@ -241,21 +246,37 @@ class Coordinator:
             if isinstance(item, P.Ready) and item.plan_id == plan_id:
                 return item
 
+    async def _cut(
+        self, cfg: ModelConfig, weights: ModelWeights, plan: ParallelPlan | None, rank: int
+    ) -> Flat:
+        """A rank's shard (the whole model when `plan` is None), flattened for the wire. The
+        last `keep_shards` are kept: a shard's column slices are copies of the weights."""
+        key = (id(weights), plan, rank if plan is not None else -1)
+        if key in self._tensors:
+            self._tensors.move_to_end(key)
+            return self._tensors[key]
+        cut = weights if plan is None else shard_for_rank(cfg, weights, plan, rank)
+        flat = await asyncio.to_thread(flatten, cut)
+        if self.keep_shards > 0:
+            self._tensors[key] = flat
+            while len(self._tensors) > self.keep_shards:
+                self._tensors.popitem(last=False)
+        return flat
+
     async def _shard(
         self, cfg: ModelConfig, weights: ModelWeights, plan: ParallelPlan | None, rank: int
-    ) -> tuple[dict[str, Tensor], dict[str, Any], str]:
-        """A rank's shard (the whole model when `plan` is None), flattened and hashed once per
-        (weights, plan, rank): cutting and hashing a large model takes seconds."""
+    ) -> tuple[dict[str, Any], str]:
+        """A shard's metadata and hash, made once per (weights, plan, rank): hashing a large
+        model takes seconds."""
         key = (id(weights), plan, rank if plan is not None else -1)
-        if key not in self._shards:
-            cut = weights if plan is None else shard_for_rank(cfg, weights, plan, rank)
-            tensors, meta = await asyncio.to_thread(flatten, cut)
+        if key not in self._digests:
+            tensors, meta = await self._cut(cfg, weights, plan, rank)
             digest = await asyncio.to_thread(wire.content_hash, tensors, meta)
-            if len(self._shards) >= 32:
-                self._shards.pop(next(iter(self._shards)))
-            self._shards[key] = (tensors, meta, digest, weights)
-        tensors, meta, digest, _ = self._shards[key]
-        return tensors, meta, digest
+            if len(self._digests) >= 256:
+                self._digests.pop(next(iter(self._digests)))
+            self._digests[key] = (meta, digest, weights)
+        meta, digest, _ = self._digests[key]
+        return meta, digest
 
     async def _assign(
         self,
@@ -268,13 +289,16 @@ class Coordinator:
         peers: list[P.Peer],
         token: str,
     ) -> None:
-        shard_t, shard_meta, shard_hash = await self._shard(cfg, weights, plan, rank)
+        shard_meta, shard_hash = await self._shard(cfg, weights, plan, rank)
         send_shard = shard_hash not in s.cached
+        shard_t = (await self._cut(cfg, weights, plan, rank))[0] if send_shard else {}
         full_t: dict[str, Tensor] = {}
         full_meta = full_hash = None
         if decodes_alone(plan, rank):
-            full_t, full_meta, full_hash = await self._shard(cfg, weights, None, rank)
+            full_meta, full_hash = await self._shard(cfg, weights, None, rank)
         send_full = full_hash is not None and full_hash not in s.cached
+        if send_full:
+            full_t = (await self._cut(cfg, weights, None, rank))[0]
         await s.send(
             P.Assign(
                 plan_id=plan_id,
@@ -285,15 +309,13 @@ class Coordinator:
                 plan=asdict(plan),
                 shard_hash=shard_hash,
                 shard_meta=shard_meta,
-                shard_tensors=len(shard_t) if send_shard else 0,
+                shard_tensors=len(shard_t),
                 full_hash=full_hash,
                 full_meta=full_meta,
-                full_tensors=len(full_t) if send_full else 0,
+                full_tensors=len(full_t),
             )
         )
-        for name, t in shard_t.items() if send_shard else ():
-            await s.ws.send(wire.encode(name, t))
-        for name, t in full_t.items() if send_full else ():
+        for name, t in [*shard_t.items(), *full_t.items()]:
             await s.ws.send(wire.encode(name, t))
         log.info(
             "rank %d -> %s: shard %s (%s)",

@@ -1,12 +1,11 @@
 """The gateway's cluster: served models, which plan each runs on, requests with failover.
 
 - Workers join and leave through the coordinator; every change (and a measured link that moved
-  by more than 30%) makes the current plans stale. Half a second later (a burst of changes
-  re-plans once) a background task re-plans every model that has run since start and ships
-  its shards, so the next request finds its plan ready. It takes the request lock: in-flight
-  requests finish on the plan they started with, or are re-run if it broke under them. When
-  the background re-plan fails, the next request re-plans as before. `replan_status` says
-  whether one is pending or running and how the last one went.
+  by more than 30%) makes the current plans stale, and `replan.py` re-plans every model that
+  has run since start in the background and ships its shards, so the next request finds its
+  plan ready. In-flight requests finish on the plan they started with, or are re-run if it
+  broke under them. When the background re-plan fails, the next request re-plans as before.
+- A worker is profiled for every served model when it registers, and again on demand.
 - One request runs on the cluster at a time (a ring is a pipeline of one); up to `queue_size`
   wait. Beyond that `QueueFull` (the API answers 503 with Retry-After).
 - A worker lost mid-request: it is cut off, the model is re-planned on the workers left (or on
@@ -22,7 +21,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import torch
@@ -30,6 +28,7 @@ import torch
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster
+from assistant.cluster.replan import Replanner
 from assistant.planner.planner import choose
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.loader import from_hf
@@ -118,15 +117,12 @@ class ClusterManager:
         self._slots = asyncio.Semaphore(queue_size)
         self._waiting = 0
         self.queue_size = queue_size
-        # Proactive re-planning: every change bumps the generation; plans made under an older
-        # one are not kept. `_used`: models that have run (only those are re-planned).
-        self.replan_delay_s = replan_delay_s
-        self.replan_status: dict[str, Any] = {"state": "idle", "runs": 0, "last": None}
-        self._generation = 0
-        self._used: set[str] = set()
-        self._reasons: list[str] = []
-        self._replan_due = 0.0
-        self._replan_task: asyncio.Task[None] | None = None
+        self.replanner = Replanner(self._lock, self._replan_stale, replan_delay_s)
+        self._used: set[str] = set()  # models that have run: only those are re-planned
+
+    @property
+    def replan_status(self) -> dict[str, Any]:
+        return self.replanner.status
 
     # ----- models and membership -----
 
@@ -163,32 +159,17 @@ class ClusterManager:
                     log.warning("%s: profiling for %s failed (%s)", name, m.name, exc)
 
     def _stale(self, reason: str) -> None:
-        """Drop every plan and schedule a re-plan `replan_delay_s` from now (a change that
-        arrives meanwhile pushes it back). Without a running loop the next request re-plans."""
-        self._generation += 1
+        """Drop every plan; re-plan in the background the models that have run."""
         self.deployments.clear()
-        if not self._used:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._reasons.append(reason)
-        self._replan_due = loop.time() + self.replan_delay_s
-        if self._replan_task is None or self._replan_task.done():
-            self.replan_status["state"] = "pending"
-            self._replan_task = loop.create_task(self._replan_loop(), name="replan")
-            self._replan_task.add_done_callback(self._replan_ended)
+        self.replanner.stale(reason, schedule=bool(self._used))
 
     async def close(self) -> None:
         """Stop background profiling and a pending or running re-plan (gateway shut-down)."""
-        task, self._replan_task = self._replan_task, None
-        for t in [task, *self._profiling]:
-            if t is not None and not t.done():
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-        self.replan_status["state"] = "idle"
+        for t in [t for t in self._profiling if not t.done()]:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.replanner.close()
 
     def online(self) -> list[str]:
         return sorted(n for n, s in self.coordinator.sessions.items() if s.alive)
@@ -291,41 +272,16 @@ class ClusterManager:
 
     async def deployment(self, model: str) -> Deployment:
         if model not in self.deployments:
-            generation = self._generation
+            generation = self.replanner.generation
             dep = await self._plan(self.models[model])
             self._used.add(model)
-            if generation != self._generation:
+            if generation != self.replanner.generation:
                 # Membership changed while planning: run on it this once, re-plan after.
                 return dep
             self.deployments[model] = dep
         return self.deployments[model]
 
-    # ----- re-planning in the background -----
-
-    async def _replan_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            while (wait := self._replan_due - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            self.replan_status["state"] = "pending"
-            async with self._lock:  # after the request in flight, on the plan it started with
-                self.replan_status["state"] = "running"
-                generation = self._generation
-                reason = "; ".join(dict.fromkeys(self._reasons))
-                self._reasons.clear()
-                started = time.monotonic()
-                models = await self._replan_stale()
-            self.replan_status["runs"] += 1
-            self.replan_status["last"] = {
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "reason": reason,
-                "took_ms": round((time.monotonic() - started) * 1e3, 1),
-                "models": models,
-            }
-            if generation == self._generation:
-                self.replan_status["state"] = "idle"
-                return
-            # Another change came in while re-planning: go again (its delay is already set).
+    # ----- re-planning in the background (replan.py) -----
 
     async def _replan_stale(self) -> dict[str, Any]:
         """Plan and deploy every model that has run and has no current plan; one model's
@@ -340,18 +296,6 @@ class ClusterManager:
                 log.warning("%s: background re-plan failed (%s); next request re-plans", model, exc)
                 out[model] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
         return out
-
-    def _replan_ended(self, task: asyncio.Task[None]) -> None:
-        """Done callback: retrieve what the task raised, so no error goes unseen."""
-        if task.cancelled() or (exc := task.exception()) is None:
-            return
-        log.error("background re-plan crashed; next request re-plans", exc_info=exc)
-        if self._replan_task is task:
-            self.replan_status["state"] = "idle"
-            self.replan_status["last"] = {
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "error": f"{type(exc).__name__}: {exc}"[:200],
-            }
 
     # ----- running requests -----
 
