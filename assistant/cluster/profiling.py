@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.config import ModelConfig
+from edge_worker.engine.plan import split_columns
 from edge_worker.service import protocol as P
 
 
@@ -17,7 +18,7 @@ def profile_request(
     sequence's GEMMs run as fast as 256 rows'; ring tiles are smaller), each for the whole
     layer and for one device's share of it (whole key/value groups of heads, MLP columns)."""
     heads = cfg.group_size * max(1, cfg.n_kv_heads // world)
-    cols = max(1, cfg.intermediate_size // world)
+    cols = split_columns(cfg.intermediate_size, [1.0] * world)[-1]  # aligned, as plans are
     return P.Profile(
         config=asdict(cfg),
         seq=seq,

@@ -297,7 +297,19 @@ def predict(
     """Predicted latency of a prefill of `seq_len` tokens under `plan` on `ring` (for a
     decoder, until the next token's logits are back at the gateway)."""
     ends = ends_ms(cfg, ring[-1])
-    return _prefill_layers(cfg, ring, plan, seq_len) + Breakdown(ends, ends, 0.0, 0.0)
+    handoff = handoff_ms(cfg, ring, plan, seq_len)
+    return _prefill_layers(cfg, ring, plan, seq_len) + Breakdown(ends + handoff, ends, handoff, 0.0)
+
+
+def handoff_ms(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
+) -> float:
+    """An hmp prefill that decodes on one device ends by all-gathering every layer's K/V
+    shards to it (exact, in fp32)."""
+    if not (cfg.causal and plan.strategy == "hmp" and plan.decode == "local") or len(ring) < 2:
+        return 0.0
+    per_head = 2 * cfg.n_layers * seq_len * cfg.head_dim * 4  # K and V, every layer
+    return all_gather_ms(ring, [h // cfg.group_size * per_head for h in plan.heads])
 
 
 def _prefill_layers(

@@ -28,6 +28,8 @@ def explain(choice: Choice, model: str, seq_len: int) -> str:
         )
     if choice.decode_ms is not None:
         where = "on " + names[-1] + " alone" if p.decode == "local" else "tensor-parallel"
+        if choice.handoff_ms:
+            where += f" (the prefill ends handing it the K/V cache: {choice.handoff_ms:.0f} ms)"
         lines.append(f"  decode: {where}, predicted {choice.decode_ms:.1f} ms per token")
     mine = choice.alternatives[choice.label]
     others = [(k, v) for k, v in choice.alternatives.items() if k != choice.label]

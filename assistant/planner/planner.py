@@ -13,10 +13,16 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from assistant.planner.cost import Breakdown, memory_mb, predict, predict_decode
+from assistant.planner.cost import Breakdown, handoff_ms, memory_mb, predict, predict_decode
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import ParallelPlan, split_by_weights, validate
+from edge_worker.engine.plan import (
+    COLUMN_ALIGN,
+    ParallelPlan,
+    split_by_weights,
+    split_columns,
+    validate,
+)
 from edge_worker.errors import PlanError
 
 LABELS = ("local", "tp", "sp", "pp", "hmp", "hmp+overlap")
@@ -37,6 +43,7 @@ class Choice:
     excluded: list[tuple[str, str]]
     decode_ms: float | None = None
     memory_mb: list[float] = field(default_factory=list)
+    handoff_ms: float = 0.0  # the K/V cache all-gathered to a device that decodes alone
 
     def to_json(self, model: str, seq_len: int) -> dict[str, object]:
         rows = self.plan.seq_split(seq_len) if self.plan.strategy in ("sp", "hmp") else []
@@ -59,6 +66,7 @@ class Choice:
                 "idle": round(self.predicted.idle_ms, 2),
             },
             "decode_ms_per_token": None if self.decode_ms is None else round(self.decode_ms, 3),
+            "handoff_ms": round(self.handoff_ms, 2),
             "memory_mb": [round(m, 1) for m in self.memory_mb],
             "alternatives": {k: round(v, 2) for k, v in self.alternatives.items()},
             "excluded": [{"name": n, "reason": r} for n, r in self.excluded],
@@ -80,6 +88,8 @@ def fit_memory(
     groups = [h // cfg.group_size for h in plan.heads]
     cols = list(plan.mlp_columns)
     col_step = max(1, cfg.intermediate_size // (cfg.n_kv_heads * 4))
+    if col_step >= COLUMN_ALIGN:
+        col_step -= col_step % COLUMN_ALIGN  # moves keep the shares aligned
     for _ in range(4 * (cfg.n_kv_heads + cfg.intermediate_size // col_step)):
         current = replace(
             plan, heads=tuple(g * cfg.group_size for g in groups), mlp_columns=tuple(cols)
@@ -147,7 +157,7 @@ def _tensor(
         strategy,  # type: ignore[arg-type]
         n,
         heads=tuple(g * cfg.group_size for g in groups),
-        mlp_columns=tuple(_units(cfg.intermediate_size, weights)),
+        mlp_columns=tuple(split_columns(cfg.intermediate_size, weights)),
         seq_weights=tuple(weights),
         **options,  # type: ignore[arg-type]
     )
@@ -160,11 +170,12 @@ def objective(
     seq_len: int,
     decode_tokens: int,
 ) -> float:
-    """What the planner minimises: prefill plus `decode_tokens` decode steps (ms)."""
-    total = predict(cfg, ring, plan, seq_len).total_ms
+    """What the planner minimises: prefill plus `decode_tokens` decode steps (ms), with the
+    better of the plan's ways to decode."""
     if decode_tokens and cfg.causal:
-        total += decode_tokens * _choose_decode(cfg, plan, list(ring), seq_len)[2]
-    return total
+        plan, ring, step = _choose_decode(cfg, plan, list(ring), seq_len, decode_tokens)
+        return predict(cfg, ring, plan, seq_len).total_ms + decode_tokens * step
+    return predict(cfg, ring, plan, seq_len).total_ms
 
 
 def choose(
@@ -201,7 +212,8 @@ def choose(
     _, plan, ring, cost = best[label]
     decode_ms = None
     if decode_tokens and cfg.causal:
-        plan, ring, decode_ms = _choose_decode(cfg, plan, ring, seq_len)
+        plan, ring, decode_ms = _choose_decode(cfg, plan, ring, seq_len, decode_tokens)
+        cost = predict(cfg, ring, plan, seq_len)
     return Choice(
         label=label,
         plan=plan,
@@ -211,13 +223,20 @@ def choose(
         excluded=_excluded(cfg, ordered, ring, label, best, seq_len, decode_tokens),
         decode_ms=decode_ms,
         memory_mb=[memory_mb(cfg, plan, r, seq_len) for r in range(len(ring))],
+        handoff_ms=handoff_ms(cfg, ring, plan, seq_len),
     )
 
 
 def _choose_decode(
-    cfg: ModelConfig, plan: ParallelPlan, ring: list[DeviceProfile], seq_len: int
+    cfg: ModelConfig,
+    plan: ParallelPlan,
+    ring: list[DeviceProfile],
+    seq_len: int,
+    decode_tokens: int,
 ) -> tuple[ParallelPlan, list[DeviceProfile], float]:
-    """hmp prefill may decode tensor-parallel or on its fastest device alone: cost both."""
+    """hmp prefill may decode tensor-parallel or on its fastest device alone (after handing
+    it the K/V cache): cost both over `decode_tokens` steps. Returns the plan, its ring and
+    the predicted ms of one decode step."""
     tp_ms = predict_decode(cfg, ring, plan, seq_len).total_ms
     if plan.strategy != "hmp" or len(ring) == 1:
         return plan, ring, tp_ms
@@ -234,7 +253,8 @@ def _choose_decode(
     new_ring = [ring[r] for r in order]
     fits = all(memory_mb(cfg, alone, r, seq_len) <= d.budget_mb for r, d in enumerate(new_ring))
     alone_ms = predict_decode(cfg, new_ring, alone, seq_len).total_ms
-    if fits and alone_ms < tp_ms:
+    handoff = handoff_ms(cfg, new_ring, alone, seq_len)
+    if fits and alone_ms * decode_tokens + handoff < tp_ms * decode_tokens:
         return alone, new_ring, alone_ms
     return plan, ring, tp_ms
 

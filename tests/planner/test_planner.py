@@ -46,7 +46,7 @@ def test_hybrid_shares_follow_measured_speed() -> None:
 
     assert plan is not None
     assert plan.heads == (9, 4, 3)  # 16 heads in proportion 100:50:30
-    assert plan.mlp_columns == (2275, 1138, 683)  # 4096 by largest remainder
+    assert plan.mlp_columns == (2240, 1152, 704)  # 64 blocks of 64 columns, 35:18:11
     assert plan.seq_split(512) == [285, 142, 85]
 
 
