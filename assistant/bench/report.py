@@ -89,6 +89,18 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["best_fixed_ms"] = min(fixed.values())
         out["planned_vs_best_fixed"] = out["planned_ms"] / out["best_fixed_ms"]
         out["planned_vs_local"] = out["planned_ms"] / fixed["local"] if "local" in fixed else None
+        # The same plan on the same devices as a fixed variant: two samples of one thing, so
+        # their difference is this machine's run-to-run noise.
+        out["same_plan_as"] = next(
+            (
+                r["label"]
+                for r in runs
+                if r["label"] != "planned"
+                and r["plan"] == planned["plan"]
+                and r["ranks"] == planned["ranks"]
+            ),
+            None,
+        )
         out["planned_prediction_error"] = (
             abs(out["planned_predicted_ms"] - out["planned_ms"]) / out["planned_ms"]
         )
@@ -175,8 +187,9 @@ def planner_table(summaries: list[dict[str, Any]]) -> str:
         if s.get("planned_vs_best_fixed") is None:
             continue
         vs_local = s.get("planned_vs_local")
+        twin = f" (the {s['same_plan_as']} row's plan)" if s.get("same_plan_as") else ""
         lines.append(
-            f"| {s['title']} | {s['planned']} | {s['planned_ms']:.0f} | "
+            f"| {s['title']} | {s['planned']}{twin} | {s['planned_ms']:.0f} | "
             f"{s['planned_predicted_ms']:.0f} | "
             f"{(s['planned_predicted_ms'] - s['planned_ms']) / s['planned_ms']:+.0%} | "
             f"{s['best_fixed']} | {s['best_fixed_ms']:.0f} | {s['planned_vs_best_fixed']:.2f} | "

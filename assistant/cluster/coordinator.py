@@ -259,8 +259,8 @@ class Coordinator:
         flat = await asyncio.to_thread(flatten, cut)
         if self.keep_shards > 0:
             self._tensors[key] = flat
-            while len(self._tensors) > self.keep_shards:
-                self._tensors.popitem(last=False)
+        while len(self._tensors) > self.keep_shards:
+            self._tensors.popitem(last=False)
         return flat
 
     async def _shard(

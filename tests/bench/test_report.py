@@ -1,0 +1,39 @@
+"""The bench's verdicts on the planner: whole requests, like-for-like wire, twin plans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistant.bench.report import planner_table, summary
+
+
+def run(label: str, ms: float, plan: str, ranks: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "label": label,
+        "latency_ms_median": ms,
+        "predicted_ms": ms * 1.1,
+        "compute_ms": ms * 0.8,
+        "wire_dtype": "float32",
+        "plan": {"strategy": plan},
+        "ranks": ranks,
+        **extra,
+    }
+
+
+def test_the_planner_is_judged_on_whole_requests_and_its_twin_is_named() -> None:
+    decode = {"decode_tokens": 10, "decode_ms_per_token_median": 100.0, "predicted_decode_ms": 90}
+    runs = [
+        run("local", 1000, "local", ["a"], **decode),  # 2000 with its decode steps
+        run("hmp", 900, "hmp", ["a", "b"], **{**decode, "decode_ms_per_token_median": 200.0}),
+        run("planned", 1050, "local", ["a"], planner_chose="local", **decode),
+    ]
+
+    s = summary("home", runs)
+
+    assert s["best_fixed"] == "local" and s["best_fixed_ms"] == 2000  # hmp: 900 + 2000
+    assert s["planned_ms"] == 2050 and s["planned_vs_local"] == 2050 / 2000
+    assert s["planned_predicted_ms"] == 1050 * 1.1 + 10 * 90
+    assert s["same_plan_as"] == "local"
+    assert "local (the local row's plan)" in planner_table([s])
+    runs[2]["ranks"] = ["b"]
+    assert summary("home", runs)["same_plan_as"] is None
