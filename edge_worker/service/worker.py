@@ -235,10 +235,12 @@ class Worker:
     async def _receive_weights(
         self, ws: ClientConnection, digest: str, meta: dict[str, Any], count: int
     ) -> ModelWeights:
+        # Hashing, writing and reading a shard take seconds for a large model: off the event
+        # loop, which must keep answering the gateway's keepalive pings meanwhile.
         if count == 0:
             if not self.store.has(digest):
                 raise GalaxyError(f"shard {digest} is neither sent nor cached")
-            cached, stored_meta = self.store.load(digest)
+            cached, stored_meta = await asyncio.to_thread(self.store.load, digest)
             return unflatten(cached, stored_meta)
         tensors: dict[str, Tensor] = {}
         for _ in range(count):
@@ -247,9 +249,9 @@ class Worker:
                 raise GalaxyError("expected a tensor frame, got a text message")
             name, t = wire.decode(frame)
             tensors[name] = t
-        if wire.content_hash(tensors, meta) != digest:
+        if await asyncio.to_thread(wire.content_hash, tensors, meta) != digest:
             raise GalaxyError(f"shard {digest} arrived corrupted (hash mismatch)")
-        self.store.save(digest, tensors, meta)
+        await asyncio.to_thread(self.store.save, digest, tensors, meta)
         return unflatten(tensors, meta)
 
     async def _assign(self, ws: ClientConnection, msg: P.Assign) -> None:

@@ -1,0 +1,28 @@
+"""How fast the MLP block runs at a given share of its columns (one thread, no quota).
+
+    .venv/bin/python bench/mlp_widths.py qwen2.5-0.5b-shape 4864,3470,3456,1621,1600,1394,1408
+
+prints GFLOP/s of the engine's `mlp_partial` over 256 and 512 rows, twice per width, timed as
+the worker's profiler times it. On this machine widths that are not a multiple of 64 ran
+20-40% slower, which is why plans split MLP columns in blocks of 64 (engine/plan.py).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from edge_worker.engine.hf_config import config_from_hf
+from edge_worker.models.catalog import load_config
+from edge_worker.profile.compute import _rate, _time_mlp
+from edge_worker.profile.flops import mlp_flops
+
+torch.set_num_threads(1)
+cfg = config_from_hf(load_config(sys.argv[1]))
+rows = [256, 512]
+for rep in range(2):
+    for cols in (int(c) for c in sys.argv[2].split(",")):
+        per_s = _time_mlp(cfg, cols, rows, torch.float32, lambda w: _rate(w, 1.0, 0.1))
+        gflops = [mlp_flops(cfg, m, cols) * r / 1e9 for m, r in zip(rows, per_s, strict=True)]
+        print(f"round {rep + 1}  {cols:5d} columns: " + "  ".join(f"{g:5.1f}" for g in gflops))
