@@ -4,7 +4,7 @@
 
 prints GFLOP/s of the engine's `mlp_partial` over 256 and 512 rows, twice per width, timed as
 the worker's profiler times it. On this machine widths that are not a multiple of 64 ran
-20-40% slower, which is why plans split MLP columns in blocks of 64 (engine/plan.py).
+10-22% slower, which is why plans split MLP columns in blocks of 64 (engine/plan.py).
 """
 
 from __future__ import annotations

@@ -20,13 +20,13 @@ STRATEGIES: tuple[Strategy, ...] = ("local", "tp", "sp", "pp", "hmp")
 DecodeStrategy = Literal["tp", "local"]
 
 
-COLUMN_ALIGN = 64  # MLP shares in multiples of this: GEMMs of unaligned widths run ~20% slower
+COLUMN_ALIGN = 64  # MLP shares in multiples of this: GEMMs of unaligned widths run slower
 
 
 def split_columns(total: int, weights: list[float]) -> list[int]:
     """MLP columns in proportion to `weights`, in whole blocks of `COLUMN_ALIGN` (the remainder,
     if `total` is not a multiple, to the largest share). On this CPU a share of 1621 columns
-    ran its GEMMs at 60-80% of the speed of 1600 or 1664 (bench/RESULTS.md).
+    ran its MLP at 78-88% of the speed of 1600 or 1664 (bench/mlp_widths.py, RESULTS.md).
     >>> split_columns(4864, [2, 1])
     [3264, 1600]
     """
