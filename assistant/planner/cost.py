@@ -380,25 +380,3 @@ def predict_decode(
     ]
     ar = all_reduce_ms(ring, h * BYTES[plan.wire_dtype])
     return _phase(times, 2 * ar).scaled(n_layers) + Breakdown(ends, ends, 0.0, 0.0)
-
-
-def memory_mb(
-    cfg: ModelConfig, plan: ParallelPlan, rank: int, seq_len: int, bytes_per: int = 4
-) -> float:
-    """Weights + KV cache + peak activations one rank needs under `plan` (MB)."""
-    h, t, v = cfg.hidden_size, seq_len, cfg.vocab_size
-    s = plan.strategy
-    embed = v * h
-    if s in ("local", "sp"):
-        heads, cols, layers = cfg.n_heads, cfg.intermediate_size, cfg.n_layers
-    elif s == "pp":
-        heads, cols, layers = cfg.n_heads, cfg.intermediate_size, plan.layers[rank]
-        embed = v * h if rank in (0, plan.world_size - 1) else 0
-    else:
-        heads, cols, layers = plan.heads[rank], plan.mlp_columns[rank], cfg.n_layers
-    weights = layers * layer_params(cfg, heads, cols) + embed
-    if s == "hmp" and plan.decode == "local" and rank == plan.world_size - 1:
-        weights += cfg.n_layers * layer_params(cfg, cfg.n_heads, cfg.intermediate_size)
-    kv = 2 * t * (heads // cfg.group_size) * cfg.head_dim * layers if cfg.causal else 0
-    activations = t * (6 * h + cols) + heads * t * t  # hidden states, MLP rows, scores
-    return (weights + kv + activations) * bytes_per / 2**20

@@ -13,7 +13,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from assistant.planner.cost import Breakdown, handoff_ms, memory_mb, predict, predict_decode
+from assistant.planner.cost import Breakdown, handoff_ms, predict, predict_decode
+from assistant.planner.memory import memory_mb
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.plan import (

@@ -14,13 +14,13 @@ from assistant.planner.cost import (
     OVERLAP_COMPUTE,
     all_gather_ms,
     gather_arrivals,
-    memory_mb,
     predict,
     predict_decode,
     reduce_finish,
     reduce_scatter_ms,
 )
 from assistant.planner.explain import explain
+from assistant.planner.memory import memory_mb
 from assistant.planner.planner import candidate, choose, fit_memory
 from assistant.planner.profiles import DeviceProfile, load_home
 from edge_worker.engine.hf_config import config_from_hf
