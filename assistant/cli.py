@@ -238,9 +238,9 @@ def plan(
     from assistant.planner.explain import explain
     from assistant.planner.planner import choose
     from assistant.planner.profiles import load_home
-    from edge_worker.engine.hf_config import config_from_hf
     from edge_worker.errors import GalaxyError
     from edge_worker.models.catalog import load_config
+    from edge_worker.spec.hf_config import config_from_hf
 
     try:
         home = load_home(devices)

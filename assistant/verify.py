@@ -18,14 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.generate import SamplingParams, StepRunner, generate
 from edge_worker.engine.loader import from_hf
-from edge_worker.engine.plan import ParallelPlan, Strategy, make_plan
 from edge_worker.engine.runtime import InProcessCluster
 from edge_worker.engine.weights import ModelWeights, tensor_bytes
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import LoadedModel, load_model
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan, Strategy, make_plan
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import sys
 
 import torch
 
-from edge_worker.engine.hf_config import config_from_hf
 from edge_worker.models.catalog import load_config
 from edge_worker.profile.compute import _rate, _time_mlp
-from edge_worker.profile.flops import mlp_flops
+from edge_worker.spec.flops import mlp_flops
+from edge_worker.spec.hf_config import config_from_hf
 
 torch.set_num_threads(1)
 cfg = config_from_hf(load_config(sys.argv[1]))

@@ -29,9 +29,9 @@ from assistant.planner.planner import choose
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
-from edge_worker.engine.plan import ParallelPlan, make_plan
 from edge_worker.models.catalog import load_model
 from edge_worker.service import protocol as P
+from edge_worker.spec.plan import ParallelPlan, make_plan
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from assistant.bench.emulation import DeviceSpec
-from edge_worker.engine.plan import Strategy
+from edge_worker.spec.plan import Strategy
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ import websockets
 from torch import Tensor
 from websockets.asyncio.server import Server, ServerConnection
 
-from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import ParallelPlan
 from edge_worker.engine.shard import decodes_alone, shard_for_rank
 from edge_worker.engine.weights import ModelWeights, flatten
 from edge_worker.errors import CommTimeout, GalaxyError, WorkerLost
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan
 
 ShardKey = tuple[int, ParallelPlan | None, int]  # (id(weights), plan, rank)
 Flat = tuple[dict[str, Tensor], dict[str, Any]]  # a shard's named tensors and metadata

@@ -30,14 +30,14 @@ from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster
 from assistant.cluster.replan import Replanner
 from assistant.planner.planner import choose
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.loader import from_hf
-from edge_worker.engine.plan import STRATEGIES, ParallelPlan, make_plan
 from edge_worker.engine.runtime import InProcessCluster
 from edge_worker.engine.weights import ModelWeights
 from edge_worker.errors import CommError, GalaxyError, PlanError
 from edge_worker.models.catalog import LoadedModel, load_model
 from edge_worker.service import protocol as P
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import STRATEGIES, ParallelPlan, make_plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

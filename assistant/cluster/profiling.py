@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from assistant.planner.profiles import DeviceProfile
-from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import split_columns
 from edge_worker.service import protocol as P
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import split_columns
 
 
 def profile_request(

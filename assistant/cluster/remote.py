@@ -24,13 +24,13 @@ from typing import Any, Literal, TypeVar
 from torch import Tensor
 
 from assistant.cluster.coordinator import Coordinator, RankResult
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.model import RankOutput
-from edge_worker.engine.plan import ParallelPlan, validate
 from edge_worker.engine.runtime import Output, assemble
 from edge_worker.engine.weights import ModelWeights
 from edge_worker.errors import GalaxyError
 from edge_worker.service import protocol as P
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan, validate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -31,9 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.planner.profiles import DeviceProfile
-from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import ParallelPlan
-from edge_worker.profile.flops import (
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.flops import (
     core_flops,
     layer_params,
     mlp_flops,
@@ -41,6 +40,7 @@ from edge_worker.profile.flops import (
     proj_flops,
     qkv_flops,
 )
+from edge_worker.spec.plan import ParallelPlan
 
 CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
 PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)

@@ -6,9 +6,9 @@ each device within its budget with it (Galaxy's memory rule, `planner.fit_memory
 
 from __future__ import annotations
 
-from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import ParallelPlan
-from edge_worker.profile.flops import layer_params
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.flops import layer_params
+from edge_worker.spec.plan import ParallelPlan
 
 
 def memory_mb(

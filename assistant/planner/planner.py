@@ -16,15 +16,15 @@ from dataclasses import dataclass, field, replace
 from assistant.planner.cost import Breakdown, handoff_ms, predict, predict_decode
 from assistant.planner.memory import memory_mb
 from assistant.planner.profiles import DeviceProfile
-from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import (
+from edge_worker.errors import PlanError
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import (
     COLUMN_ALIGN,
     ParallelPlan,
     split_by_weights,
     split_columns,
     validate,
 )
-from edge_worker.errors import PlanError
 
 LABELS = ("local", "tp", "sp", "pp", "hmp", "hmp+overlap")
 # fp16/bf16 activations on the wire, measured (DESIGN.md section 6): max error after 24 layers

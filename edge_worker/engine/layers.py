@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.weights import MLP, Attention, Norm
+from edge_worker.spec.config import ModelConfig
 
 
 def norm(x: Tensor, w: Norm, cfg: ModelConfig) -> Tensor:

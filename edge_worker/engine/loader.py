@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.hf_config import config_from_hf, default_inv_freq
 from edge_worker.engine.weights import MLP, Attention, Layer, ModelWeights, Norm
-from edge_worker.errors import WeightMismatch
+from edge_worker.errors import UnsupportedModel, WeightMismatch
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.hf_config import config_from_hf
 
 # Tensors that exist in Hugging Face checkpoints but play no part in the engine's output.
 IGNORED_SUFFIXES = (
@@ -339,3 +340,12 @@ def _llama(
     )
     src.finish()
     return cfg, w
+
+
+def default_inv_freq(hf: Any, cfg: ModelConfig) -> Tensor:
+    """RoPE inverse frequencies for the default rope type (other types need the loaded model)."""
+    rope = getattr(hf, "rope_parameters", None) or {}
+    if rope.get("rope_type", "default") != "default":
+        raise UnsupportedModel(f"rope type {rope.get('rope_type')!r} needs the loaded model")
+    hd = cfg.head_dim
+    return 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))

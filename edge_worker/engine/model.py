@@ -34,14 +34,14 @@ from torch import Tensor
 
 from edge_worker.comm.base import Communicator
 from edge_worker.engine import layers as L
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.overlap import (
     gather_project_reduce,
     gather_then_project,
     project_then_reduce_scatter,
 )
-from edge_worker.engine.plan import ParallelPlan, offsets
 from edge_worker.engine.weights import Layer, ModelWeights
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan, offsets
 
 Want = Literal["hidden", "logits", "last_logits"]
 Region = Callable[[Tensor], Tensor]

@@ -14,11 +14,11 @@ import torch
 from torch import Tensor
 
 from edge_worker.comm.local import LocalGroup
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.model import RankModel, RankOutput, Want
-from edge_worker.engine.plan import ParallelPlan, validate
 from edge_worker.engine.shard import decodes_alone, shard_for_rank
 from edge_worker.engine.weights import ModelWeights
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan, validate
 
 
 @dataclass

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edge_worker.engine.config import ModelConfig
-from edge_worker.engine.plan import ParallelPlan, offsets
 from edge_worker.engine.weights import ModelWeights, shard_layer
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan, offsets
 
 
 def shard_for_rank(

@@ -34,9 +34,9 @@ import torch
 from torch import Tensor
 
 from edge_worker.engine import layers as L
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.weights import MLP, Attention, Norm
-from edge_worker.profile.flops import core_flops, mlp_flops, proj_flops
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.flops import core_flops, mlp_flops, proj_flops
 
 T = TypeVar("T")
 STREAM_BYTES = 64 * 2**20  # weights cycled through per op: past this machine's 32 MiB L3

@@ -33,9 +33,7 @@ from torch import Tensor
 from websockets.asyncio.client import ClientConnection
 
 from edge_worker.comm.tcp import TcpRingCommunicator
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.model import RankModel, RankOutput
-from edge_worker.engine.plan import plan_from_dict, validate
 from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.compute import (
@@ -52,6 +50,8 @@ from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
 from edge_worker.service.credentials import Credentials
 from edge_worker.service.store import ShardStore
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import plan_from_dict, validate
 
 log = logging.getLogger(__name__)
 

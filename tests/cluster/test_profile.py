@@ -6,10 +6,10 @@ import pytest
 
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.planner.profiles import DeviceProfile
-from edge_worker.engine.hf_config import config_from_hf
 from edge_worker.errors import GalaxyError
 from edge_worker.models.catalog import load_config
-from edge_worker.profile.flops import layer_params
+from edge_worker.spec.flops import layer_params
+from edge_worker.spec.hf_config import config_from_hf
 from tests.cluster.test_workers import Workers
 
 QWEN = config_from_hf(load_config("qwen2.5-0.5b-shape"))  # 14 heads in 2 KV groups, gated MLP

@@ -11,8 +11,8 @@ import torch
 from assistant.cluster.remote import RemoteCluster, local_workers
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
-from edge_worker.engine.plan import make_plan
 from edge_worker.errors import WorkerLost
+from edge_worker.spec.plan import make_plan
 from tests.equivalence.models import assert_within_tolerance, reference, tiny_model
 
 Workers = tuple[RemoteCluster, list[str]]

@@ -11,13 +11,13 @@ import torch
 from torch import Tensor
 
 from edge_worker.comm.tcp import TcpRingCommunicator
-from edge_worker.engine.config import ModelConfig
 from edge_worker.engine.loader import from_hf
 from edge_worker.engine.model import RankModel, RankOutput
-from edge_worker.engine.plan import ParallelPlan, make_plan
 from edge_worker.engine.runtime import InProcessCluster, Output, assemble
 from edge_worker.engine.shard import decodes_alone, shard_for_rank
 from edge_worker.engine.weights import ModelWeights
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan, make_plan
 from tests.equivalence.models import assert_within_tolerance, reference, tiny_model
 
 SEQ = 37

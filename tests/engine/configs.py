@@ -1,6 +1,6 @@
 """Small engine configs for tests that need no weights."""
 
-from edge_worker.engine.config import ModelConfig
+from edge_worker.spec.config import ModelConfig
 
 
 def mha_config() -> ModelConfig:

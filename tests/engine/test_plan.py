@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge_worker.engine.plan import ParallelPlan, make_plan, split_by_weights, validate
 from edge_worker.errors import PlanError
+from edge_worker.spec.plan import ParallelPlan, make_plan, split_by_weights, validate
 from tests.engine.configs import gqa_config, mha_config
 
 

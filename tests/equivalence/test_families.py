@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from edge_worker.engine.loader import from_hf
-from edge_worker.engine.plan import ParallelPlan, make_plan, validate
 from edge_worker.engine.runtime import InProcessCluster
+from edge_worker.spec.plan import ParallelPlan, make_plan, validate
 from tests.equivalence.models import FAMILIES, assert_within_tolerance, reference, tiny_model
 
 SEQ = 37

@@ -7,8 +7,8 @@ import torch
 
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
-from edge_worker.engine.plan import make_plan
 from edge_worker.engine.runtime import InProcessCluster
+from edge_worker.spec.plan import make_plan
 from tests.equivalence.models import DECODERS, tiny_model
 
 NEW_TOKENS = 20

@@ -17,8 +17,8 @@ import pytest
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.manager import ClusterManager, Deployment
 from assistant.launcher import RunningGateway
-from edge_worker.engine.plan import make_plan
 from edge_worker.errors import WorkerLost
+from edge_worker.spec.plan import make_plan
 from tests.engine.configs import mha_config
 from tests.gateway.conftest import gateway_settings
 from tests.gateway.test_api import reference_tokens

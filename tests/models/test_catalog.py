@@ -350,7 +350,7 @@ def test_importing_the_catalogue_does_not_import_torch() -> None:
 
 @pytest.mark.parametrize("alias", sorted(SHAPES))
 def test_light_shape_config_maps_like_the_transformers_config(alias: str) -> None:
-    from edge_worker.engine.hf_config import config_from_hf
     from edge_worker.models.catalog import load_config
+    from edge_worker.spec.hf_config import config_from_hf
 
     assert config_from_hf(load_config(alias)) == config_from_hf(shape_config(alias))

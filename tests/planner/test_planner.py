@@ -23,11 +23,11 @@ from assistant.planner.explain import explain
 from assistant.planner.memory import memory_mb
 from assistant.planner.planner import candidate, choose, fit_memory
 from assistant.planner.profiles import DeviceProfile, load_home
-from edge_worker.engine.hf_config import config_from_hf
-from edge_worker.engine.plan import ParallelPlan, make_plan
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import load_config
-from edge_worker.profile.flops import layer_params
+from edge_worker.spec.flops import layer_params
+from edge_worker.spec.hf_config import config_from_hf
+from edge_worker.spec.plan import ParallelPlan, make_plan
 
 BERT = config_from_hf(load_config("bert-large-shape"))  # 16 heads, 4096 columns, 24 layers
 OPT = config_from_hf(load_config("opt-1.3b-shape"))

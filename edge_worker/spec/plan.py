@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edge_worker.engine.config import ModelConfig
 from edge_worker.errors import PlanError
+from edge_worker.spec.config import ModelConfig
 
 WIRE_DTYPES = ("float32", "float16", "bfloat16")  # activations on the wire
 Strategy = Literal["local", "tp", "sp", "pp", "hmp"]

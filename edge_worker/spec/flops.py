@@ -4,7 +4,7 @@ two always count alike. Pure arithmetic: no torch here."""
 
 from __future__ import annotations
 
-from edge_worker.engine.config import ModelConfig
+from edge_worker.spec.config import ModelConfig
 
 
 def qkv_flops(cfg: ModelConfig, rows: int, heads: int) -> float:

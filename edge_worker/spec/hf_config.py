@@ -1,18 +1,15 @@
 """Engine `ModelConfig`s from Hugging Face configs (no weights needed).
 
-Used by the loader, and by the planner to cost a model it has not loaded. Raises
+Used by the engine's loader, and by the planner to cost a model it has not loaded. Raises
 `UnsupportedModel` for architectures or options the engine does not implement.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from edge_worker.engine.config import Activation, ModelConfig
 from edge_worker.errors import UnsupportedModel
-
-if TYPE_CHECKING:
-    from torch import Tensor
+from edge_worker.spec.config import Activation, ModelConfig
 
 SUPPORTED = {
     "bert": "BERT encoders (BERT-Large, all-MiniLM-L6-v2)",
@@ -40,17 +37,6 @@ def config_from_hf(hf: Any) -> ModelConfig:
     if kind == "opt":
         return _opt(hf)
     return _llama(hf)
-
-
-def default_inv_freq(hf: Any, cfg: ModelConfig) -> Tensor:
-    """RoPE inverse frequencies for the default rope type (other types need the loaded model)."""
-    rope = getattr(hf, "rope_parameters", None) or {}
-    if rope.get("rope_type", "default") != "default":
-        raise UnsupportedModel(f"rope type {rope.get('rope_type')!r} needs the loaded model")
-    import torch
-
-    hd = cfg.head_dim
-    return 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
 
 
 def _act(name: str) -> Activation:
