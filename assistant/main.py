@@ -24,7 +24,7 @@ from assistant.api.state import GatewayState
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.manager import ClusterManager
 from assistant.config import Settings
-from assistant.home.store import Store
+from assistant.store import Store
 from assistant.trust.ca import HomeCA, peer_serial_and_name
 from assistant.trust.pairing import PairingCodes
 from assistant.trust.tokens import hash_token, new_token

@@ -8,7 +8,7 @@ from typing import Any
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.manager import ClusterManager
 from assistant.config import Settings
-from assistant.home.store import Store
+from assistant.store import Store
 from assistant.trust.ca import HomeCA
 from assistant.trust.pairing import PairingCodes
 

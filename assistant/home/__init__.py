@@ -1,1 +1,2 @@
-"""The home's persistent state: paired devices, API tokens, the request log."""
+"""The household: its areas and devices, their state (SQLite), timers, and the actions that
+change them; optionally mirrored to a Home Assistant server."""

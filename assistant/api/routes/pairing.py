@@ -24,7 +24,7 @@ from assistant.api.schemas import (
     PairingRequestIn,
     PairingRequestOut,
 )
-from assistant.home.store import PairingRequest
+from assistant.store import PairingRequest
 from assistant.trust.pairing import PairingRateLimited
 
 log = logging.getLogger(__name__)
