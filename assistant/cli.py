@@ -62,7 +62,7 @@ def verify(
 ) -> None:
     """Run MODEL under a parallel plan and compare with the single-device Hugging Face model."""
     _setup_logging(verbose)
-    from assistant.verify import verify as run_verify
+    from assistant.cluster.verify import verify as run_verify
     from edge_worker.errors import GalaxyError
 
     try:
