@@ -41,6 +41,32 @@ class Settings(BaseSettings):
         300.0, gt=0, description="re-measure links this often; re-plan when one changed >30%"
     )
 
+    # ----- the home (assistant/home) -----
+    home_file: Path | None = Field(
+        None, description="YAML file of the home's areas and devices (none: an empty home)"
+    )
+    ha_url: str | None = Field(
+        None, description="Home Assistant base URL; with ha_token, actions are forwarded to it"
+    )
+    ha_token: str | None = Field(None, description="Home Assistant long-lived access token")
+    # ----- voice (assistant/voice) -----
+    max_audio_s: float = Field(30.0, gt=0, description="longest recording accepted (seconds)")
+    max_upload_mb: float = Field(16.0, gt=0, description="largest audio upload accepted (MB)")
+    stt_model: str = Field(
+        "packaged",
+        description="faster-whisper model: packaged (Whisper tiny.en), or a local model folder",
+    )
+    stt_compute_type: str = Field("int8", description="faster-whisper compute type")
+    tts_voice: str = Field(
+        "packaged", description="piper voice: packaged (joe, en_US), or a local .onnx voice file"
+    )
+    wake_word: str | None = Field(
+        None, description="wake word for streamed audio (okay_nabu, hey_jarvis, ...); none: off"
+    )
+    intent_threshold: float = Field(
+        0.6, ge=0, le=1, description="classifier confidence needed to act; below: conversation"
+    )
+
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser()
         path.mkdir(parents=True, exist_ok=True)
