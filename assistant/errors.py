@@ -1,27 +1,30 @@
 """Exceptions raised by the gateway; the engine's own (edge_worker/errors.py) sit beside them
 under the same root, so one `except GalaxyError` sees both.
 
-GalaxyError                         (edge_worker.errors)
- +-- GatewayError                   anything the gateway itself refuses or fails at
- |    +-- Unavailable               transient: retry after `retry_after_s` (HTTP 503)
- |    |    +-- QueueFull            too many requests waiting for the cluster
- |    |    +-- DeadlineExceeded     no answer (even with failover) before the deadline
- |    |    +-- PairingRateLimited   too many wrong pairing codes from one address
- |    +-- BadRequest                permanent: the same request will fail again (HTTP 4xx)
- |         +-- UnknownModel         a model that is not served here
- |         +-- TooLarge             a text, body or audio past the configured limit
- |         +-- InvalidInput         a value the gateway cannot act on
- |         +-- HomeError            the home refuses an action
- |         |    +-- UnknownDevice   no such device (or area) in the home
- |         |    +-- InvalidAction   an attribute or value this device does not take
- |         +-- AudioError           audio the gateway cannot hear
- |              +-- UnsupportedAudio  not audio, or a format no decoder here reads
- |              +-- EmptyAudio        no samples at all
- +-- HomeFileError                  the home file does not parse (at start-up, with its line)
- +-- ModelError, PlanError, CommError  (edge_worker.errors)
+GalaxyError                          (edge_worker.errors)
+ +-- GatewayError                    anything the gateway itself refuses or fails at
+ |    +-- Retryable                  the same request may work after `retry_after_s`
+ |    |    +-- Unavailable           transient trouble of the gateway or the cluster (503)
+ |    |    |    +-- QueueFull        too many requests waiting for the cluster
+ |    |    |    +-- DeadlineExceeded no answer (even with failover) before the deadline
+ |    |    +-- RateLimited           one source asked too often (429)
+ |    |         +-- PairingRateLimited
+ |    +-- BadRequest                 permanent: the same request will fail again (4xx)
+ |    |    +-- UnknownModel          a model that is not served here
+ |    |    +-- TooLarge              a text, body or recording past the configured limit
+ |    |    +-- InvalidInput          a value the gateway cannot act on
+ |    |    +-- HomeError             the home refuses an action
+ |    |    |    +-- UnknownDevice    no such device (or area) in the home
+ |    |    |    +-- InvalidAction    an attribute or value this device does not take
+ |    |    +-- AudioError            audio the gateway cannot hear
+ |    |         +-- UnsupportedAudio not audio, or a format no decoder here reads
+ |    |         +-- EmptyAudio       no samples at all
+ |    +-- HomeFileError              the home file does not parse (at start-up, with its line)
+ +-- ModelError, PlanError, CommError   (edge_worker.errors)
 
 The HTTP layer (assistant/api/errors.py) maps these once: `Unavailable` and the engine's
-`CommError` answer 503 with Retry-After; every permanent error a 4xx with its message.
+`CommError` answer 503 with Retry-After, `RateLimited` 429 with Retry-After; every permanent
+error a 4xx with its message.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ class GatewayError(GalaxyError):
     """Base class of the gateway's own errors."""
 
 
-class Unavailable(GatewayError):
-    """A transient condition: the same request may succeed after `retry_after_s` seconds."""
+class Retryable(GatewayError):
+    """The same request may succeed after `retry_after_s` seconds."""
 
     retry_after_s: float = 5.0
 
@@ -42,6 +45,10 @@ class Unavailable(GatewayError):
         super().__init__(message)
         if retry_after_s is not None:
             self.retry_after_s = retry_after_s
+
+
+class Unavailable(Retryable):
+    """A transient condition of the gateway or the cluster."""
 
 
 class QueueFull(Unavailable):
@@ -54,10 +61,12 @@ class DeadlineExceeded(Unavailable):
     """The request could not finish (even with failover) before its deadline."""
 
 
-class PairingRateLimited(Unavailable):
-    """Too many wrong pairing codes from one address: wait before trying again."""
+class RateLimited(Retryable):
+    """One source asked too often."""
 
-    retry_after_s = 60.0
+
+class PairingRateLimited(RateLimited):
+    """Too many pairing attempts from one address: wait before trying again."""
 
 
 class BadRequest(GatewayError):

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from ssl import SSLObject
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from websockets.asyncio.server import ServerConnection
 
+from assistant.api import errors
 from assistant.api.routes import cluster, devices, health, inference, pairing
 from assistant.api.state import GatewayState
 from assistant.cluster.coordinator import Coordinator
@@ -112,9 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for r in (health.router, devices.router, pairing.router, cluster.router, inference.router):
         app.include_router(r, prefix="/v1")
 
-    @app.exception_handler(GalaxyError)
-    async def galaxy_error(_: Request, exc: GalaxyError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+    errors.install(app)
 
     return app
 

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from ssl import SSLContext
@@ -24,16 +23,14 @@ import websockets
 from torch import Tensor
 from websockets.asyncio.server import Server, ServerConnection
 
-from edge_worker.engine.shard import decodes_alone, shard_for_rank
-from edge_worker.engine.weights import ModelWeights, flatten
+from assistant.cluster.shards import ShardCache
+from edge_worker.engine.shard import decodes_alone
+from edge_worker.engine.weights import ModelWeights
 from edge_worker.errors import CommTimeout, GalaxyError, WorkerLost
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan
-
-ShardKey = tuple[int, ParallelPlan | None, int]  # (id(weights), plan, rank)
-Flat = tuple[dict[str, Tensor], dict[str, Any]]  # a shard's named tensors and metadata
 
 log = logging.getLogger(__name__)
 _CLOSED = object()
@@ -119,11 +116,7 @@ class Coordinator:
         self.server: Server | None = None
         self.deployments: dict[str, list[WorkerSession]] = {}  # plan_id -> ranks in order
         self._run_id = 0
-        # (id(weights), plan, rank) -> (meta, hash, weights kept alive for the id); the cut
-        # tensors of the last `keep_shards` shards (cut again when a worker needs them).
-        self._digests: dict[ShardKey, tuple[dict[str, Any], str, Any]] = {}
-        self._tensors: OrderedDict[ShardKey, Flat] = OrderedDict()
-        self.keep_shards = 32
+        self.shards = ShardCache()
 
     @property
     def url(self) -> str:
@@ -246,38 +239,6 @@ class Coordinator:
             if isinstance(item, P.Ready) and item.plan_id == plan_id:
                 return item
 
-    async def _cut(
-        self, cfg: ModelConfig, weights: ModelWeights, plan: ParallelPlan | None, rank: int
-    ) -> Flat:
-        """A rank's shard (the whole model when `plan` is None), flattened for the wire. The
-        last `keep_shards` are kept: a shard's column slices are copies of the weights."""
-        key = (id(weights), plan, rank if plan is not None else -1)
-        if key in self._tensors:
-            self._tensors.move_to_end(key)
-            return self._tensors[key]
-        cut = weights if plan is None else shard_for_rank(cfg, weights, plan, rank)
-        flat = await asyncio.to_thread(flatten, cut)
-        if self.keep_shards > 0:
-            self._tensors[key] = flat
-        while len(self._tensors) > self.keep_shards:
-            self._tensors.popitem(last=False)
-        return flat
-
-    async def _shard(
-        self, cfg: ModelConfig, weights: ModelWeights, plan: ParallelPlan | None, rank: int
-    ) -> tuple[dict[str, Any], str]:
-        """A shard's metadata and hash, made once per (weights, plan, rank): hashing a large
-        model takes seconds."""
-        key = (id(weights), plan, rank if plan is not None else -1)
-        if key not in self._digests:
-            tensors, meta = await self._cut(cfg, weights, plan, rank)
-            digest = await asyncio.to_thread(wire.content_hash, tensors, meta)
-            if len(self._digests) >= 256:
-                self._digests.pop(next(iter(self._digests)))
-            self._digests[key] = (meta, digest, weights)
-        meta, digest, _ = self._digests[key]
-        return meta, digest
-
     async def _assign(
         self,
         s: WorkerSession,
@@ -289,16 +250,16 @@ class Coordinator:
         peers: list[P.Peer],
         token: str,
     ) -> None:
-        shard_meta, shard_hash = await self._shard(cfg, weights, plan, rank)
+        shard_meta, shard_hash = await self.shards.digest(cfg, weights, plan, rank)
         send_shard = shard_hash not in s.cached
-        shard_t = (await self._cut(cfg, weights, plan, rank))[0] if send_shard else {}
+        shard_t = (await self.shards.cut(cfg, weights, plan, rank))[0] if send_shard else {}
         full_t: dict[str, Tensor] = {}
         full_meta = full_hash = None
         if decodes_alone(plan, rank):
-            full_meta, full_hash = await self._shard(cfg, weights, None, rank)
+            full_meta, full_hash = await self.shards.digest(cfg, weights, None, rank)
         send_full = full_hash is not None and full_hash not in s.cached
         if send_full:
-            full_t = (await self._cut(cfg, weights, None, rank))[0]
+            full_t = (await self.shards.cut(cfg, weights, None, rank))[0]
         await s.send(
             P.Assign(
                 plan_id=plan_id,
@@ -374,8 +335,10 @@ class Coordinator:
         want: Literal["hidden", "logits", "last_logits"] = "hidden",
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        session: str = "",
     ) -> list[RankResult]:
-        """Run one prefill or decode on every rank of the deployed plan."""
+        """Run one prefill or decode on every rank of the deployed plan; `session` names the
+        generation whose KV cache the ranks use."""
         ranks = self.deployments.get(plan_id)
         if ranks is None:
             raise GalaxyError(f"no deployed plan {plan_id}")
@@ -388,6 +351,7 @@ class Coordinator:
             input_ids=input_ids.tolist(),
             attention_mask=None if attention_mask is None else attention_mask.tolist(),
             token_type_ids=None if token_type_ids is None else token_type_ids.tolist(),
+            session=session,
         )
         for s in ranks:
             await s.send(msg)

@@ -1,13 +1,15 @@
 """The gateway's cluster: served models, which plan each runs on, requests with failover.
 
 - Workers join and leave through the coordinator; every change (and a measured link that moved
-  by more than 30%) makes the current plans stale, and `replan.py` re-plans every model that
-  has run since start in the background and ships its shards, so the next request finds its
-  plan ready. In-flight requests finish on the plan they started with, or are re-run if it
-  broke under them. When the background re-plan fails, the next request re-plans as before.
+  by more than 30%) makes the current plans stale, and `replan.py` re-plans every served model
+  in the background and ships its shards, so even the first request after a worker came online
+  finds its plan ready. In-flight requests finish on the plan they started with, or are re-run
+  if it broke under them. When the background re-plan fails, the next request re-plans.
 - A worker is profiled for every served model when it registers, and again on demand.
-- One request runs on the cluster at a time (a ring is a pipeline of one); up to `queue_size`
-  wait. Beyond that `QueueFull` (the API answers 503 with Retry-After).
+- Requests share the cluster step by step (gate.py): one prefill or decode step at a time on
+  the ring, first come first served, so a short request runs between the decode steps of a long
+  one. Each generation keeps its own KV cache on the workers. Up to `queue_size` requests are
+  in flight; beyond that `QueueFull` (the API answers 503 with Retry-After).
 - A worker lost mid-request: it is cut off, the model is re-planned on the workers left (or on
   the gateway's own in-process device when none are left) and the request re-run from the
   start, within the request's deadline. The answer's timings list every failover.
@@ -23,50 +25,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import torch
-
 from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.gate import ClusterGate, StepRunner
+from assistant.cluster.models import ServedModel, load_served
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster
 from assistant.cluster.replan import Replanner
+from assistant.errors import DeadlineExceeded, QueueFull, UnknownModel
 from assistant.planner.planner import choose
-from edge_worker.engine.loader import from_hf
-from edge_worker.engine.runtime import InProcessCluster
-from edge_worker.engine.weights import ModelWeights
 from edge_worker.errors import CommError, GalaxyError, PlanError
-from edge_worker.models.catalog import LoadedModel, load_model
 from edge_worker.service import protocol as P
-from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import STRATEGIES, ParallelPlan, make_plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PLAN_SEQ = 256  # typical request length the plans are optimised for
 PLAN_DECODE = 64
-
-
-class QueueFull(GalaxyError):
-    """Too many requests waiting; try again later."""
-
-
-class DeadlineExceeded(GalaxyError):
-    """The request could not finish (even with failover) before its deadline."""
-
-
-@dataclass
-class ServedModel:
-    name: str
-    loaded: LoadedModel
-    cfg: ModelConfig
-    weights: ModelWeights
-    local: InProcessCluster | None = None  # the gateway's own device, built on first use
-
-    def in_process(self) -> InProcessCluster:
-        if self.local is None:
-            self.local = InProcessCluster(
-                self.cfg, self.weights, make_plan(self.cfg, "local", [1.0])
-            )
-        return self.local
 
 
 @dataclass
@@ -113,12 +87,10 @@ class ClusterManager:
         # Links measured over the data plane, for one set of online workers.
         self.links: dict[str, tuple[float, float]] = {}
         self._links_for: frozenset[str] = frozenset()
-        self._lock = asyncio.Lock()
-        self._slots = asyncio.Semaphore(queue_size)
-        self._waiting = 0
+        self.gate = ClusterGate()
+        self._waiting = 0  # requests in flight or waiting
         self.queue_size = queue_size
-        self.replanner = Replanner(self._lock, self._replan_stale, replan_delay_s)
-        self._used: set[str] = set()  # models that have run: only those are re-planned
+        self.replanner = Replanner(self.gate.exclusive, self._replan_stale, replan_delay_s)
 
     @property
     def replan_status(self) -> dict[str, Any]:
@@ -127,10 +99,12 @@ class ClusterManager:
     # ----- models and membership -----
 
     async def load(self, name: str) -> ServedModel:
-        loaded = await asyncio.to_thread(load_model, name)
-        cfg, weights = from_hf(loaded.model)
-        self.models[name] = ServedModel(name, loaded, cfg, weights)
-        log.info("serving %s (%s, %d layers)", name, cfg.family, cfg.n_layers)
+        self.models[name] = await asyncio.to_thread(load_served, name)
+        return self.models[name]
+
+    def served(self, name: str) -> ServedModel:
+        if name not in self.models:
+            raise UnknownModel(f"model {name!r} is not served here; served: {sorted(self.models)}")
         return self.models[name]
 
     def changed(self, name: str, online: bool) -> None:
@@ -146,9 +120,9 @@ class ClusterManager:
         self._stale(what)
 
     async def _profile_joined(self, name: str) -> None:
-        """Measure a worker that just registered, for every served model (under the request
-        lock: its compute thread is busy meanwhile). Failures wait for the next plan."""
-        async with self._lock:
+        """Measure a worker that just registered, for every served model (one step on the
+        cluster: its compute thread is busy meanwhile). Failures wait for the next plan."""
+        async with self.gate.step:
             for m in list(self.models.values()):
                 if name not in self.online():
                     return
@@ -159,9 +133,9 @@ class ClusterManager:
                     log.warning("%s: profiling for %s failed (%s)", name, m.name, exc)
 
     def _stale(self, reason: str) -> None:
-        """Drop every plan; re-plan in the background the models that have run."""
+        """Drop every plan; re-plan every served model in the background."""
         self.deployments.clear()
-        self.replanner.stale(reason, schedule=bool(self._used))
+        self.replanner.stale(reason, schedule=bool(self.models))
 
     async def close(self) -> None:
         """Stop background profiling and a pending or running re-plan (gateway shut-down)."""
@@ -254,9 +228,9 @@ class ClusterManager:
         """Measure the links again (between requests); re-plan when any device's link changed by
         more than `threshold`. Returns True when plans were dropped."""
         names = self.online()
-        if len(names) < 2 or self._lock.locked():
+        if len(names) < 2 or self.gate.busy:
             return False
-        async with self._lock:
+        async with self.gate.exclusive():
             before = dict(self.links)
             self._links_for = frozenset()
             after = await self.measure_links(names)
@@ -271,23 +245,27 @@ class ClusterManager:
         return bool(changed)
 
     async def deployment(self, model: str) -> Deployment:
+        """The model's current plan, planned and deployed first if there is none (one step on
+        the cluster: profiling and shipping shards use the workers)."""
         if model not in self.deployments:
-            generation = self.replanner.generation
-            dep = await self._plan(self.models[model])
-            self._used.add(model)
-            if generation != self.replanner.generation:
-                # Membership changed while planning: run on it this once, re-plan after.
-                return dep
-            self.deployments[model] = dep
+            async with self.gate.step:
+                if model in self.deployments:  # planned while this request waited its turn
+                    return self.deployments[model]
+                generation = self.replanner.generation
+                dep = await self._plan(self.models[model])
+                if generation != self.replanner.generation:
+                    # Membership changed while planning: run on it this once, re-plan after.
+                    return dep
+                self.deployments[model] = dep
         return self.deployments[model]
 
     # ----- re-planning in the background (replan.py) -----
 
     async def _replan_stale(self) -> dict[str, Any]:
-        """Plan and deploy every model that has run and has no current plan; one model's
-        failure leaves that model to the next request."""
+        """Plan and deploy every served model that has no current plan; one model's failure
+        leaves that model to the next request."""
         out: dict[str, Any] = {}
-        for model in sorted(self._used - set(self.deployments)):
+        for model in sorted(set(self.models) - set(self.deployments)):
             try:
                 dep = await asyncio.wait_for(self.deployment(model), self.coordinator.timeout)
                 out[model] = {"strategy": dep.plan.strategy, "devices": dep.describe()["devices"]}
@@ -302,17 +280,17 @@ class ClusterManager:
     async def run(
         self, model: str, work: Callable[[Any], T], deadline_s: float
     ) -> tuple[T, Deployment, dict[str, Any]]:
-        """Run `work(runner)` in a thread, where runner has the engine's prefill/decode calls,
-        on the model's current plan; re-plan and re-run on a lost worker."""
-        if model not in self.models:
-            raise PlanError(f"model {model!r} is not served here; served: {sorted(self.models)}")
+        """Run `work(runner)` in a thread on the model's current plan, where runner has the
+        engine's prefill/decode calls (each taking its turn on the cluster, gate.py); re-plan
+        and re-run on a lost worker."""
+        self.served(model)
         if self._waiting >= self.queue_size:
-            raise QueueFull(f"{self._waiting} requests are already waiting")
+            raise QueueFull(f"{self._waiting} requests are already in flight")
         self._waiting += 1
         start = time.monotonic()
         timings: dict[str, Any] = {"failovers": []}
         try:
-            async with self._lock:
+            async with self.gate.request():
                 timings["queue_ms"] = round((time.monotonic() - start) * 1e3, 2)
                 while True:
                     left = deadline_s - (time.monotonic() - start)
@@ -321,7 +299,9 @@ class ClusterManager:
                     dep: Deployment | None = None
                     try:
                         dep = await asyncio.wait_for(self.deployment(model), left)
-                        runner = self._runner(dep)
+                        runner = StepRunner(
+                            self._runner(dep), asyncio.get_running_loop(), self.gate.step
+                        )
                         result = await asyncio.wait_for(asyncio.to_thread(work, runner), left)
                         return result, dep, timings
                     except (CommError, TimeoutError) as exc:
@@ -362,10 +342,3 @@ class ClusterManager:
         )
         if len(timings["failovers"]) > 4:
             raise DeadlineExceeded(f"gave up after {len(timings['failovers'])} failovers: {exc}")
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sentence embeddings as sentence-transformers makes them: masked mean, L2-normalised."""
-    m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)  # (B, h)
-    return torch.nn.functional.normalize(pooled, dim=-1)

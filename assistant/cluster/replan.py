@@ -2,9 +2,10 @@
 
 Every change (a worker joined or left, a link moved, a device was profiled again) bumps the
 generation, so a plan made under an older one is not kept. Half a second later (a burst of
-changes re-plans once) one task takes the request lock, so the request in flight finishes on
-the plan it started with, and runs the manager's re-plan. A change that arrives meanwhile makes
-it go again. `status` says whether a re-plan is pending or running and how the last one went.
+changes re-plans once) one task takes the cluster alone (gate.py), so the requests in flight
+finish on the plan they started with, and runs the manager's re-plan. A change that arrives
+meanwhile makes it go again. `status` says whether a re-plan is pending or running and how the
+last one went.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,12 +29,13 @@ def _now() -> str:
 class Replanner:
     def __init__(
         self,
-        lock: asyncio.Lock,
+        exclusive: Callable[[], AbstractAsyncContextManager[None]],
         replan: Callable[[], Awaitable[dict[str, Any]]],
         delay_s: float = 0.5,
     ) -> None:
-        """`replan()` re-makes whatever is stale (under `lock`) and says what it did."""
-        self.lock, self._replan, self.delay_s = lock, replan, delay_s
+        """`replan()` re-makes whatever is stale (inside `exclusive()`, which waits for the
+        requests in flight) and says what it did."""
+        self.exclusive, self._replan, self.delay_s = exclusive, replan, delay_s
         self.status: dict[str, Any] = {"state": "idle", "runs": 0, "last": None}
         self.generation = 0
         self._reasons: list[str] = []
@@ -72,7 +75,7 @@ class Replanner:
             while (wait := self._due - loop.time()) > 0:
                 await asyncio.sleep(wait)
             self.status["state"] = "pending"
-            async with self.lock:  # after the request in flight, on the plan it started with
+            async with self.exclusive():  # after the requests in flight, on their plans
                 self.status["state"] = "running"
                 generation = self.generation
                 reason = "; ".join(dict.fromkeys(self._reasons))

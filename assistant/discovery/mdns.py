@@ -6,7 +6,7 @@ Contract:
   record of allow-listed, non-secret keys only (``GATEWAY_PROPERTY_KEYS``: version, proto, home,
   api_port, worker_port, tls). Other keys raise ValueError.
 - ``interfaces``: IP addresses to bind, loopback only by default; ``["all"]`` only when the
-  operator asks for it (see ``edge_worker.service.discovery``).
+  operator asks for it (see ``edge_worker.service.dnssd``).
 - ``workers()`` is a snapshot of the workers currently announced: a worker appears once its
   records resolve (about 1.2 s after its ``start()`` began, measured on loopback), leaves as soon
   as its goodbye arrives (by the time its ``stop()`` returns), or when its records expire
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from edge_worker.service.discovery import (
+from edge_worker.service.dnssd import (
     GATEWAY_PROPERTY_KEYS,
     GATEWAY_TYPE,
     LOOPBACK,

@@ -25,21 +25,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from assistant.errors import PairingRateLimited
+
 log = logging.getLogger(__name__)
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
 WINDOW_S = 60.0
-
-
-class PairingRateLimited(Exception):
-    """Too many pairing attempts from one source; retry after `retry_after_s` seconds."""
-
-    def __init__(self, source: str, retry_after_s: float) -> None:
-        super().__init__(
-            f"too many pairing attempts from {source}; wait {retry_after_s:.0f} s and try again"
-        )
-        self.retry_after_s = retry_after_s
 
 
 class PairingCodes:
@@ -94,7 +86,10 @@ class PairingCodes:
         if len(times) >= self.max_attempts:
             retry_after = times[0] + WINDOW_S - now
             log.warning("pairing attempts from %s rate-limited for %.0f s", source, retry_after)
-            raise PairingRateLimited(source, retry_after)
+            raise PairingRateLimited(
+                f"too many pairing attempts from {source}; wait {retry_after:.0f} s and try again",
+                retry_after,
+            )
         times.append(now)
 
 

@@ -4,8 +4,10 @@ The sender takes whole calls from `calls`, in issue order, and writes each frame
 payload) of the call's own pieces and then of its relays as the receiver produces them. The
 receiver reads every frame header, then the payload with `recv_into` straight into the
 destination memory the call's schedule names (ring.py), adds and relays as pieces land, keeps
-received point-to-point tensors until `take` asks for them, and stops at a BYE. Errors go to
-the communicator (tcp.py), which turns socket errors into `WorkerLost`.
+received point-to-point tensors until `take` asks for them, and stops at a BYE.
+
+A link knows its owner (the communicator, tcp.py) only as a `LinkOwner`: the three events it
+reports from its threads. The owner turns socket errors into `WorkerLost` and fails the ring.
 """
 
 from __future__ import annotations
@@ -18,29 +20,44 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from edge_worker.comm import framing as F
-from edge_worker.comm.ring import CallStats, RingCall, Slab, resolve
+from edge_worker.comm.call import CallStats, RingCall, Slab, resolve
 from edge_worker.errors import CommError
-
-if TYPE_CHECKING:
-    from edge_worker.comm.tcp import TcpRingCommunicator
 
 log = logging.getLogger(__name__)
 _INLINE_BYTES = 64 * 1024  # payloads this small are copied behind their header: one send
 
 
+class LinkOwner(Protocol):
+    """What a link needs from its communicator: somewhere to report, from the link's own
+    threads, the events that end its part in the ring."""
+
+    def link_lost(self, link: Link, exc: OSError | EOFError) -> None:
+        """The connection to `link.peer` broke, or the peer closed it without a goodbye."""
+
+    def link_failed(self, link: Link, error: CommError) -> None:
+        """The peer broke the frame protocol, or a bug stopped one of the link's threads."""
+
+    def peer_left(self, link: Link, busy: bool) -> None:
+        """The peer said goodbye (BYE); `busy`: a collective was still receiving from it."""
+
+
 class Link:
-    """One neighbour connection: a sender thread and a receiver thread."""
+    """One neighbour connection: a sender thread and a receiver thread.
+
+    `peer` is the neighbour's rank and `peer_name` its name in errors; the threads are named
+    `{tag}-send` and `{tag}-recv`.
+    """
 
     def __init__(
-        self, comm: TcpRingCommunicator, sock: socket.socket, peer: int, role: str
+        self, owner: LinkOwner, sock: socket.socket, peer: int, peer_name: str, tag: str
     ) -> None:
-        self.comm, self.sock, self.peer = comm, sock, peer
+        self.owner, self.sock, self.peer, self.peer_name = owner, sock, peer, peer_name
         self.calls: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to send
         self.collectives: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to receive
         self.sent = self.received = 0  # point-to-point tensors, numbered per link
@@ -48,7 +65,6 @@ class Link:
         self._inbox: deque[tuple[Tensor, int]] = deque()
         self._waiters: deque[tuple[Future[Tensor], CallStats]] = deque()
         self._lock = threading.Lock()
-        tag = f"ring-r{comm.rank}-{role}"
         self._threads = [
             threading.Thread(target=self._guard, args=(loop,), name=f"{tag}-{kind}", daemon=True)
             for loop, kind in ((self._send_loop, "send"), (self._recv_loop, "recv"))
@@ -89,16 +105,16 @@ class Link:
             return bool(self._waiters)
 
     def _guard(self, loop: Callable[[], None]) -> None:
-        name = self.comm.names[self.peer]
+        name = self.peer_name
         try:
             loop()
         except (OSError, EOFError) as exc:
-            self.comm._lost(self.peer, exc)
+            self.owner.link_lost(self, exc)
         except ValueError as exc:
-            self.comm._fail(CommError(f"protocol error on the link to {name}: {exc}"))
+            self.owner.link_failed(self, CommError(f"protocol error on the link to {name}: {exc}"))
         except Exception as exc:
             log.exception("ring link to %s failed", name)
-            self.comm._fail(CommError(f"ring link to {name} failed: {exc!r}"))
+            self.owner.link_failed(self, CommError(f"ring link to {name} failed: {exc!r}"))
 
     def _send_loop(self) -> None:
         while (call := self.calls.get()) is not None:
@@ -121,7 +137,7 @@ class Link:
         while got < n:
             k = self.sock.recv_into(view[got:], n - got)
             if k == 0:
-                raise EOFError(f"{self.comm.names[self.peer]} closed the connection")
+                raise EOFError(f"{self.peer_name} closed the connection")
             got += k
 
     def _recv_loop(self) -> None:
@@ -134,7 +150,7 @@ class Link:
                 self._recv_tensor(h, raw)
                 continue
             if h.op == F.Op.BYE:
-                self.comm._peer_left(self, busy=call is not None)
+                self.owner.peer_left(self, busy=call is not None)
                 return
             if call is None and (call := self.collectives.get()) is None:
                 return

@@ -14,162 +14,25 @@ chunk travels as pieces (`framing.piece_bounds`). Over N-1 steps:
                     step) is all-gathered whole instead and summed in rank order: half the
                     steps, and the same sum as the in-process group.
 
-A `RingCall` lists the pieces sent from this rank's own data (`initial`, all at step 0) and
-the pieces it expects, in wire order; what arrives is relayed by the receiver thread as soon
-as it lands, which is what makes the ring pipelined rather than store-and-forward. Sums run in
-the same order as the in-process `LocalGroup` reduce-scatter (starting after the owner).
-
-Streaming forms (tile-based overlap, base.py): `RingGatherStream.part(c)` returns chunk c as
-soon as its last piece has landed; `RingReduceStream.add(c, partial)` hands partial c to the
-ring, which sends it (chunk r-1) or adds it to the piece arriving for it as soon as both exist.
+Each builder returns a `RingCall` (call.py) listing the pieces this rank sends from its own
+data and the pieces it expects, in wire order, each with where it lands, what is added to it
+and where it is relayed. Sums run in the same order as the in-process `LocalGroup`
+reduce-scatter (starting after the owner). The streaming forms (streams.py) use the same
+schedules, with an event per chunk.
 """
 
 from __future__ import annotations
 
 import math
-import queue
 import threading
-import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from edge_worker.comm import framing as F
-from edge_worker.comm.base import GatherStream, ReduceScatterStream, Work, reduce_order
-from edge_worker.errors import CommTimeout
+from edge_worker.comm.call import In, Out, RingCall, Slab
 
 SMALL_ALL_REDUCE_BYTES = 64 * 1024  # at most this: all-gather whole tensors, then add locally
-
-
-@dataclass
-class CallStats:
-    """One call: bytes on the wire (headers included) and where its time went, in seconds."""
-
-    op: str
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    elapsed_s: float = 0.0  # from issue to completion
-    wait_s: float = 0.0  # the caller blocked in wait()
-
-
-@dataclass
-class CommStats:
-    """Totals over a communicator's completed calls, and the most recent calls themselves."""
-
-    calls: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    wait_s: float = 0.0
-    recent: deque[CallStats] = field(default_factory=lambda: deque(maxlen=256))
-
-
-class Slab:
-    """A contiguous tensor seen flat: as elements (for adds) and as bytes (for the socket)."""
-
-    def __init__(self, t: Tensor) -> None:
-        self.flat = t.detach().reshape(-1)
-        self.es = t.element_size()
-        self.raw = self.flat.view(torch.uint8).numpy()  # bfloat16 too: numpy sees bytes
-
-    def bytes(self, a: int, b: int) -> memoryview:
-        """Elements [a, b) as a writable memoryview of the tensor's own memory."""
-        return self.raw[a * self.es : b * self.es].data
-
-    def pieces(self, chunk: range) -> list[tuple[int, int, int]]:
-        """(piece index, start, stop) in elements of this slab, for the pieces of `chunk`."""
-        bounds = F.piece_bounds(len(chunk), self.es)
-        return [(i, chunk.start + a, chunk.start + b) for i, (a, b) in enumerate(bounds)]
-
-
-class Out(NamedTuple):
-    op: F.Op
-    step: int
-    piece: int
-    payload: memoryview | bytes
-
-
-class In(NamedTuple):
-    """An expected piece: land it in `dest`; then, once `ready` is set (if given), `acc += own`;
-    then send `forward` and set `landed` (if given)."""
-
-    step: int
-    piece: int
-    dest: memoryview
-    acc: Tensor | None = None
-    own: Tensor | None = None
-    forward: Out | None = None
-    ready: threading.Event | None = None
-    landed: threading.Event | None = None
-
-
-def resolve(
-    f: Future[Tensor], value: Tensor | None = None, error: BaseException | None = None
-) -> None:
-    """Complete `f` unless it already failed (a lost peer or close() got there first)."""
-    try:
-        if error is not None:
-            f.set_exception(error)
-        else:
-            f.set_result(value)  # type: ignore[arg-type]
-    except InvalidStateError:
-        pass
-
-
-class RingCall:
-    """One call in flight: what to send, what to expect, and how to build its result."""
-
-    def __init__(
-        self, name: str, code: F.Op, dtype: torch.dtype, finish: Callable[[], Tensor]
-    ) -> None:
-        self.code, self.dtype, self.finish = code, dtype, finish
-        self.seq = 0  # set at issue: collectives count per ring, sends per link
-        self.stats = CallStats(name)
-        self.infer = torch.is_inference_mode_enabled()  # IO threads mirror the caller's mode
-        self.initial: list[Out] = []
-        self.relays: queue.SimpleQueue[Out | None] = queue.SimpleQueue()
-        self.n_relays = 0
-        self.expected: list[In] = []
-        self.pos = 0  # receiver progress through `expected`
-        self.future: Future[Tensor] = Future()
-        self.events: list[threading.Event] = []  # per chunk, for the streaming forms
-        self.deferred: list[Out] = []  # a fed reduce-scatter's step-0 pieces, sent on feed()
-        self.buffer: Tensor | None = None  # the streaming forms' (S, *rest) working tensor
-        self._parts = 2  # the sending side and the receiving side
-        self._lock = threading.Lock()
-
-    def feed(self, chunk: int, first: bool) -> None:
-        """This rank's partial for `chunk` is in `buffer` (a fed reduce-scatter)."""
-        if first:
-            for out in self.deferred:
-                self.relays.put(out)
-        self.events[chunk].set()
-
-    def abort(self) -> None:
-        """Release the link threads waiting on this call (it has failed)."""
-        self.relays.put(None)
-        for e in self.events:
-            e.set()
-
-    @property
-    def n_out(self) -> int:
-        return len(self.initial) + self.n_relays
-
-    def part_done(self) -> None:
-        """Called once when all pieces are sent and once when all have landed."""
-        with self._lock:
-            self._parts -= 1
-            if self._parts:
-                return
-        try:
-            with torch.inference_mode(self.infer):
-                resolve(self.future, value=self.finish())
-        except Exception as exc:  # a bug in finishing must not leave the caller waiting
-            resolve(self.future, error=exc)
 
 
 def all_gather_call(
@@ -318,76 +181,6 @@ def _mark_landings(call: RingCall, chunks: list[range], r: int, n: int) -> None:
             call.expected[k] = call.expected[k]._replace(landed=event)
         else:
             event.set()
-
-
-class RingGatherStream(GatherStream):
-    """An all-gather whose chunks can be used one by one, as soon as each has landed."""
-
-    def __init__(
-        self, call: RingCall, work: Work, x: Tensor, sizes: list[int], dim: int, rank: int,
-        timeout: float,
-    ) -> None:  # fmt: skip
-        self.call, self.work, self.mine, self.sizes = call, work, x, sizes
-        self.dim, self.rank, self.timeout = dim % x.dim(), rank, timeout
-
-    def part(self, r: int) -> Tensor:
-        if r == self.rank:
-            return self.mine
-        _wait_for(self.call, self.call.events[r], self.timeout, f"rank {r}'s chunk")
-        assert self.call.buffer is not None
-        start = sum(self.sizes[:r])
-        return self.call.buffer[start : start + self.sizes[r]].movedim(0, self.dim)
-
-    def wait(self) -> Tensor:
-        return self.work.wait()
-
-
-class RingReduceStream(ReduceScatterStream):
-    """A reduce-scatter fed partial by partial in `reduce_order`; issued at the first `add`."""
-
-    def __init__(
-        self, start: Callable[[RingCall], Work], sizes: list[int], dim: int, rank: int, world: int
-    ) -> None:
-        self.start, self.sizes, self.dim, self.rank, self.world = start, sizes, dim, rank, world
-        self.order = reduce_order(rank, world)
-        self.call: RingCall | None = None
-        self.work: Work | None = None
-        self.fed = 0
-
-    def add(self, r: int, partial: Tensor) -> None:
-        if self.fed == self.world or r != self.order[self.fed]:
-            raise ValueError(f"feed reduce-scatter partials in the order {self.order}, not {r}")
-        if partial.shape[self.dim] != self.sizes[r]:
-            raise ValueError(
-                f"partial for rank {r} has {partial.shape[self.dim]} rows, not {self.sizes[r]}"
-            )
-        if self.call is None:
-            self.call = reduce_feed_call(partial, self.sizes, self.dim, self.rank, self.world)
-            self.work = self.start(self.call)
-        assert self.call.buffer is not None
-        start = sum(self.sizes[:r])
-        rows = self.call.buffer[start : start + self.sizes[r]]  # (S_r, *rest)
-        if rows.dtype != partial.dtype or rows.shape[1:] != partial.movedim(self.dim, 0).shape[1:]:
-            raise ValueError(f"partial {tuple(partial.shape)} {partial.dtype} unlike the first")
-        rows.copy_(partial.movedim(self.dim, 0))
-        self.call.feed(r, first=self.fed == 0)
-        self.fed += 1
-
-    def wait(self) -> Tensor:
-        if self.work is None or self.fed < self.world:
-            raise RuntimeError(f"reduce-scatter fed {self.fed} of {self.world} partials")
-        return self.work.wait()
-
-
-def _wait_for(call: RingCall, event: threading.Event, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not event.wait(0.05):
-        if call.future.done():
-            break
-        if time.monotonic() > deadline:
-            raise CommTimeout(f"{what} did not arrive within {timeout:.1f} s")
-    if call.future.done() and call.future.exception() is not None:
-        raise call.future.exception()  # type: ignore[misc]
 
 
 def _sum_rows(parts: Tensor, shape: torch.Size) -> Tensor:

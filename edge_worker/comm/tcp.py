@@ -9,7 +9,9 @@ Rank i connects to rank i+1 ("next") and accepts rank i-1 ("previous"), both mod
 
 `TcpRingCommunicator.loopback_ring(n)` builds a whole ring on 127.0.0.1 (tests, benchmarks).
 Connections are made and authenticated in handshake.py, frames encoded in framing.py, each
-call's ring schedule built in ring.py, and each link's threads run in link.py.
+call's ring schedule built in ring.py (into a `RingCall`, call.py), the streaming forms wait
+and feed in streams.py, and each link's threads run in link.py, reporting back to this class
+through the `LinkOwner` methods (`link_lost`, `link_failed`, `peer_left`).
 
 Threads: each link (next, previous) has one sender thread, sending whole calls strictly in
 issue order from a queue, and one receiver thread, reading frames with `recv_into` straight
@@ -48,22 +50,18 @@ from torch import Tensor
 
 from edge_worker.comm import handshake
 from edge_worker.comm.base import Communicator, GatherStream, ReduceScatterStream, Work
+from edge_worker.comm.call import CallStats, CommStats, RingCall, RingWork, resolve
 from edge_worker.comm.handshake import Address, Identity
 from edge_worker.comm.link import Link
 from edge_worker.comm.ring import (
-    CallStats,
-    CommStats,
-    RingCall,
-    RingGatherStream,
-    RingReduceStream,
     all_gather_call,
     all_reduce_call,
     bye_call,
     reduce_scatter_call,
-    resolve,
     send_call,
 )
-from edge_worker.errors import CommError, CommTimeout, WorkerLost
+from edge_worker.comm.streams import RingGatherStream, RingReduceStream
+from edge_worker.errors import CommError, WorkerLost
 
 __all__ = ["Address", "CallStats", "CommStats", "TcpRingCommunicator"]
 
@@ -72,6 +70,7 @@ log = logging.getLogger(__name__)
 
 class TcpRingCommunicator(Communicator):
     """Rank `rank` of a TCP ring of `world_size`; listens on (host, port) from construction.
+    It is its links' `LinkOwner`.
 
     `token` is the plan's session token (the same bytes on every rank); `names[i]` names rank
     i in errors (default "rank i"); `timeout` (s) bounds connecting and every `wait()`.
@@ -165,8 +164,8 @@ class TcpRingCommunicator(Communicator):
             listener.close()
             pool.shutdown(wait=False)
         self._links = {
-            "next": Link(self, nxt, self.next_rank, "next"),
-            "prev": Link(self, prv, self.prev_rank, "prev"),
+            role: Link(self, sock, peer, self.names[peer], f"ring-r{self.rank}-{role}")
+            for role, sock, peer in (("next", nxt, self.next_rank), ("prev", prv, self.prev_rank))
         }
         for link in self._links.values():
             link.start()
@@ -263,7 +262,7 @@ class TcpRingCommunicator(Communicator):
             if self._failure is not None:
                 resolve(inner, error=self._failure)
         inner.add_done_callback(self._deliver)
-        return _TcpWork(public, self, stats)
+        return RingWork(public, stats, self.timeout, self.names[self.rank], self._add_wait)
 
     def _deliver(self, _: object = None) -> None:
         """Hand finished calls' outcomes to their callers strictly in issue order."""
@@ -286,15 +285,23 @@ class TcpRingCommunicator(Communicator):
             stats.wait_s += seconds
             self.stats.wait_s += seconds
 
-    def _lost(self, peer: int, exc: BaseException) -> None:
+    # ----- LinkOwner: events reported by the link threads ---------------------------------
+
+    def link_lost(self, link: Link, exc: OSError | EOFError) -> None:
+        """`link`'s connection broke: fail the ring with `WorkerLost` (socket errors become
+        WorkerLost here and nowhere else)."""
         try:
             raise WorkerLost(
-                self.names[peer], f"connection to {self.names[self.rank]} closed ({exc!r})"
+                link.peer_name, f"connection to {self.names[self.rank]} closed ({exc!r})"
             ) from exc
         except WorkerLost as lost:
             self._fail(lost)
 
-    def _peer_left(self, link: Link, busy: bool) -> None:
+    def link_failed(self, link: Link, error: CommError) -> None:
+        """`link` broke the protocol or one of its threads failed: fail the ring."""
+        self._fail(error)
+
+    def peer_left(self, link: Link, busy: bool) -> None:
         """`link`'s peer said goodbye: fine unless a call still expects frames from it."""
         with self._lock:
             link.left = True
@@ -353,22 +360,3 @@ class _Pending:
     stats: CallStats
     call: RingCall | None
     started: float = field(default_factory=time.monotonic)
-
-
-class _TcpWork(Work):
-    def __init__(self, future: Future[Tensor], comm: TcpRingCommunicator, stats: CallStats):
-        super().__init__(future)
-        self._comm, self._stats = comm, stats
-
-    def wait(self, timeout: float | None = None) -> Tensor:
-        limit = self._comm.timeout if timeout is None else timeout
-        start = time.monotonic()
-        try:
-            return super().wait(limit)
-        except CommTimeout as exc:
-            raise CommTimeout(
-                f"{self._comm.names[self._comm.rank]}'s {self._stats.op} did not finish within "
-                f"{limit:.1f} s: a peer is stalled or the deadline is too short"
-            ) from exc
-        finally:
-            self._comm._add_wait(self._stats, time.monotonic() - start)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from edge_worker.engine.weights import MLP, Attention, Norm
+from edge_worker.engine.weights import MLP, Attention, ModelWeights, Norm
 from edge_worker.spec.config import ModelConfig
 
 
@@ -132,3 +132,23 @@ def mlp_partial(x: Tensor, w: MLP, cfg: ModelConfig) -> Tensor:
     else:
         hidden = activation(up, cfg)
     return linear(hidden, w.w_down)  # (B, T, h), partial over columns
+
+
+def embed(
+    cfg: ModelConfig, w: ModelWeights, ids: Tensor, types: Tensor | None, pos: range
+) -> Tensor:
+    """Token (+ position, + token type) embeddings of `ids` at positions `pos`: (B, T, h)."""
+    assert w.tok_embeddings is not None, "this rank holds no embedding table"
+    x = w.tok_embeddings[ids]  # (B, T, h)
+    if w.type_embeddings is not None:
+        if types is None:
+            x = x + w.type_embeddings[0]
+        else:
+            x = x + w.type_embeddings[types[:, pos.start : pos.stop]]
+    if cfg.positions == "absolute":
+        assert w.pos_embeddings is not None
+        idx = torch.arange(pos.start, pos.stop) + cfg.position_offset
+        x = x + w.pos_embeddings[idx]
+    if w.embed_norm is not None:
+        x = norm(x, w.embed_norm, cfg)
+    return x

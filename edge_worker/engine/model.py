@@ -25,6 +25,7 @@ plan says `decode="local"`.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,11 +41,14 @@ from edge_worker.engine.overlap import (
     project_then_reduce_scatter,
 )
 from edge_worker.engine.weights import Layer, ModelWeights
+from edge_worker.errors import PlanError
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan, offsets
 
 Want = Literal["hidden", "logits", "last_logits"]
 Region = Callable[[Tensor], Tensor]
+MAX_SESSIONS = 4  # generations whose KV caches a rank keeps at once; the least recent is dropped
+KVState = tuple[list[tuple[Tensor, Tensor]], Tensor | None, int]  # (cache, key mask, past)
 
 
 @dataclass
@@ -72,9 +76,13 @@ class RankModel:
     ) -> None:
         self.cfg, self.w, self.plan, self.comm, self.full = cfg, weights, plan, comm, full
         self.rank, self.world = comm.rank, comm.world_size
+        # The current generation's KV cache; others interleaved with it step by step wait in
+        # `_parked` (see `_use`).
         self.cache: list[tuple[Tensor, Tensor]] = []
         self.key_mask: Tensor | None = None
         self.past = 0
+        self.session = ""
+        self._parked: OrderedDict[str, KVState] = OrderedDict()
         self.trace: list[tuple[float, float]] = []  # per layer: (wall s, comm wait s)
         self.on_layer: Callable[[float, float], None] | None = None  # (wall s, wait s) hook
         self.decoder_rank = self.world - 1
@@ -85,6 +93,19 @@ class RankModel:
 
     def reset(self) -> None:
         self.cache, self.key_mask, self.past = [], None, 0
+
+    def _use(self, session: str) -> None:
+        """Make `session`'s KV cache the current one. Generations interleaved decode step by
+        decode step (a short command between the steps of a long answer) each keep their own
+        cache; at most `MAX_SESSIONS` are kept, the least recently used dropped."""
+        if session == self.session:
+            return
+        self._parked[self.session] = (self.cache, self.key_mask, self.past)
+        self._parked.move_to_end(self.session)
+        self.cache, self.key_mask, self.past = self._parked.pop(session, ([], None, 0))
+        self.session = session
+        while len(self._parked) >= MAX_SESSIONS:
+            self._parked.popitem(last=False)
 
     def _timed(self, layer_fn: Callable[..., Tensor], *args: Any) -> Tensor:
         """Run one layer, recording its wall time and the time spent waiting on the ring."""
@@ -104,8 +125,11 @@ class RankModel:
         token_type_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         want: Want = "hidden",
+        session: str = "",
     ) -> RankOutput | None:
-        """Process a whole prompt (B, T); returns this rank's rows of the output, or None."""
+        """Process a whole prompt (B, T); returns this rank's rows of the output, or None.
+        The KV cache it leaves belongs to `session` (decode steps name it)."""
+        self._use(session)
         self.reset()
         self.key_mask = attention_mask.bool() if attention_mask is not None else None
         t = input_ids.shape[1]
@@ -123,8 +147,15 @@ class RankModel:
         return out
 
     @torch.inference_mode()
-    def decode(self, token_ids: Tensor) -> RankOutput | None:
-        """One generation step for new tokens (B, 1); the last rank returns their logits."""
+    def decode(self, token_ids: Tensor, session: str = "") -> RankOutput | None:
+        """One generation step for new tokens (B, 1) after `session`'s prompt and earlier
+        steps; the last rank returns their logits."""
+        self._use(session)
+        if self.past == 0:
+            raise PlanError(
+                f"decode step for session {session!r} without its prefill (never run, or "
+                f"dropped: a rank keeps {MAX_SESSIONS} generations at once)"
+            )
         if self.key_mask is not None:
             ones = torch.ones_like(self.key_mask[:, :1])
             self.key_mask = torch.cat([self.key_mask, ones], dim=1)
@@ -136,7 +167,7 @@ class RankModel:
         elif s == "sp" or (s == "hmp" and self.plan.decode == "local"):
             out = self._decode_alone(token_ids, pos)
         else:  # hmp (decode="tp"), tp and local: tensor parallel over heads and columns
-            x = self._embed(self.w, token_ids, None, pos)
+            x = L.embed(self.cfg, self.w, token_ids, None, pos)
             answers = self.rank == self.world - 1
             out = self._stack(x, pos, L_identity, self._all_reduce, pos, "last_logits", answers)
         self.past += 1
@@ -169,7 +200,7 @@ class RankModel:
                 """reduce_scatter_to_sequence_region: sum partials, keep rows S_i (dim 1)."""
                 return self._reduce_scatter(p, sizes, dim=1)
 
-            x = self._embed(self.w, ids[:, mine.start : mine.stop], types, mine)
+            x = L.embed(self.cfg, self.w, ids[:, mine.start : mine.stop], types, mine)
             if self.plan.overlap:
                 for i, layer in enumerate(self.w.layers):
                     x = self._timed(self._overlap_layer, x, layer, i, sizes)
@@ -177,7 +208,7 @@ class RankModel:
             return self._stack(x, mine, enter, leave, range(0, t), want, True)
         # tp / local: every rank holds the whole (replicated) sequence; the last rank answers.
         full = range(0, t)
-        x = self._embed(self.w, ids, types, full)
+        x = L.embed(self.cfg, self.w, ids, types, full)
         return self._stack(
             x, full, L_identity, self._all_reduce, full, want, self.rank == self.world - 1
         )
@@ -254,7 +285,7 @@ class RankModel:
         """Sequence parallelism (Li et al.): all weights everywhere, K/V all-gathered."""
         sizes = self.plan.seq_split(ids.shape[1])
         mine = offsets(sizes)[self.rank]
-        x = self._embed(self.w, ids[:, mine.start : mine.stop], types, mine)
+        x = L.embed(self.cfg, self.w, ids[:, mine.start : mine.stop], types, mine)
         for i, layer in enumerate(self.w.layers):
             x = self._timed(self._sp_layer, x, layer, i, mine, sizes)
         out = self._finish(self.w, x, mine, ids.shape[1], want)
@@ -285,7 +316,7 @@ class RankModel:
     ) -> RankOutput | None:
         """Pipeline parallelism: layers [first, first+len) here; hidden state passed along."""
         if self.rank == 0:
-            x = self._embed(self.w, ids, types, pos)
+            x = L.embed(self.cfg, self.w, ids, types, pos)
         else:
             x = self.comm.recv(self.rank - 1).to(self.dtype)  # (B, T, h) from the previous stage
         for i, layer in enumerate(self.w.layers):
@@ -300,7 +331,7 @@ class RankModel:
         if self.rank != self.decoder_rank:
             return None
         w = self.full if self.full is not None else self.w
-        x = self._embed(w, token_ids, None, pos)
+        x = L.embed(self.cfg, w, token_ids, None, pos)
         for i, layer in enumerate(w.layers):
             x = self._tp_layer(x, layer, i, L_identity, L_identity, pos.start)
         return self._finish(w, x, pos, pos.stop, "last_logits")
@@ -316,24 +347,6 @@ class RankModel:
         self.cache = cache if self.rank == self.decoder_rank else []
 
     # ----- the ends of the network ------------------------------------------------------------
-
-    def _embed(self, w: ModelWeights, ids: Tensor, types: Tensor | None, pos: range) -> Tensor:
-        """Token (+ position, + token type) embeddings of `ids` at positions `pos`: (B, T, h)."""
-        cfg = self.cfg
-        assert w.tok_embeddings is not None, "this rank holds no embedding table"
-        x = w.tok_embeddings[ids]  # (B, T, h)
-        if w.type_embeddings is not None:
-            if types is None:
-                x = x + w.type_embeddings[0]
-            else:
-                x = x + w.type_embeddings[types[:, pos.start : pos.stop]]
-        if cfg.positions == "absolute":
-            assert w.pos_embeddings is not None
-            idx = torch.arange(pos.start, pos.stop) + cfg.position_offset
-            x = x + w.pos_embeddings[idx]
-        if w.embed_norm is not None:
-            x = L.norm(x, w.embed_norm, cfg)
-        return x
 
     def _finish(
         self, w: ModelWeights, x: Tensor, mine: range, seq_len: int, want: Want

@@ -94,6 +94,7 @@ class InProcessCluster:
         token_type_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         want: Want = "hidden",
+        session: str = "",
     ) -> Output:
         return assemble(
             self._run(
@@ -102,17 +103,18 @@ class InProcessCluster:
                 token_type_ids=token_type_ids,
                 attention_mask=attention_mask,
                 want=want,
+                session=session,
             )
         )
 
-    def decode(self, token_ids: Tensor) -> Tensor:
-        """Logits (B, V) for the next token after `token_ids` (B, 1)."""
-        out = assemble(self._run("decode", token_ids))
+    def decode(self, token_ids: Tensor, session: str = "") -> Tensor:
+        """Logits (B, V) for the next token after `token_ids` (B, 1) in `session`."""
+        out = assemble(self._run("decode", token_ids, session=session))
         assert out.logits is not None
         return out.logits[:, -1]
 
-    def prefill_last_logits(self, input_ids: Tensor) -> Tensor:
+    def prefill_last_logits(self, input_ids: Tensor, session: str = "") -> Tensor:
         """Logits (B, V) for the token after the prompt `input_ids` (B, T)."""
-        out = self.prefill(input_ids, want="last_logits")
+        out = self.prefill(input_ids, want="last_logits", session=session)
         assert out.logits is not None
         return out.logits[:, -1]

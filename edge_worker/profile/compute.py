@@ -15,6 +15,9 @@ model needs:
   share: ms. A decode step streams every weight from memory once, so the timed work cycles
   through enough copies of the weights to spill out of the caches, as a real model's layers do.
 Small calibrated runs: a few seconds in all.
+
+The memory readings (`rss_mb`, `peak_rss_mb`, `available_memory_mb`, `total_memory_mb`) use
+psutil, so they work on Linux, macOS and Windows; Linux adds an exact, resettable peak.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import itertools
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import torch
 from torch import Tensor
 
@@ -254,43 +259,79 @@ def _decode_step(
     return params, 1e3 / rate(step)
 
 
-def _status_kb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return float(line.split()[1])
-    return 0.0
+# ----- memory: portable through psutil; Linux adds an exact, resettable peak -----------------
+
+_MB = 2**20  # "MB" in profiles and results is MiB, as the kernel's kB are KiB
+
+
+@dataclass(frozen=True)
+class _PeakBase:
+    lifetime: float  # the OS's lifetime peak at the reset (bytes)
+    rss: float  # resident bytes at the reset
+    exact: bool  # the kernel's own peak was reset (Linux): it alone is the answer
+
+
+_peak_base: _PeakBase | None = None  # None: no reset yet, the peak covers the process life
 
 
 def rss_mb() -> float:
     """Resident memory of this process now (MB)."""
-    return _status_kb("VmRSS") / 1024
+    return float(psutil.Process().memory_info().rss) / _MB
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory since the last `reset_peak_rss` (MB)."""
-    return _status_kb("VmHWM") / 1024
+    """Peak resident memory since the last `reset_peak_rss` (MB), or since the process began.
+
+    Linux: the kernel's high-water mark (VmHWM), which the reset restarts: exact. Elsewhere the
+    OS keeps only a lifetime peak (Windows' peak working set, macOS's ru_maxrss): once it has
+    grown past its value at the reset it is the peak since the reset (exact); until then the
+    answer is the larger of the resident memory at the reset and now (a lower bound).
+    """
+    lifetime = _lifetime_peak_bytes()
+    base = _peak_base
+    if base is None or base.exact or lifetime > base.lifetime:
+        return lifetime / _MB
+    return max(base.rss, float(psutil.Process().memory_info().rss)) / _MB
 
 
 def reset_peak_rss() -> None:
-    """Restart the peak-memory count at the current usage (Linux: clear_refs 5)."""
-    # Not Linux, or not permitted: the peak then covers the whole process life.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
+    """Restart the peak-memory count at the current usage (see `peak_rss_mb`)."""
+    global _peak_base
+    exact = False
+    if sys.platform.startswith("linux"):
+        # Linux: "5" resets the kernel's VmHWM to the current RSS. Refused (some containers
+        # mount /proc read-only): fall back on the lifetime-peak rule below.
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+            exact = True
+    rss = float(psutil.Process().memory_info().rss)
+    _peak_base = _PeakBase(_lifetime_peak_bytes(), rss, exact)
 
 
-def _meminfo_mb(field: str) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return float(line.split()[1]) / 1024
-    return 0.0
+def _lifetime_peak_bytes() -> float:
+    """The OS's peak resident memory of this process (since start or a Linux reset), bytes."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) * 1024  # kB
+    info = psutil.Process().memory_info()
+    peak = getattr(info, "peak_wset", None)  # Windows
+    if peak is not None:
+        return float(peak)
+    if sys.platform != "win32":
+        import resource  # Unix only
+
+        maxrss = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        return maxrss if sys.platform == "darwin" else maxrss * 1024  # bytes on macOS, else KiB
+    return float(info.rss)
 
 
 def available_memory_mb() -> float:
-    """Memory the system could give this process now (MemAvailable), in MB."""
-    return _meminfo_mb("MemAvailable")
+    """Memory the system could give this process now (MB; Linux: MemAvailable)."""
+    return float(psutil.virtual_memory().available) / _MB
 
 
 def total_memory_mb() -> float:
-    """The device's RAM (MemTotal), in MB."""
-    return _meminfo_mb("MemTotal")
+    """The device's RAM (MB)."""
+    return float(psutil.virtual_memory().total) / _MB

@@ -62,16 +62,16 @@ def test_a_coordinator_that_keeps_no_cut_shards_cuts_them_again_to_ship(
     cluster, names = three_workers
     model = tiny_model("llama")
     cfg, weights = from_hf(model)
-    cluster.coordinator.keep_shards = 0  # what the benchmark does with large models
+    cluster.coordinator.shards.keep = 0  # what the benchmark does with large models
     try:
         for plan in (make_plan(cfg, "tp", [1.0, 1.0, 1.0]), make_plan(cfg, "hmp", [3.0, 2.0, 1.0])):
             cluster.deploy(cfg, weights, plan, names)
             out = cluster.prefill(ids(), want="logits")
             assert out.logits is not None
             assert_within_tolerance(out.logits, reference(model, ids()))
-        assert not cluster.coordinator._tensors  # hashes kept, tensors not
+        assert not cluster.coordinator.shards.kept  # hashes kept, tensors not
     finally:
-        cluster.coordinator.keep_shards = 32
+        cluster.coordinator.shards.keep = 32
 
 
 def test_generation_on_worker_processes_equals_in_process(three_workers: Workers) -> None:

@@ -18,7 +18,7 @@ from edge_worker.engine.overlap import (
     project_then_reduce_scatter,
 )
 from edge_worker.errors import WorkerLost
-from tests.comm.test_tcp import on_local, on_ranks, outcomes
+from tests.comm.ranks import on_local, on_ranks, outcomes
 
 SIZES = [5, 20, 12, 9]
 

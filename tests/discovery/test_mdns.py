@@ -17,11 +17,10 @@ from zeroconf import InterfaceChoice
 from zeroconf.asyncio import AsyncZeroconf
 
 from assistant.discovery import GatewayDiscovery, SeenWorker
-from edge_worker.service.discovery import (
+from edge_worker.service.discovery import WorkerAdvert, find_gateway
+from edge_worker.service.dnssd import (
     GATEWAY_PROPERTY_KEYS,
     WORKER_PROPERTY_KEYS,
-    WorkerAdvert,
-    find_gateway,
     instance_name,
     zeroconf_interfaces,
 )

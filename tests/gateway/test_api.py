@@ -3,6 +3,7 @@ equal to single-device Hugging Face, bad input, concurrency."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import urllib.error
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from assistant.launcher import RunningGateway
+from edge_worker.models.catalog import LoadedModel, load_model
 
 
 def raw(
@@ -29,9 +31,15 @@ def raw(
         return exc.code, json.loads(exc.read() or b"{}"), dict(exc.headers)
 
 
+@functools.cache
+def reference(name: str) -> LoadedModel:
+    """The Hugging Face model itself (the gateway keeps only the engine's weights)."""
+    return load_model(name)
+
+
 def reference_tokens(gw: RunningGateway, prompt: str, n: int) -> list[int]:
-    served = gw.state.manager.models["smollm2-135m"]
-    tok, model = served.loaded.tokenizer, served.loaded.model
+    tok, model = reference("smollm2-135m").tokenizer, reference("smollm2-135m").model
+    assert tok is not None
     text = tok.apply_chat_template(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
     )
@@ -49,8 +57,8 @@ def reference_tokens(gw: RunningGateway, prompt: str, n: int) -> list[int]:
 
 
 def reference_embeddings(gw: RunningGateway, texts: list[str]) -> torch.Tensor:
-    served = gw.state.manager.models["minilm"]
-    tok, model = served.loaded.tokenizer, served.loaded.model
+    tok, model = reference("minilm").tokenizer, reference("minilm").model
+    assert tok is not None
     batch = tok(texts, padding=True, return_tensors="pt")
     with torch.inference_mode():
         hidden = model(**batch).last_hidden_state

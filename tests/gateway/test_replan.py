@@ -142,6 +142,16 @@ def test_a_change_outside_an_event_loop_only_drops_the_plans() -> None:
 # ----- a real gateway with worker processes -----
 
 
+def settled_runs(gw: RunningGateway, timeout: float = 120) -> int:
+    """The number of background re-plans so far, once none is pending or running (workers
+    coming online are planned for at once)."""
+    deadline = time.monotonic() + timeout
+    while (status := gw.call("GET", "/v1/plan")["replan"])["state"] != "idle":
+        assert time.monotonic() < deadline, f"re-plan still {status['state']}"
+        time.sleep(0.2)
+    return int(status["runs"])
+
+
 def wait_re_planned(gw: RunningGateway, runs_before: int, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -165,10 +175,11 @@ def test_a_joining_worker_has_its_shard_before_the_next_request(tmp_path: Path) 
         assert ("kitchen-pi", MODEL) in gw.state.manager.measured
         first = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
         assert first["plan"]["devices"] == ["kitchen-pi"]
+        runs = settled_runs(gw)
 
         gw.add_workers(["laptop"], tmp_path / "workers")
         gw.wait_online(["kitchen-pi", "laptop"])
-        status = wait_re_planned(gw, 0)
+        status = wait_re_planned(gw, runs)
         plan = gw.call("GET", "/v1/plan")["plans"][MODEL]
         deployed = gw.state.manager.deployments[MODEL]
         answer = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
@@ -203,9 +214,10 @@ def test_a_leaving_worker_is_planned_out_before_the_next_request(tmp_path: Path)
         gw.wait_online(["kitchen-pi", "laptop"])
         first = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})
         assert sorted(first["plan"]["devices"]) == ["kitchen-pi", "laptop"]
+        runs = settled_runs(gw)
 
         laptop.proc.kill()
-        status = wait_re_planned(gw, 0)
+        status = wait_re_planned(gw, runs)
         plan = gw.call("GET", "/v1/plan")["plans"][MODEL]
         deployed = gw.state.manager.deployments[MODEL]
         answer = gw.call("POST", "/v1/generate", {"prompt": prompt, "max_new_tokens": 8})

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from assistant.trust.pairing import ALPHABET, PairingCodes, PairingRateLimited
+from assistant.errors import PairingRateLimited
+from assistant.trust.pairing import ALPHABET, PairingCodes
 
 
 class FakeClock:

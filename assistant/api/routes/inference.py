@@ -2,110 +2,76 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-import torch
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 
 from assistant.api.deps import Authorized, StateDep
 from assistant.api.schemas import EmbedRequest, EmbedResponse, GenerateRequest, GenerateResponse
-from assistant.cluster.manager import DeadlineExceeded, QueueFull, mean_pool
-from edge_worker.engine.generate import SamplingParams, chat
+from assistant.api.state import GatewayState
+from assistant.cluster.inference import Answer, Embedded, SamplingParams, chat, embed
+from assistant.errors import InvalidInput, TooLarge, UnknownModel
 from edge_worker.errors import GalaxyError
 
 router = APIRouter(tags=["inference"])
+R = TypeVar("R", Answer, Embedded)
 
 
-def _served(state: StateDep, requested: str | None, default: str) -> str:
+def served_for_route(state: GatewayState, requested: str | None, default: str) -> str:
+    """The model a route runs: its default, or the same name given explicitly."""
     model = requested or default
     if model not in state.manager.models or (requested and requested != default):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            detail=f"model {model!r} is not served for this route; it serves {default!r}",
-        )
+        raise UnknownModel(f"model {model!r} is not served for this route; it serves {default!r}")
     return model
 
 
-def _too_long(state: StateDep, texts: list[str]) -> None:
+def check_lengths(state: GatewayState, texts: list[str]) -> None:
     limit = state.settings.max_text_chars
     for t in texts:
         if len(t) > limit:
-            raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                detail=f"text of {len(t)} characters; this gateway accepts up to {limit}",
-            )
+            raise TooLarge(f"text of {len(t)} characters; this gateway accepts up to {limit}")
 
 
-async def _run(
-    state: StateDep, kind: str, model: str, work: Any
-) -> tuple[Any, Any, dict[str, Any]]:
-    started = time.perf_counter()
+async def logged(state: GatewayState, kind: str, model: str, call: Callable[[], Awaitable[R]]) -> R:
+    """Run a cluster request and write it to the request log (failures too)."""
     try:
-        result, dep, timings = await state.manager.run(
-            model, work, state.settings.request_timeout_s
-        )
-    except QueueFull as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"busy: {exc}; retry shortly",
-            headers={"Retry-After": "2"},
-        ) from None
-    except (DeadlineExceeded, GalaxyError) as exc:
+        result = await call()
+    except GalaxyError as exc:
         state.store.log_request(kind, model, "failed", {}, None, str(exc))
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers={"Retry-After": "5"}
-        ) from None
-    timings["total_ms"] = round((time.perf_counter() - started) * 1e3, 2)
-    state.store.log_request(kind, model, "ok", timings, dep.describe())
-    return result, dep, timings
+        raise
+    state.store.log_request(kind, model, "ok", result.timings, result.plan)
+    return result
 
 
 @router.post("/embed")
-async def embed(body: EmbedRequest, state: StateDep, _: Authorized) -> EmbedResponse:
-    _too_long(state, body.texts)
-    model = _served(state, body.model, state.settings.embed_model)
-    served = state.manager.models[model]
-    tok = served.loaded.tokenizer
-    assert tok is not None, "embedding models are served with their tokenizer"
-    batch = tok(
-        body.texts,
-        padding=True,
-        truncation=True,
-        max_length=served.cfg.max_positions,
-        return_tensors="pt",
+async def embed_texts(body: EmbedRequest, state: StateDep, _: Authorized) -> EmbedResponse:
+    check_lengths(state, body.texts)
+    model = served_for_route(state, body.model, state.settings.embed_model)
+    deadline = state.settings.request_timeout_s
+    out = await logged(
+        state, "embed", model, lambda: embed(state.manager, model, body.texts, deadline)
     )
-
-    def work(runner: Any) -> torch.Tensor:
-        out = runner.prefill(
-            batch["input_ids"], batch.get("token_type_ids"), batch["attention_mask"]
-        )
-        return mean_pool(out.hidden, batch["attention_mask"])
-
-    vectors, dep, timings = await _run(state, "embed", model, work)
     return EmbedResponse(
         model=model,
-        embeddings=vectors.tolist(),
-        dimensions=vectors.shape[1],
-        timings=timings,
-        plan=dep.describe(),
+        embeddings=out.vectors.tolist(),
+        dimensions=out.vectors.shape[1],
+        timings=out.timings,
+        plan=out.plan,
     )
 
 
 @router.post("/generate")
 async def generate_text(body: GenerateRequest, state: StateDep, _: Authorized) -> GenerateResponse:
     texts = [body.prompt] if body.prompt is not None else [m.content for m in body.messages or []]
-    _too_long(state, texts)
+    check_lengths(state, texts)
     if body.max_new_tokens > state.settings.max_new_tokens:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"max_new_tokens {body.max_new_tokens} exceeds this gateway's limit "
-            f"{state.settings.max_new_tokens}",
+        raise InvalidInput(
+            f"max_new_tokens {body.max_new_tokens} exceeds this gateway's limit "
+            f"{state.settings.max_new_tokens}"
         )
-    model = _served(state, body.model, state.settings.generate_model)
-    served = state.manager.models[model]
-    tok = served.loaded.tokenizer
-    messages = (
+    model = served_for_route(state, body.model, state.settings.generate_model)
+    messages: list[dict[str, Any]] = (
         [{"role": "user", "content": body.prompt}]
         if body.prompt is not None
         else [m.model_dump() for m in body.messages or []]
@@ -117,19 +83,19 @@ async def generate_text(body: GenerateRequest, state: StateDep, _: Authorized) -
         top_p=body.top_p,
         seed=body.seed,
     )
-
-    def work(runner: Any) -> tuple[str, Any]:
-        return chat(runner, tok, messages, params)
-
-    (text, gen), dep, timings = await _run(state, "generate", model, work)
-    timings["prefill_ms"] = round(gen.prefill_ms, 2)
-    if gen.decode_ms:
-        timings["decode_ms_per_token"] = round(sum(gen.decode_ms) / len(gen.decode_ms), 2)
+    deadline = state.settings.request_timeout_s
+    answer = await logged(
+        state,
+        "generate",
+        model,
+        lambda: chat(state.manager, model, messages, params, deadline),
+    )
+    assert answer.finish_reason != "cancelled", "only a caller's cancel event cancels"
     return GenerateResponse(
         model=model,
-        text=text,
-        tokens=gen.tokens,
-        finish_reason=gen.finish_reason,
-        timings=timings,
-        plan=dep.describe(),
+        text=answer.text,
+        tokens=answer.tokens,
+        finish_reason=answer.finish_reason,
+        timings=answer.timings,
+        plan=answer.plan,
     )

@@ -25,7 +25,6 @@ from assistant.api.schemas import (
     PairingRequestOut,
 )
 from assistant.store import PairingRequest
-from assistant.trust.pairing import PairingRateLimited
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/pairing", tags=["pairing"])
@@ -67,15 +66,7 @@ def new_code(state: StateDep, _: Authorized) -> PairingCodeOut:
 def claim(body: ClaimRequest, request: Request, state: StateDep) -> Credentials:
     """A worker presents a one-time code (no token: the code is the credential)."""
     source = request.client.host if request.client else "?"
-    try:
-        ok = state.codes.redeem(body.code, source)
-    except PairingRateLimited as exc:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail="too many pairing attempts; wait and try again",
-            headers={"Retry-After": str(max(1, round(exc.retry_after_s)))},
-        ) from None
-    if not ok:
+    if not state.codes.redeem(body.code, source):  # PairingRateLimited: 429 (api/errors.py)
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail="unknown, used or expired pairing code"
         )

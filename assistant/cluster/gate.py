@@ -1,0 +1,109 @@
+"""Who may use the cluster when: requests share it step by step, a re-plan has it alone.
+
+- A request holds the gate's shared side for its whole life; each step it runs on the ring (a
+  prefill, one decode step, a deployment) takes the `step` lock, which is first come, first
+  served. So a short command that arrives during a 200-token answer runs between two of the
+  answer's decode steps instead of after its last one; the answer is delayed by the command's
+  steps and nothing else.
+- A re-plan takes the exclusive side: it waits for the requests in flight to finish on the
+  plan they started with, and requests that arrive meanwhile wait for the new plan (writer
+  preference, so a busy home cannot starve a re-plan).
+
+`StepRunner` is what a request's work function gets: the deployment's prefill and decode, each
+taken through `step` and bound to the request's own KV-cache session on the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from torch import Tensor
+
+T = TypeVar("T")
+
+
+class ClusterGate:
+    def __init__(self) -> None:
+        self.step = asyncio.Lock()
+        self._cond = asyncio.Condition()
+        self._active = 0  # requests in flight
+        self._exclusive = False
+        self._waiting_exclusive = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._active > 0 or self._exclusive or self.step.locked()
+
+    @contextlib.asynccontextmanager
+    async def request(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._exclusive and not self._waiting_exclusive)
+            self._active += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._cond:
+            self._waiting_exclusive += 1
+            try:
+                await self._cond.wait_for(lambda: self._active == 0 and not self._exclusive)
+            finally:
+                self._waiting_exclusive -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class StepRunner:
+    """A deployment's runner (`InProcessCluster` or `RemoteCluster`) as one request sees it,
+    called from the request's worker thread: every call waits its turn for the ring on the
+    event loop `loop`, and names the request's KV-cache `session`."""
+
+    def __init__(self, inner: Any, loop: asyncio.AbstractEventLoop, step: asyncio.Lock) -> None:
+        self.inner, self.loop, self.step = inner, loop, step
+        self.session = secrets.token_hex(8)
+
+    def _in_turn(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        asyncio.run_coroutine_threadsafe(self.step.acquire(), self.loop).result()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the gateway is stopping
+                self.loop.call_soon_threadsafe(self.step.release)
+
+    def prefill(
+        self,
+        input_ids: Tensor,
+        token_type_ids: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        want: str = "hidden",
+    ) -> Any:
+        return self._in_turn(
+            self.inner.prefill,
+            input_ids,
+            token_type_ids,
+            attention_mask,
+            want=want,
+            session=self.session,
+        )
+
+    def prefill_last_logits(self, input_ids: Tensor) -> Tensor:
+        out: Tensor = self._in_turn(self.inner.prefill_last_logits, input_ids, session=self.session)
+        return out
+
+    def decode(self, token_ids: Tensor) -> Tensor:
+        out: Tensor = self._in_turn(self.inner.decode, token_ids, session=self.session)
+        return out

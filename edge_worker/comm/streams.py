@@ -1,0 +1,91 @@
+"""The TCP ring's streaming collectives, for the engine's tile-based overlap (base.py).
+
+`RingGatherStream.part(c)` returns chunk c of an all-gather as soon as its last piece has
+landed, while later chunks are still travelling. `RingReduceStream.add(c, partial)` hands
+partial c of a reduce-scatter to the ring, which sends it (chunk r-1) or adds it to the piece
+arriving for it as soon as both exist. The pieces themselves move on the link threads
+(link.py) along the schedules of ring.py; these classes only wait for and feed them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from torch import Tensor
+
+from edge_worker.comm.base import GatherStream, ReduceScatterStream, Work, reduce_order
+from edge_worker.comm.call import RingCall
+from edge_worker.comm.ring import reduce_feed_call
+from edge_worker.errors import CommTimeout
+
+
+class RingGatherStream(GatherStream):
+    """An all-gather whose chunks can be used one by one, as soon as each has landed."""
+
+    def __init__(
+        self, call: RingCall, work: Work, x: Tensor, sizes: list[int], dim: int, rank: int,
+        timeout: float,
+    ) -> None:  # fmt: skip
+        self.call, self.work, self.mine, self.sizes = call, work, x, sizes
+        self.dim, self.rank, self.timeout = dim % x.dim(), rank, timeout
+
+    def part(self, r: int) -> Tensor:
+        if r == self.rank:
+            return self.mine
+        _wait_for(self.call, self.call.events[r], self.timeout, f"rank {r}'s chunk")
+        assert self.call.buffer is not None
+        start = sum(self.sizes[:r])
+        return self.call.buffer[start : start + self.sizes[r]].movedim(0, self.dim)
+
+    def wait(self) -> Tensor:
+        return self.work.wait()
+
+
+class RingReduceStream(ReduceScatterStream):
+    """A reduce-scatter fed partial by partial in `reduce_order`; issued at the first `add`."""
+
+    def __init__(
+        self, start: Callable[[RingCall], Work], sizes: list[int], dim: int, rank: int, world: int
+    ) -> None:
+        self.start, self.sizes, self.dim, self.rank, self.world = start, sizes, dim, rank, world
+        self.order = reduce_order(rank, world)
+        self.call: RingCall | None = None
+        self.work: Work | None = None
+        self.fed = 0
+
+    def add(self, r: int, partial: Tensor) -> None:
+        if self.fed == self.world or r != self.order[self.fed]:
+            raise ValueError(f"feed reduce-scatter partials in the order {self.order}, not {r}")
+        if partial.shape[self.dim] != self.sizes[r]:
+            raise ValueError(
+                f"partial for rank {r} has {partial.shape[self.dim]} rows, not {self.sizes[r]}"
+            )
+        if self.call is None:
+            self.call = reduce_feed_call(partial, self.sizes, self.dim, self.rank, self.world)
+            self.work = self.start(self.call)
+        assert self.call.buffer is not None
+        start = sum(self.sizes[:r])
+        rows = self.call.buffer[start : start + self.sizes[r]]  # (S_r, *rest)
+        if rows.dtype != partial.dtype or rows.shape[1:] != partial.movedim(self.dim, 0).shape[1:]:
+            raise ValueError(f"partial {tuple(partial.shape)} {partial.dtype} unlike the first")
+        rows.copy_(partial.movedim(self.dim, 0))
+        self.call.feed(r, first=self.fed == 0)
+        self.fed += 1
+
+    def wait(self) -> Tensor:
+        if self.work is None or self.fed < self.world:
+            raise RuntimeError(f"reduce-scatter fed {self.fed} of {self.world} partials")
+        return self.work.wait()
+
+
+def _wait_for(call: RingCall, event: threading.Event, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not event.wait(0.05):
+        if call.future.done():
+            break
+        if time.monotonic() > deadline:
+            raise CommTimeout(f"{what} did not arrive within {timeout:.1f} s")
+    if call.future.done() and call.future.exception() is not None:
+        raise call.future.exception()  # type: ignore[misc]
