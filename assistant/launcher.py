@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,10 @@ class RunningGateway:
             return json.loads(resp.read())
 
     def add_workers(
-        self, names: list[str], data_dir: Path, threads: int = 1
+        self, names: list[str], data_dir: Path, threads: int = 1, extra: Sequence[str] = ()
     ) -> list[WorkerProcess]:
-        """Start one worker process per name, each paired with its own one-time code."""
+        """Start one worker process per name, each paired with its own one-time code;
+        `extra` are more `galaxy worker` options."""
         started = []
         for name in names:
             code = self.call("POST", "/v1/pairing/codes")["code"]
@@ -109,6 +111,7 @@ class RunningGateway:
                 str(wdir),
                 "--threads",
                 str(threads),
+                *extra,
             ]
             with open(log_path, "wb") as logf:
                 proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)

@@ -117,6 +117,8 @@ class Coordinator:
         self.deployments: dict[str, list[WorkerSession]] = {}  # plan_id -> ranks in order
         self._run_id = 0
         self.shards = ShardCache()
+        # Shards on their way: worker -> (bytes sent, bytes to send); shown by GET /v1/plan.
+        self.transfers: dict[str, tuple[int, int]] = {}
 
     @property
     def url(self) -> str:
@@ -276,8 +278,15 @@ class Coordinator:
                 full_tensors=len(full_t),
             )
         )
-        for name, t in [*shard_t.items(), *full_t.items()]:
-            await s.ws.send(wire.encode(name, t))
+        frames = [*shard_t.items(), *full_t.items()]
+        total, sent = sum(t.numel() * t.element_size() for _, t in frames), 0
+        try:
+            for name, t in frames:
+                self.transfers[s.name] = (sent, total)
+                await s.ws.send(wire.encode(name, t))
+                sent += t.numel() * t.element_size()
+        finally:
+            self.transfers.pop(s.name, None)
         log.info(
             "rank %d -> %s: shard %s (%s)",
             rank,

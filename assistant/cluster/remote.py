@@ -4,6 +4,11 @@
 `decode`, `prefill_last_logits`), so `galaxy verify --transport tcp`, generation and the
 benchmark drive real processes with the same code. The coordinator's asyncio loop runs on a
 background thread; each call blocks until every rank has answered or one is lost.
+
+The workers started here (`worker_command`, `launch_workers`, `local_workers`) run with
+`galaxy worker --development`: they serve this unauthenticated ws:// coordinator, may emulate a
+slower device by sleeping, and send their process and compute-thread ids. That is for
+`galaxy verify` and `galaxy bench` only; the gateway's workers pair and use mutual TLS.
 """
 
 from __future__ import annotations
@@ -59,11 +64,13 @@ def worker_command(
     max_deployments: int = 3,
     shard_cache: int = 8,
 ) -> list[str]:
+    """The command line of a development worker (see module docstring) serving `url`."""
     return [
         sys.executable,
         "-m",
         "assistant.cli",
         "worker",
+        "--development",
         "--gateway",
         url,
         "--name",
@@ -142,10 +149,12 @@ class RemoteCluster:
         thread.start()
         coordinator = Coordinator(host, 0, timeout)
         cluster = cls(coordinator, loop, thread)
-        cluster._call(coordinator.start())
+        cluster.call(coordinator.start())
         return cluster
 
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coro` on the coordinator's event loop and wait for its result (the blocking
+        side of every call below; tests use it to reach the coordinator directly)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     @property
@@ -153,7 +162,7 @@ class RemoteCluster:
         return self.coordinator.url
 
     def wait_for_workers(self, n: int, timeout: float = 60.0) -> list[P.Hello]:
-        sessions = self._call(self.coordinator.wait_for_workers(n, timeout))
+        sessions = self.call(self.coordinator.wait_for_workers(n, timeout))
         return [s.hello for s in sessions]
 
     def deploy(
@@ -162,19 +171,29 @@ class RemoteCluster:
         """Assign ranks to the named workers (ring order = `names` order) and ship shards."""
         validate(cfg, plan)
         sessions = [self.coordinator.sessions[n] for n in names]
-        self.plan_id, readies = self._call(self.coordinator.deploy(cfg, weights, plan, sessions))
+        self.plan_id, readies = self.call(self.coordinator.deploy(cfg, weights, plan, sessions))
         self.plan = plan
         return readies
 
     def profile(self, name: str, request: P.Profile) -> P.ProfileResult:
-        return self._call(self.coordinator.profile(self.coordinator.sessions[name], request))
+        return self.call(self.coordinator.profile(self.coordinator.sessions[name], request))
+
+    def probe_links(
+        self, names: Sequence[str], nbytes: int = 4 << 20, timeout: float | None = None
+    ) -> dict[str, tuple[float, float]]:
+        """Measure the data plane of the named workers with a short-lived ring in `names`
+        order, moving `nbytes` per hop: per device (link Mbit/s, per-hop latency ms), as
+        `Coordinator.probe_links` says. Blocks up to `timeout` seconds (None: no limit);
+        fewer than two workers give {}."""
+        sessions = [self.coordinator.sessions[n] for n in names]
+        return self.call(self.coordinator.probe_links(sessions, nbytes=nbytes), timeout=timeout)
 
     def _run(
         self, op: Literal["prefill", "decode"], ids: Tensor, **kwargs: Any
     ) -> list[RankOutput | None]:
         if self.plan_id is None:
             raise GalaxyError("deploy a plan before running requests")
-        self.last = self._call(self.coordinator.run(self.plan_id, op, ids, **kwargs))
+        self.last = self.call(self.coordinator.run(self.plan_id, op, ids, **kwargs))
         outs: list[RankOutput | None] = []
         for r in self.last:
             if not r.result.tensors:
@@ -190,6 +209,7 @@ class RemoteCluster:
         token_type_ids: Tensor | None = None,
         attention_mask: Tensor | None = None,
         want: str = "hidden",
+        session: str = "",
     ) -> Output:
         return assemble(
             self._run(
@@ -198,16 +218,17 @@ class RemoteCluster:
                 want=want,
                 attention_mask=attention_mask,
                 token_type_ids=token_type_ids,
+                session=session,
             )
         )
 
-    def prefill_last_logits(self, input_ids: Tensor) -> Tensor:
-        out = self.prefill(input_ids, want="last_logits")
+    def prefill_last_logits(self, input_ids: Tensor, session: str = "") -> Tensor:
+        out = self.prefill(input_ids, want="last_logits", session=session)
         assert out.logits is not None
         return out.logits[:, -1]
 
-    def decode(self, token_ids: Tensor) -> Tensor:
-        out = assemble(self._run("decode", token_ids))
+    def decode(self, token_ids: Tensor, session: str = "") -> Tensor:
+        out = assemble(self._run("decode", token_ids, session=session))
         assert out.logits is not None
         return out.logits[:, -1]
 
@@ -215,7 +236,7 @@ class RemoteCluster:
         if self.thread is None:
             return  # a borrowed loop and coordinator: their owner stops them
         with contextlib.suppress(Exception):
-            self._call(self.coordinator.stop(), timeout=10)
+            self.call(self.coordinator.stop(), timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 

@@ -47,7 +47,7 @@ T = TypeVar("T")
 STREAM_BYTES = 64 * 2**20  # weights cycled through per op: past this machine's 32 MiB L3
 
 
-def _rate(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> float:
+def runs_per_second(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> float:
     """Runs per second of `work`: the median over batches of at least `batch_s` each (several
     periods of a CPU quota, so a throttled device reads at its average speed), measured for
     about `seconds` and at least 3 batches. The median shrugs off a burst of other work."""
@@ -151,7 +151,7 @@ def layer_costs(
     batch = min(0.1, max(0.01, each / 3))  # 0.1 s spans a CPU quota's periods
 
     def rate(work: Callable[[], object]) -> float:
-        return _rate(work, each, batch)
+        return runs_per_second(work, each, batch)
 
     hd = cfg.head_dim
     proj = [
@@ -162,7 +162,7 @@ def layer_costs(
     mlp = [
         (m, nc, mlp_flops(cfg, m, nc) * per_s / 1e9)
         for nc in cols
-        for m, per_s in zip(rows, _time_mlp(cfg, nc, rows, dtype, rate), strict=True)
+        for m, per_s in zip(rows, time_mlp(cfg, nc, rows, dtype, rate), strict=True)
     ]
     scores = []
     for nh in heads:
@@ -207,7 +207,7 @@ def _time_projections(
     return out
 
 
-def _time_mlp(
+def time_mlp(
     cfg: ModelConfig, cols: int, rows: list[int], dtype: torch.dtype, rate: Rate
 ) -> list[float]:
     """Runs per second of the MLP block's share of `cols` columns over each of `rows` tokens."""

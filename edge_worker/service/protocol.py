@@ -33,13 +33,22 @@ class Message(BaseModel):
     version: int = VERSION
 
 
+class DevInfo(BaseModel):
+    """What an emulated home needs to cap a worker's CPU (`galaxy bench`): its process id
+    and the native id of the thread that runs its GEMMs. Only `galaxy worker --development`
+    sends it; a product worker sends none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pid: int
+    compute_tid: int
+
+
 class Hello(Message):
     type: Literal["hello"] = "hello"
     name: str = Field(min_length=1, max_length=64)
     data_host: str
     data_port: int = Field(ge=1, le=65535)
-    pid: int
-    compute_tid: int  # native id of the thread that runs GEMMs (for CPU quotas)
+    dev: DevInfo | None = None  # development workers only (see DevInfo)
     threads: int = 1
     memory_mb: float = 0.0  # memory free for the worker at start (MemAvailable)
     total_memory_mb: float = 0.0  # the device's RAM
@@ -85,6 +94,7 @@ class Run(Message):
     input_ids: list[list[int]]
     attention_mask: list[list[int]] | None = None
     token_type_ids: list[list[int]] | None = None
+    session: str = Field(default="", max_length=64)  # whose KV cache: one per generation
 
 
 class Profile(Message):

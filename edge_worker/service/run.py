@@ -1,9 +1,10 @@
 """`galaxy worker`: pair if needed, announce the device, serve the gateway, reconnect.
 
-ws://...  a development coordinator (`galaxy verify --transport tcp`, `galaxy bench`):
-          no pairing, no TLS; sessions are protected by the plan's token only.
 http://.. the gateway's HTTP API (or none: found by mDNS): pair once with a code or the
           owner's approval, then serve over wss:// with mutual TLS, ring included.
+ws://...  a development coordinator (`galaxy verify --transport tcp`, `galaxy bench`):
+          no pairing, no TLS; sessions are protected by the plan's token only. Refused
+          unless the worker runs in development mode (`galaxy worker --development`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ async def run_worker(
     ca_fingerprint: str | None = None,
 ) -> None:
     if gateway is not None and gateway.startswith(("ws://", "wss://")):
+        if not worker.development:
+            raise GalaxyError(
+                f"{gateway} is a coordinator without pairing or client certificates, a "
+                "development mode for galaxy verify and galaxy bench: pass --development to "
+                "allow it, or give the gateway's http:// API URL to pair with it"
+            )
         await worker.serve(gateway)
         return
     creds = Credentials.load(data_dir / "credentials")

@@ -4,8 +4,12 @@
     asyncio.run(worker.serve(coordinator_url))
 
 The control link is a websocket; the data plane is the TCP ring (`edge_worker.comm.tcp`). All
-engine work runs on one dedicated compute thread (torch with `threads` intra-op threads), whose
-native id goes to the coordinator so a benchmark can cap exactly that thread's CPU. A malformed
+engine work runs on one dedicated compute thread (torch with `threads` intra-op threads).
+
+`development=True` (`galaxy worker --development`, for `galaxy verify` and `galaxy bench` only)
+allows `speed` below 1 (each layer's compute stretched by sleeping: an emulated slow device)
+and sends the process id and the compute thread's native id in the Hello, so a benchmark can
+cap exactly that thread's CPU. A product worker never sets it. A malformed
 message is answered with an `Error` and the worker carries on; a lost ring peer is reported as
 `worker_lost` and the ring is torn down until the next assignment.
 """
@@ -81,10 +85,17 @@ class Worker:
         max_deployments: int = 3,
         shard_cache: int = 8,
         reserve_mb: float = 512.0,
+        development: bool = False,
     ) -> None:
         if not 0 < speed <= 1:
             raise ValueError(f"speed must be in (0, 1], got {speed}")
+        if speed < 1 and not development:
+            raise ValueError(
+                f"speed {speed} emulates a slower device by sleeping, a development mode for "
+                "galaxy bench: pass --development to allow it, or leave the speed at 1"
+            )
         self.name, self.data_host, self.speed = name, data_host, speed
+        self.development = development
         self.reserve_mb = reserve_mb  # memory the planner must leave to the device itself
         # The ring's socket threads and the compute thread share the GIL. With Python's default
         # 5 ms switch interval, every torch op the compute thread finishes could wait up to 5 ms
@@ -115,25 +126,28 @@ class Worker:
         async with websockets.connect(
             url, max_size=None, compression=None, ping_interval=5, ping_timeout=20, ssl=ssl_ctx
         ) as ws:
-            hello = P.Hello(
-                name=self.name,
-                data_host=self.data_host,
-                data_port=self.data_port,
-                pid=os.getpid(),
-                memory_mb=available_memory_mb(),
-                total_memory_mb=total_memory_mb(),
-                reserve_mb=self.reserve_mb,
-                compute_tid=self.compute_tid,
-                threads=self.threads,
-                cached_shards=self.store.hashes(),
-            )
-            await ws.send(hello.model_dump_json())
+            await ws.send(self.hello().model_dump_json())
             log.info("%s connected to %s", self.name, url)
             try:
                 return await self._loop(ws)
             finally:
                 for plan_id in list(self.deployments):
                     self._drop(plan_id)
+
+    def hello(self) -> P.Hello:
+        """What this worker announces on connecting; process ids only in development mode."""
+        dev = P.DevInfo(pid=os.getpid(), compute_tid=self.compute_tid) if self.development else None
+        return P.Hello(
+            name=self.name,
+            data_host=self.data_host,
+            data_port=self.data_port,
+            dev=dev,
+            memory_mb=available_memory_mb(),
+            total_memory_mb=total_memory_mb(),
+            reserve_mb=self.reserve_mb,
+            threads=self.threads,
+            cached_shards=self.store.hashes(),
+        )
 
     async def _loop(self, ws: ClientConnection) -> bool:
         async for frame in ws:
@@ -337,9 +351,9 @@ class Worker:
         if msg.op == "prefill":
             mask = None if msg.attention_mask is None else torch.tensor(msg.attention_mask)
             types = None if msg.token_type_ids is None else torch.tensor(msg.token_type_ids)
-            out = dep.model.prefill(ids, types, mask, want=msg.want)
+            out = dep.model.prefill(ids, types, mask, want=msg.want, session=msg.session)
         else:
-            out = dep.model.decode(ids)
+            out = dep.model.decode(ids, session=msg.session)
         total = time.perf_counter() - t0
         wait = stats.wait_s - wait0
         trace = {
@@ -356,8 +370,9 @@ class Worker:
         return out, trace
 
     def _slow_down(self, wall_s: float, wait_s: float) -> None:
-        """Calibrated-sleep emulation of a slower device: stretch each layer's compute by
-        1 / speed (used when CPU quotas are unavailable, e.g. without root)."""
+        """Sleep emulation of a slower device (development only): stretch each layer's compute
+        by 1 / speed (the bench's stand-in when CPU quotas are unavailable, e.g. without root;
+        not a real CPU cap)."""
         time.sleep(max(0.0, wall_s - wait_s) * (1.0 / self.speed - 1.0))
 
     def _drop(self, plan_id: str) -> None:

@@ -26,7 +26,8 @@ COLUMN_ALIGN = 64  # MLP shares in multiples of this: GEMMs of unaligned widths 
 def split_columns(total: int, weights: list[float]) -> list[int]:
     """MLP columns in proportion to `weights`, in whole blocks of `COLUMN_ALIGN` (the remainder,
     if `total` is not a multiple, to the largest share). On this CPU a share of 1621 columns
-    ran its MLP at 78-88% of the speed of 1600 or 1664 (bench/mlp_widths.py, RESULTS.md).
+    ran its MLP at 78-88% of the speed of 1600 or 1664 (`python -m galaxy_bench.mlp_widths`,
+    bench/RESULTS.md).
     >>> split_columns(4864, [2, 1])
     [3264, 1600]
     """

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant.bench import emulation
-from assistant.bench.emulation import DeviceSpec, EmulationUnavailable, Home
+from galaxy_bench import emulation
+from galaxy_bench.cgroups import cpu_cgroup_dir
+from galaxy_bench.emulation import DeviceSpec, EmulationUnavailable, Home
 
 CAPS = Home.available()
 needs_netns = pytest.mark.skipif(CAPS["netns"] is not None, reason=f"netns: {CAPS['netns']}")
@@ -65,7 +66,7 @@ def owned_objects(tag: str) -> list[str]:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     found += [w for w in ns.split() if w.startswith(f"{tag}-")]
     found += [w for w in links.replace("@", " ").split() if w.startswith(f"{tag}h")]
-    base = emulation._cpu_cgroup_dir()
+    base = cpu_cgroup_dir()
     if isinstance(base, Path):
         found += [d.name for d in base.iterdir() if d.name.startswith(f"{tag}-")]
     return found
@@ -104,7 +105,7 @@ def test_a_throttled_compute_thread_gets_its_share_of_a_core() -> None:
             assert proc.stdout is not None
             compute, other = map(int, proc.stdout.readline().split())
             home.throttle(0, proc.pid, compute)
-            tasks = (home._cgroups[0] / "tasks").read_text().split()
+            tasks = (home.cgroup(0) / "tasks").read_text().split()
             before, t0 = thread_cpu_s(proc.pid, compute), time.monotonic()
             time.sleep(1.0)
             share = (thread_cpu_s(proc.pid, compute) - before) / (time.monotonic() - t0)
@@ -128,7 +129,7 @@ def test_process_mode_caps_every_thread_of_the_process() -> None:
             assert proc.stdout is not None
             compute, _ = map(int, proc.stdout.readline().split())
             home.throttle(0, proc.pid, compute)
-            tasks = set((home._cgroups[0] / "tasks").read_text().split())
+            tasks = set((home.cgroup(0) / "tasks").read_text().split())
             threads = set(os.listdir(f"/proc/{proc.pid}/task"))
         finally:
             proc.kill()
@@ -153,7 +154,7 @@ def test_leftovers_of_a_crashed_run_are_removed_on_entry() -> None:
     dead.wait()  # its pid names the "crashed" run's objects
     stale = f"gx{dead.pid}"
     subprocess.run(["ip", "netns", "add", f"{stale}-d0"], check=True)
-    base = emulation._cpu_cgroup_dir()
+    base = cpu_cgroup_dir()
     assert isinstance(base, Path)
     (base / f"{stale}-d0").mkdir()
     try:
@@ -187,3 +188,16 @@ def test_strict_mode_refuses_to_fall_back(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(Home, "available", staticmethod(lambda: missing))
     with pytest.raises(EmulationUnavailable, match="missing tools: tc"):
         Home([DeviceSpec("a", 0.5, 100)], strict=True)
+
+
+def test_a_fallback_home_says_sleep_emulation_and_fallback_in_its_label(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing = {"root": "not root (uid 1000)", "netns": "not root", "cgroup": "not root"}
+    monkeypatch.setattr(Home, "available", staticmethod(lambda: missing))
+
+    with Home([DeviceSpec("a", 0.5, 100)]) as home:
+        label = home.describe()["label"]
+
+    assert label.startswith("loopback links (not shaped), SLEEP emulation (not a real CPU cap)")
+    assert "FALLBACK: namespaces unavailable (not root)" in label

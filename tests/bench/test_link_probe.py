@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.bench.emulation import DeviceSpec, Home
 from assistant.cluster.remote import RemoteCluster, launch_workers
+from galaxy_bench.emulation import DeviceSpec, Home
 
 needs_root = pytest.mark.skipif(
     Home.available()["netns"] is not None, reason=f"{Home.available()['netns']}"
@@ -30,8 +30,7 @@ def test_probe_finds_the_100_mbit_device_among_1000_mbit_ones() -> None:
         )
         try:
             cluster.wait_for_workers(3)
-            sessions = [cluster.coordinator.sessions[d.name] for d in devices]
-            links = cluster._call(cluster.coordinator.probe_links(sessions), timeout=120)
+            links = cluster.probe_links([d.name for d in devices], timeout=120)
         finally:
             cluster.close()
             for p in procs:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.bench.report import planner_table, summary
+from galaxy_bench.report import planner_table, summary, table
+from galaxy_bench.suite import transport_table
 
 
 def run(label: str, ms: float, plan: str, ranks: list[str], **extra: Any) -> dict[str, Any]:
@@ -37,3 +38,20 @@ def test_the_planner_is_judged_on_whole_requests_and_its_twin_is_named() -> None
     assert "local (the local row's plan)" in planner_table([s])
     runs[2]["ranks"] = ["b"]
     assert summary("home", runs)["same_plan_as"] is None
+
+
+def test_every_table_title_names_the_emulation_that_ran() -> None:
+    sleep = "loopback links (not shaped), SLEEP emulation (not a real CPU cap)"
+    runs = [run("local", 1000, "local", ["a"]), run("planned", 1000, "local", ["a"])]
+    for r in runs:
+        r |= {"devices": [{"name": "a", "bandwidth_mbps": 100}], "comm_ms": 0, "peak_mem_mb": [1]}
+    runs[1]["planner_chose"] = "local"
+    summaries = [{**summary("home", runs), "emulation": sleep}]
+
+    titles = [
+        table(f"home; {sleep}", runs).splitlines()[0],
+        planner_table(summaries).splitlines()[0],
+        transport_table([], sleep).splitlines()[0],
+    ]
+
+    assert all(t.startswith("**") and t.endswith(f"{sleep}**") for t in titles)

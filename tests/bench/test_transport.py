@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.bench.emulation import DeviceSpec, Home, LinkMode
-from assistant.bench.transport import TransportBenchFailed, run_transport_bench, summarise
+from galaxy_bench.emulation import DeviceSpec, Home, LinkMode
+from galaxy_bench.transport import TransportBenchFailed, run_transport_bench, summarise
 
 LINKS: LinkMode = "netns" if Home.available()["netns"] is None else "loopback"
 ROW_KEYS = {

@@ -7,9 +7,7 @@ from tests.cluster.test_workers import Workers
 
 def test_every_device_gets_a_bandwidth_and_latency(three_workers: Workers) -> None:
     cluster, names = three_workers
-    sessions = [cluster.coordinator.sessions[n] for n in names]
-
-    links = cluster._call(cluster.coordinator.probe_links(sessions, nbytes=1 << 20), timeout=60)
+    links = cluster.probe_links(names, nbytes=1 << 20, timeout=60)
 
     assert set(links) == set(names)
     for mbps, latency_ms in links.values():

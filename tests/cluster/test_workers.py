@@ -163,7 +163,7 @@ def test_a_worker_survives_malformed_frames(three_workers: Workers) -> None:
         await session.ws.send('{"type": "run", "version": 1}')
         return [await session.inbox.get() for _ in range(3)]
 
-    replies = cluster._call(poke(), timeout=10)
+    replies = cluster.call(poke(), timeout=10)
 
     assert [getattr(r, "code", None) for r in replies] == ["bad_message"] * 3
     model = tiny_model("bert")

@@ -34,9 +34,7 @@ def device(ca: HomeCA, directory: Path, name: str, gateway: str) -> Credentials:
 
 
 def hello(name: str) -> str:
-    return P.Hello(
-        name=name, data_host="127.0.0.1", data_port=9, pid=1, compute_tid=1
-    ).model_dump_json()
+    return P.Hello(name=name, data_host="127.0.0.1", data_port=9).model_dump_json()
 
 
 async def connect(url: str, ctx: ssl.SSLContext, name: str) -> str:

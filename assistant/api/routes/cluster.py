@@ -13,13 +13,18 @@ router = APIRouter(tags=["cluster"])
 
 @router.get("/plan")
 async def active_plans(state: StateDep, _: Authorized) -> dict[str, Any]:
-    """The plan each served model runs on now, and the background re-plan after a worker
-    joined or left: pending, running or idle, and how the last one went. (On the event loop,
-    so the plans are not read while the loop changes them.)"""
+    """The plan each served model runs on now; the background re-plan after a worker joined
+    or left (pending, running or idle, and how the last one went); the shards on their way to
+    workers (MB sent of MB). (On the event loop, so the plans are not read while the loop
+    changes them.)"""
     return {
         "workers_online": state.manager.online(),
         "plans": {m: d.describe() for m, d in state.manager.deployments.items()},
         "replan": dict(state.manager.replan_status),
+        "transfers": {
+            name: {"sent_mb": round(sent / 2**20, 1), "total_mb": round(total / 2**20, 1)}
+            for name, (sent, total) in state.coordinator.transfers.items()
+        },
     }
 
 

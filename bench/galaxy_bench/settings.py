@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from assistant.bench.emulation import DeviceSpec
 from edge_worker.spec.plan import Strategy
+from galaxy_bench.emulation import DeviceSpec
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """One rank of the transport benchmark (started by `transport.run_transport_bench`).
 
-    python -m assistant.bench.transport_rank --rank R --world N --store FILE --host ADDR
+    python -m galaxy_bench.transport_rank --rank R --world N --store FILE --host ADDR
         --sizes 1,2,4,8 --reps 5 --timeout S        (ring session token in $GALAXY_BENCH_TOKEN)
 
 Joins a gloo process group and a `TcpRingCommunicator` ring, both bound to `--host` (gloo

@@ -1,4 +1,9 @@
-"""`galaxy bench`: run settings and the transport comparison, write JSON and tables."""
+"""`galaxy bench`: run settings and the transport comparison, write JSON and tables.
+
+Every table title ends with the emulation that actually ran (`Home.label`: e.g. "netns tbf
+links, cgroup thread quotas", or "loopback links (not shaped), SLEEP emulation (not a real
+CPU cap); FALLBACK: ..."), and the JSON's "emulation" key carries the same `label`.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from assistant.bench import report, settings
-from assistant.bench.emulation import CpuMode, Home, LinkMode
-from assistant.bench.runner import run_setting
+from galaxy_bench import report, settings
+from galaxy_bench.emulation import CpuMode, Home, LinkMode, describe_in_words
+from galaxy_bench.runner import run_setting
 
 log = logging.getLogger(__name__)
 
 
 def choose_emulation(links: str, cpu: str) -> tuple[LinkMode, CpuMode]:
-    """Resolve "auto" to the best emulation this machine allows (namespaces and cgroup quotas
-    need root; without them: loopback links and sleep-based slowdown)."""
-    missing = Home.available()
-    if links == "auto":
-        links = "netns" if missing.get("netns") is None else "loopback"
-    if cpu == "auto":
-        cpu = "thread" if missing.get("cgroup") is None else "sleep"
-    return cast(LinkMode, links), cast(CpuMode, cpu)
+    """Resolve "auto" to the best emulation: namespaces with shaped links, and cgroup quotas
+    on compute threads. Where this machine lacks them (they need root), the Home falls back
+    to loopback links and sleep emulation, records why, and says FALLBACK in its label."""
+    return (
+        cast(LinkMode, "netns" if links == "auto" else links),
+        cast(CpuMode, "thread" if cpu == "auto" else cpu),
+    )
 
 
 def run(
@@ -38,17 +42,22 @@ def run(
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
     links, cpu = choose_emulation(links, cpu)
-    echo(f"emulation: links={links}, cpu={cpu}; {len(chosen)} setting(s), {reps} reps each")
+    echo(
+        f"emulation asked for: {describe_in_words(links, cpu)} (each table title names what "
+        f"ran); {len(chosen)} setting(s), {reps} reps each"
+    )
     runs: list[dict[str, Any]] = []
     emulation: dict[str, Any] = {}
     tables, summaries = [], []
     for s in chosen:
         echo(f"\n{s.title}")
         rows, emulation = run_setting(s, reps, links, cpu, progress=echo)
+        if emulation["fallback_reasons"]:
+            echo(f"WARNING: this setting ran with {emulation['label']}")
         report.annotate(rows)
         runs += rows
-        tables.append(report.table(s.title, rows))
-        summaries.append(report.summary(s.title, rows))
+        tables.append(report.table(f"{s.title}; {emulation['label']}", rows))
+        summaries.append({**report.summary(s.title, rows), "emulation": emulation["label"]})
         echo("\n" + tables[-1])
         _write(out, _result(emulation, runs, summaries, [], tables))  # a later crash keeps this
     if any(s.get("planned") for s in summaries):
@@ -56,13 +65,14 @@ def run(
         echo("\n" + tables[-1])
     transport: list[dict[str, Any]] = []
     if transport_sizes:
-        from assistant.bench.transport import run_transport_bench
+        from galaxy_bench.transport import run_transport_bench
 
         bw = chosen[0].devices[0].bandwidth_mbps
         echo(f"\ntransport: our ring vs gloo at {bw:g} Mbit/s, {transport_sizes} MB per rank")
         with Home(list(chosen[0].devices), links=links, cpu="none") as home:
             transport = run_transport_bench(home, sizes_mb=transport_sizes, reps=max(3, reps))
-        tables.append(transport_table(transport))
+            label = home.label
+        tables.append(transport_table(transport, label))
         echo("\n" + tables[-1])
     result = _result(emulation, runs, summaries, transport, tables)
     if out is not None:
@@ -96,9 +106,11 @@ def _write(out: Path | None, result: dict[str, Any]) -> None:
         out.write_text(json.dumps(result, indent=1))
 
 
-def transport_table(rows: list[dict[str, Any]]) -> str:
+def transport_table(rows: list[dict[str, Any]], emulation: str) -> str:
+    """Ring against gloo per op and size; `emulation` (the links, in words) ends the title."""
     lines = [
-        "**transport: all-gather / reduce-scatter, median ms (algorithm bandwidth MB/s)**",
+        "**transport: all-gather / reduce-scatter, median ms (algorithm bandwidth MB/s); "
+        f"{emulation}**",
         "",
         "| op | MB per rank | ring | gloo |",
         "|---|---|---|---|",

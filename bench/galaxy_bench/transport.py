@@ -41,19 +41,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from assistant.bench.emulation import Home
-from assistant.bench.transport_rank import MARKER, TOKEN_ENV
-from edge_worker.errors import GalaxyError
+from galaxy_bench.emulation import Home
+from galaxy_bench.errors import TransportBenchFailed
+from galaxy_bench.transport_rank import MARKER, TOKEN_ENV
 
 __all__ = ["TransportBenchFailed", "run_transport_bench", "summarise"]
 
 log = logging.getLogger(__name__)
-_ROOT = Path(__file__).resolve().parents[2]
+_PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # ranks import galaxy_bench from here
 _START_S = 60.0  # n processes importing torch on a small machine
-
-
-class TransportBenchFailed(GalaxyError):
-    """A rank of the transport benchmark failed, or the run missed its deadline."""
 
 
 def _budget(home: Home, sizes_mb: Sequence[float], reps: int) -> float:
@@ -86,7 +82,7 @@ def run_transport_bench(
         try:
             for i in range(n):
                 cmd = [
-                    *home.prefix(i), sys.executable, "-m", "assistant.bench.transport_rank",
+                    *home.prefix(i), sys.executable, "-m", "galaxy_bench.transport_rank",
                     "--rank", str(i), "--world", str(n), "--store", str(Path(tmp) / "store"),
                     "--host", home.device_host(i), "--sizes", ",".join(f"{s:g}" for s in sizes_mb),
                     "--reps", str(reps), "--timeout", f"{max(budget, 1.0):.1f}",
@@ -95,7 +91,7 @@ def run_transport_bench(
                     **os.environ, TOKEN_ENV: token, "GLOO_SOCKET_IFNAME": home.interface(i),
                     "OMP_NUM_THREADS": "1",
                     "PYTHONPATH": os.pathsep.join(
-                        [str(_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+                        [str(_PACKAGE_PARENT), *filter(None, [os.environ.get("PYTHONPATH")])]
                     ),
                 }  # fmt: skip
                 with open(logs[i], "wb") as err, open(out if i == 0 else os.devnull, "wb") as so:

@@ -114,7 +114,8 @@ def _error(r: dict[str, Any]) -> float:
 
 
 def table(title: str, runs: list[dict[str, Any]]) -> str:
-    """A markdown table of one setting's variants, with ratios against local and tp."""
+    """A markdown table of one setting's variants, with ratios against local and tp. The
+    caller's `title` ends with the emulation that ran (`Home.label`)."""
     lat = {r["label"]: r["latency_ms_median"] for r in runs}
     names = [d["name"] for d in runs[0]["devices"]]
     decode = "decode_ms_per_token_median" in runs[0]
@@ -175,9 +176,13 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
 
 
 def planner_table(summaries: list[dict[str, Any]]) -> str:
-    """The planner across settings: what it chose, against the best fixed variant and local."""
+    """The planner across settings: what it chose, against the best fixed variant and local.
+    The title names the emulation of each setting (a summary's "emulation", set by the suite)."""
+    emulations = sorted({s["emulation"] for s in summaries if s.get("emulation")})
     lines = [
-        "**the planner across settings (whole requests: prefill, plus decode where measured)**",
+        "**the planner across settings (whole requests: prefill, plus decode where measured); "
+        + ("; ".join(emulations) or "emulation not recorded")
+        + "**",
         "",
         "| setting | chose | ms | predicted ms | error | best fixed | ms | planned / best"
         " | planned / local |",

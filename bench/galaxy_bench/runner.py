@@ -20,8 +20,6 @@ from typing import Any
 
 import torch
 
-from assistant.bench.emulation import CpuMode, Home, LinkMode
-from assistant.bench.settings import Setting, Variant
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster, launch_workers
 from assistant.planner.cost import predict, predict_decode
@@ -32,6 +30,8 @@ from edge_worker.engine.loader import from_hf
 from edge_worker.models.catalog import load_model
 from edge_worker.service import protocol as P
 from edge_worker.spec.plan import ParallelPlan, make_plan
+from galaxy_bench.emulation import CpuMode, EmulationError, Home, LinkMode
+from galaxy_bench.settings import Setting, Variant
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def run_setting(
     with Home(devices, links=links, cpu=cpu) as home, tempfile.TemporaryDirectory() as tmp:
         cluster = RemoteCluster.start(home.coordinator_host, timeout=600)
         # Keep only one plan's cut shards: after the warm-up round every worker has them all.
-        cluster.coordinator.keep_shards = len(devices)
+        cluster.coordinator.shards.keep = len(devices)
         procs = launch_workers(
             cluster.url,
             names,
@@ -105,7 +105,7 @@ def run_setting(
         try:
             hellos = {h.name: h for h in cluster.wait_for_workers(len(devices), timeout=120)}
             for i, d in enumerate(devices):
-                home.throttle(i, hellos[d.name].pid, hellos[d.name].compute_tid)
+                home.throttle(i, *_process_ids(hellos[d.name]))
             request = profile_request(cfg, setting.seq_len, world=len(names), seconds=6.0)
             measured, took = {}, {}
             for name in names:  # one at a time: they share this machine's cores
@@ -114,22 +114,33 @@ def run_setting(
                 took[name] = round(time.perf_counter() - t0, 1)
             gflops = {name: measured[name].gflops for name in names}
             log.info("measured GFLOP/s: %s; profiling took %s s", gflops, took)
-            sessions = [cluster.coordinator.sessions[n] for n in names]
-            probed = cluster._call(cluster.coordinator.probe_links(sessions), timeout=300)
+            probed = cluster.probe_links(names, timeout=300)
             log.info("measured links: %s", probed)
             known = profiles(setting, hellos, measured, probed)
             runs = _measure(setting, cluster, cfg, weights, ids, names, known, reps, progress)
+            emulation = home.describe()
             for r in runs:
+                r["emulation"] = emulation["label"]  # what ran, in words (sleep says so)
                 r["measured_gflops"] = [round(gflops[name], 2) for name in names]
                 r["profile_s"] = [took[name] for name in names]
                 r["measured_link_mbps"] = [round(probed.get(n, (0.0, 0.0))[0], 1) for n in names]
                 # Everything the cost model saw, so predictions can be re-made from the JSON.
                 r["device_profiles"] = [known[n].model_dump(exclude_none=True) for n in names]
-            return runs, home.describe()
+            return runs, emulation
         finally:
             cluster.close()
             for p in procs:
                 p.kill()
+
+
+def _process_ids(hello: P.Hello) -> tuple[int, int]:
+    """(pid, compute thread id) of a worker, which only `galaxy worker --development` sends."""
+    if hello.dev is None:
+        raise EmulationError(
+            f"worker {hello.name} did not send its process and compute-thread ids: CPU quotas "
+            "need workers started with --development (as launch_workers starts them)"
+        )
+    return hello.dev.pid, hello.dev.compute_tid
 
 
 def _measure(

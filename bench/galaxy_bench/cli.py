@@ -1,0 +1,83 @@
+"""`galaxy bench`: a plugin command of the product's `galaxy` CLI.
+
+bench/pyproject.toml declares it in the entry-point group `galaxy.commands`
+(`bench = "galaxy_bench.cli:bench"`); `assistant/cli.py` registers every command of that
+group. This module stays cheap to import (`galaxy --help` loads it): the benchmark itself is
+imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["CpuOpt", "LinksOpt", "bench"]
+
+
+class LinksOpt(StrEnum):
+    auto = "auto"
+    netns = "netns"
+    loopback = "loopback"
+
+
+class CpuOpt(StrEnum):
+    auto = "auto"
+    thread = "thread"
+    process = "process"
+    sleep = "sleep"
+    none = "none"
+
+
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="a small smoke run (< 3 minutes)")] = False,
+    reference: Annotated[
+        bool, typer.Option("--reference", help="only the reference home, all strategies")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="write the JSON results here")] = None,
+    reps: Annotated[int | None, typer.Option(min=1, help="measured rounds per variant")] = None,
+    links: Annotated[
+        LinksOpt, typer.Option(help="link emulation (auto: netns, else loopback)")
+    ] = LinksOpt.auto,
+    throttle: Annotated[
+        CpuOpt,
+        typer.Option(
+            help="CPU emulation: cgroup quota on the compute thread or whole process (auto: "
+            "thread); sleep is a stand-in, not a real CPU cap"
+        ),
+    ] = CpuOpt.auto,
+    transport: Annotated[bool, typer.Option(help="also compare our ring with gloo")] = True,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="run only these settings (reference, bert-seq256, bert-500mbit, ...)"),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Measure every strategy side by side on real worker processes in an emulated home.
+
+    Needs root (namespaces, CPU quotas); else loopback + SLEEP emulation, named in each title.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from galaxy_bench import settings, suite
+
+    sizes: tuple[int, ...]
+    if quick:
+        chosen, n, sizes = settings.quick(), reps or 2, (1,)
+    elif reference:
+        chosen, n, sizes = [settings.REFERENCE], reps or 5, (1, 2, 4, 8)
+    elif setting:
+        table = settings.named()
+        unknown = [s for s in setting if s not in table]
+        if unknown:
+            typer.echo(f"error: unknown setting {unknown}; choose from {list(table)}", err=True)
+            raise typer.Exit(2)
+        chosen, n, sizes = [table[s] for s in setting], reps or 3, (1, 2, 4, 8)
+    else:
+        chosen, n, sizes = settings.full(), reps or 3, (1, 2, 4, 8)
+    suite.run(chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo)
