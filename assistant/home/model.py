@@ -45,6 +45,8 @@ class Device:
     area: str | None  # an Area.id
     aliases: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)  # the state at first start
+    # HA's device class where it narrows a request ("garage" door, "blind"); None: unclassed
+    device_class: str | None = None
 
     @property
     def domain(self) -> str:
@@ -60,6 +62,9 @@ class Home:
     name: str
     areas: tuple[Area, ...]
     devices: tuple[Device, ...]
+    # sha256 of the home file's bytes (of the name for a home without a file): whatever is
+    # derived from the home's names (the intent classifier's training) is cached by it
+    digest: str = ""
 
     def area(self, area_id: str) -> Area | None:
         return next((a for a in self.areas if a.id == area_id), None)
