@@ -19,11 +19,12 @@ from fastapi import FastAPI
 from websockets.asyncio.server import ServerConnection
 
 from assistant.api import errors
-from assistant.api.routes import cluster, devices, health, inference, pairing
+from assistant.api.routes import cluster, devices, health, home, inference, pairing
 from assistant.api.state import GatewayState
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.manager import ClusterManager
 from assistant.config import Settings
+from assistant.home.actions import HomeService
 from assistant.store import Store
 from assistant.trust.ca import HomeCA, peer_serial_and_name
 from assistant.trust.pairing import PairingCodes
@@ -38,6 +39,7 @@ def make_state(settings: Settings) -> GatewayState:
     """Everything but the running parts: store, CA, token, coordinator (not yet listening)."""
     data = settings.resolved_data_dir()
     store = Store(data / "gateway.sqlite3")
+    home_service = HomeService.open(settings, data)  # a bad home file stops the start here
     ca = HomeCA.load_or_create(data / "ca", settings.home_name)
     hosts = sorted({"127.0.0.1", "localhost", socket.gethostname(), settings.host} - {"0.0.0.0"})
     cert, key = ca.issue_server_cert(hosts)
@@ -75,7 +77,14 @@ def make_state(settings: Settings) -> GatewayState:
     )
     coordinator.on_change = manager.changed
     return GatewayState(
-        settings, store, ca, PairingCodes(), coordinator, manager, first_token=first_token
+        settings,
+        store,
+        ca,
+        PairingCodes(),
+        coordinator,
+        manager,
+        first_token=first_token,
+        home=home_service,
     )
 
 
@@ -85,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state.home is not None:
+            await state.home.start()  # timers, and Home Assistant's states when bridged
         await state.coordinator.start()
         for model in dict.fromkeys([settings.generate_model, settings.embed_model]):
             await state.manager.load(model)
@@ -99,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if state.discovery is not None:
                 await state.discovery.stop()
             await state.coordinator.stop()
+            if state.home is not None:
+                await state.home.stop()
             state.store.close()
 
     app = FastAPI(
@@ -109,7 +122,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.gateway = state
-    for r in (health.router, devices.router, pairing.router, cluster.router, inference.router):
+    for r in (
+        health.router,
+        devices.router,
+        pairing.router,
+        cluster.router,
+        inference.router,
+        home.router,
+    ):
         app.include_router(r, prefix="/v1")
 
     errors.install(app)

@@ -8,6 +8,7 @@ from typing import Any
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.manager import ClusterManager
 from assistant.config import Settings
+from assistant.home.actions import HomeService
 from assistant.store import Store
 from assistant.trust.ca import HomeCA
 from assistant.trust.pairing import PairingCodes
@@ -23,4 +24,5 @@ class GatewayState:
     manager: ClusterManager
     discovery: Any = None  # GatewayDiscovery when mDNS is running
     first_token: str | None = None  # the API token made at first start (shown once)
+    home: HomeService | None = None  # the household's devices, state and timers
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,10 +1,16 @@
-"""The worker's memory readings (hello, heartbeat, results): real allocations, real numbers."""
+"""The worker's memory readings (hello, heartbeat, results): real allocations, real numbers.
+
+Peaks are measured in a fresh process: in the test runner's own, memory freed by earlier tests
+stays resident in the allocator's pools, so a new allocation need not raise the peak at all.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import textwrap
 
-import pytest
 import torch
 
 from edge_worker.profile.compute import (
@@ -33,14 +39,32 @@ def test_the_peak_is_never_below_what_is_resident_now() -> None:
     assert peak_rss_mb() >= rss_mb() * 0.99 > 0
 
 
+def in_fresh_process(body: str) -> dict[str, float]:
+    """Run `body` (which sets `out`, a dict) in a new interpreter; return `out`."""
+    code = (
+        "import json, sys, torch\n"
+        "from edge_worker.profile.compute import peak_rss_mb, reset_peak_rss, rss_mb\n"
+        "def touched(mb):\n    return torch.ones(mb * 2**20 // 4)\n"
+        + textwrap.dedent(body)
+        + "\nprint(json.dumps(out))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def test_the_peak_since_a_reset_counts_memory_allocated_after_it() -> None:
-    reset_peak_rss()
-    before = rss_mb()
+    got = in_fresh_process(
+        """
+        reset_peak_rss()
+        before = rss_mb()
+        held = touched(48)
+        out = {"before": before, "peak": peak_rss_mb()}
+        """
+    )
 
-    held = touched(48)
-
-    assert peak_rss_mb() >= before + 40
-    del held
+    assert got["peak"] >= got["before"] + 40
 
 
 def test_a_reset_forgets_a_peak_that_came_before_it() -> None:
@@ -53,18 +77,16 @@ def test_a_reset_forgets_a_peak_that_came_before_it() -> None:
     assert peak_rss_mb() < high - 64
 
 
-def test_without_proc_the_peak_follows_the_os_lifetime_peak(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_without_proc_the_peak_follows_the_os_lifetime_peak() -> None:
     """The portable path (macOS, BSD: getrusage, no /proc), run here by hiding Linux."""
-    monkeypatch.setattr(sys, "platform", "freebsd14")
-    reset_peak_rss()
-    before = rss_mb()
+    got = in_fresh_process(
+        """
+        sys.platform = "freebsd14"
+        reset_peak_rss()
+        before = rss_mb()
+        held = touched(48)
+        out = {"before": before, "peak": peak_rss_mb()}
+        """
+    )
 
-    held = touched(48)
-    peak = peak_rss_mb()
-    monkeypatch.undo()
-    reset_peak_rss()  # leave this process's peak on the Linux rule for the tests that follow
-
-    assert peak >= before + 40
-    del held
+    assert got["peak"] >= got["before"] + 40

@@ -1,0 +1,1 @@
+"""Speech in, intent, speech out: the voice turn."""

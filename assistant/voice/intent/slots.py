@@ -1,0 +1,387 @@
+"""Slot filling for the classifier's intents: which device, area, number and direction a free
+sentence names, as INTENTS.md's flat slots.
+
+`SlotFiller(home).fill(intent_name, text, area=None)` returns the slots, or None when the intent
+lacks what it needs to act (then the sentence goes to the conversation, never a guessed action):
+
+- HassTurnOn / HassTurnOff / HassGetState: a target (`name`, `area` or `domain`);
+- HassLightSet: a light (`name`, `area`, or the home's only light) and `brightness` or
+  `brightness_step`; HassSetPosition / HassFanSetSpeed: a cover / fan (or the home's only one)
+  and `position` / `percentage`;
+- HassClimateSetTemperature: `temperature` or `temperature_step` (target optional);
+  HassSetVolume: `volume_level` or `volume_step` (target optional);
+- HassStartTimer: `hours`, `minutes` or `seconds`; every other intent: nothing.
+
+How the text is read:
+- names: a device's or area's name or alias, word by word, singular and plural alike ("kitchen
+  lights" finds the device "Kitchen light"); the longest name wins, and a device only counts when
+  the intent acts on its domain (a climate intent ignores "Kitchen light"). An area is read
+  outside the device's words; when it contradicts the device, the device wins.
+- numbers: digits, "%", "°", spoken numbers (numbers.py); "half" is 50 (brightness, volume,
+  position, speed) or half an hour / a minute (timers); "max"/"full" 100, "min" 1.
+- relative words set the signed *_step slots: brighter/dimmer, warmer/cooler ("too cold" is
+  warmer), louder/quieter, up/down. The size is the number said after "by" (or with no "to"),
+  else a default (brightness 20, temperature 1, volume 10), halved after "a bit"/"slightly",
+  doubled after "a lot"/"much".
+- `area`: the area the voice came from (a satellite's room), used when the text names no target;
+  without it, a command for every device of a kind "in here" lacks its target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.home.model import Device, Home
+from assistant.voice.intent.numbers import NumberSpan, duration_seconds, find_numbers, tokenize
+from assistant.voice.intent.templates import HERE, TARGET_INTENTS, device_class
+
+# Domains each intent may act on: a device name only fills `name` for these.
+INTENT_DOMAINS: dict[str, frozenset[str]] = {
+    "HassTurnOn": frozenset({"light", "switch", "fan", "cover", "lock", "media_player", "climate"}),
+    "HassTurnOff": frozenset(
+        {"light", "switch", "fan", "cover", "lock", "media_player", "climate"}
+    ),
+    "HassGetState": frozenset(
+        {"light", "switch", "fan", "cover", "lock", "media_player", "climate", "sensor"}
+    ),
+    "HassLightSet": frozenset({"light"}),
+    "HassSetPosition": frozenset({"cover"}),
+    "HassFanSetSpeed": frozenset({"fan"}),
+    "HassClimateSetTemperature": frozenset({"climate"}),
+    "HassClimateGetTemperature": frozenset({"climate", "sensor"}),
+    "HassSetVolume": frozenset({"media_player"}),
+    "HassMediaPause": frozenset({"media_player"}),
+    "HassMediaUnpause": frozenset({"media_player"}),
+    "HassMediaNext": frozenset({"media_player"}),
+    "HassMediaPrevious": frozenset({"media_player"}),
+}
+_DOMAIN_WORDS = {
+    **dict.fromkeys(("light", "lamp", "lighting"), "light"),
+    **dict.fromkeys(("switch", "plug", "outlet", "socket"), "switch"),
+    **dict.fromkeys(("blind", "shade", "curtain", "shutter", "awning"), "cover"),
+    **dict.fromkeys(("thermostat", "heating"), "climate"),
+    **dict.fromkeys(("speaker", "stereo", "music", "radio", "tv"), "media_player"),
+    **{domain: domain for domain in ("fan", "lock", "sensor")},
+}
+_STATE_WORDS = {
+    "on": "on",
+    "off": "off",
+    "open": "open",
+    "opened": "open",
+    "closed": "closed",
+    "shut": "closed",
+    "locked": "locked",
+    "unlocked": "unlocked",
+}
+# Generic directions ("turn it up"), read after the quantity's own words ("turn the heat down").
+_UP = frozenset({"up", "increase", "raise", "boost", "more", "higher"})
+_DOWN = frozenset({"down", "decrease", "lower", "reduce", "less"})
+# per step slot: (words for more, words for less, adjectives that after a complaint word ask
+# for more, ... for less)
+_RELATIVE: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]] = {
+    "brightness_step": (
+        frozenset({"brighter", "brighten", "lighter"}),
+        frozenset({"dimmer", "dim", "darker", "darken"}),
+        frozenset({"dark", "dim", "gloomy"}),
+        frozenset({"bright", "light"}),
+    ),
+    "temperature_step": (
+        frozenset({"warmer", "hotter", "warm"}),
+        frozenset({"cooler", "colder", "cool", "chill"}),
+        frozenset({"cold", "cool", "chilly", "freezing"}),
+        frozenset({"hot", "warm", "stuffy", "boiling"}),
+    ),
+    "volume_step": (
+        frozenset({"louder", "hear"}),  # "I can't hear it": more
+        frozenset({"quieter", "softer"}),
+        frozenset({"quiet", "soft", "low"}),
+        frozenset({"loud", "noisy"}),
+    ),
+}
+_DEFAULT_STEP = {"brightness_step": 20, "temperature_step": 1.0, "volume_step": 10}
+# A word before an adjective that makes it a complaint: "too cold", "it's freezing" ask for
+# warmer; "make it cold" does not.
+_COMPLAINT = frozenset({"too", "it's", "i'm", "so", "really", "very", "pretty", "quite", "bit"})
+_SMALL = frozenset({"bit", "little", "slightly", "touch", "tad", "tiny"})
+_BIG = frozenset({"lot", "much", "lots", "way", "loads"})
+_MAX = frozenset({"max", "maximum", "full", "highest", "brightest", "fully"})
+_MIN = frozenset({"min", "minimum", "lowest", "dimmest"})
+# What a device's name becomes in `delexicalize`: the everyday word for its domain.
+_DOMAIN_NOUN = {
+    "light": "light",
+    "switch": "switch",
+    "fan": "fan",
+    "cover": "blinds",
+    "lock": "lock",
+    "climate": "thermostat",
+    "media_player": "speaker",
+    "sensor": "sensor",
+}
+
+
+def singular(word: str) -> str:
+    """A crude English singular, applied to names and text alike so both sides agree."""
+    if word.endswith("'s"):
+        word = word[:-2]
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(singular(token) for token in tokenize(text))
+
+
+@dataclass(frozen=True)
+class _Found:
+    start: int
+    end: int
+    target: str  # a device or area id
+
+    def overlaps(self, other: _Found) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+def _find_all(words: tuple[str, ...], names: list[tuple[tuple[str, ...], str]]) -> list[_Found]:
+    """Every occurrence of every name, longest first (then leftmost)."""
+    found = []
+    for name, target in names:
+        n = len(name)
+        for i in range(len(words) - n + 1):
+            if words[i : i + n] == name:
+                found.append(_Found(i, i + n, target))
+    return sorted(found, key=lambda f: (-(f.end - f.start), f.start))
+
+
+class SlotFiller:
+    """Reads INTENTS.md's flat slots for an intent out of a free sentence (see the module doc)."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self._devices = {device.id: device for device in home.devices}
+        self._device_names = [
+            (words, d.id) for d in home.devices for n in d.names if (words := _words(n))
+        ]
+        self._area_names = [
+            (words, a.id) for a in home.areas for n in a.names if (words := _words(n))
+        ]
+
+    def delexicalize(self, text: str) -> str:
+        """`text` in lower case with every device name replaced by its domain's noun ("the
+        desk lamp" -> "the light", a garage door -> "garage door") and every area name by
+        "room": the classifier then learns the wording of a request, not this home's names."""
+        tokens = tokenize(text)
+        words = tuple(singular(token) for token in tokens)
+        names = [(n, "device:" + t) for n, t in self._device_names]
+        names += [(n, "area:" + t) for n, t in self._area_names]
+        chosen: list[_Found] = []
+        for found in _find_all(words, names):
+            if not any(found.overlaps(other) for other in chosen):
+                chosen.append(found)
+        for found in sorted(chosen, key=lambda f: -f.start):
+            kind, target = found.target.split(":", 1)
+            noun = "room"
+            if kind == "device":
+                device = self._devices[target]
+                noun = _DOMAIN_NOUN.get(device.domain, device.domain)
+                if device.domain == "cover" and device_class(device) in ("garage", "gate"):
+                    noun = "garage door" if device_class(device) == "garage" else "gate"
+            tokens[found.start : found.end] = [noun]
+        return " ".join(tokens)
+
+    def fill(self, intent: str, text: str, area: str | None = None) -> dict[str, Any] | None:
+        """The flat slots of `intent` in `text`, or None when a needed slot is missing."""
+        tokens = tokenize(text)
+        words = tuple(singular(token) for token in tokens)
+        device, area_id, used = self._target(intent, words)
+        domain = next((_DOMAIN_WORDS[w] for w in words if w in _DOMAIN_WORDS), None)
+        free = [
+            span for span in find_numbers(tokens) if not any(s <= span.start < e for s, e in used)
+        ]
+        slots: dict[str, Any] = {}
+        if device is not None:
+            slots["name"] = device.id
+        if area_id is not None:
+            slots["area"] = area_id
+        elif device is None and area is not None:
+            slots["area"] = area  # the satellite's room
+        has_target = "name" in slots or "area" in slots
+        if not has_target and intent in TARGET_INTENTS and HERE.search(text):
+            return None  # "in here", and the room the voice came from is unknown
+
+        if intent in ("HassTurnOn", "HassTurnOff", "HassGetState"):
+            if device is None and domain is not None:
+                slots["domain"] = domain
+            if intent == "HassGetState":
+                state = next((_STATE_WORDS[w] for w in reversed(words) if w in _STATE_WORDS), None)
+                if state is not None:
+                    slots["state"] = state
+            return slots if has_target or "domain" in slots else None
+        if intent == "HassLightSet":
+            return self._level(slots, "light", tokens, words, free, "brightness", "brightness_step")
+        if intent == "HassSetPosition":
+            return self._level(slots, "cover", tokens, words, free, "position", None)
+        if intent == "HassFanSetSpeed":
+            return self._level(slots, "fan", tokens, words, free, "percentage", None)
+        if intent == "HassSetVolume":
+            found = self._value(tokens, words, free, "volume_step", integer=True)
+            if found is None:
+                return None
+            key, value = found
+            if key == "volume_step":
+                slots[key] = value
+            else:
+                slots["volume_level"] = max(0, min(100, value))
+            return slots
+        if intent in ("HassClimateSetTemperature", "HassClimateGetTemperature"):
+            if (
+                intent == "HassClimateSetTemperature"
+                and "area" in slots
+                and not self.home.in_area(slots["area"], "climate")
+            ):
+                del slots["area"]  # "too cold in the kitchen": the home's thermostat, wherever
+            if intent == "HassClimateGetTemperature":
+                return slots
+            found = self._value(tokens, words, free, "temperature_step", integer=False)
+            if found is None:
+                return None
+            slots[found[0] if found[0] == "temperature_step" else "temperature"] = found[1]
+            return slots
+        if intent in ("HassStartTimer", "HassCancelTimer", "HassTimerStatus"):
+            return self._timer(intent, tokens, words, free)
+        if intent in INTENT_DOMAINS:  # media intents: target optional
+            return slots
+        return {}
+
+    def _target(
+        self, intent: str, words: tuple[str, ...]
+    ) -> tuple[Device | None, str | None, list[tuple[int, int]]]:
+        """The device (of a domain the intent acts on) and the area named, and their spans."""
+        domains = INTENT_DOMAINS.get(intent, frozenset())
+        areas = _find_all(words, self._area_names)
+        devices = [
+            f
+            for f in _find_all(words, self._device_names)
+            if self._devices[f.target].domain in domains
+        ]
+        device_found = None
+        if devices:
+            longest = [f for f in devices if f.end - f.start == devices[0].end - devices[0].start]
+            # two devices of the same name: the one in the area said elsewhere in the sentence
+            said = {a.target for a in areas if not a.overlaps(longest[0])}
+            device_found = next(
+                (f for f in longest if self._devices[f.target].area in said), longest[0]
+            )
+        area_found = next(
+            (a for a in areas if device_found is None or not a.overlaps(device_found)), None
+        )
+        device = self._devices[device_found.target] if device_found else None
+        area_id = area_found.target if area_found else None
+        if device is not None and area_id is not None and device.area != area_id:
+            area_id = None
+        used = [(f.start, f.end) for f in (device_found, area_found) if f is not None]
+        return device, area_id, used
+
+    def _level(
+        self,
+        slots: dict[str, Any],
+        domain: str,
+        tokens: list[str],
+        words: tuple[str, ...],
+        free: list[NumberSpan],
+        absolute: str,
+        step: str | None,
+    ) -> dict[str, Any] | None:
+        """A 0-100 level (or a step) for a target of `domain`; None when either is missing."""
+        if "name" not in slots and "area" not in slots:
+            only = [d for d in self.home.devices if d.domain == domain]
+            if len(only) != 1:
+                return None
+            slots["name"] = only[0].id
+        if "name" not in slots:
+            slots["domain"] = domain
+        found = self._value(tokens, words, free, step, integer=True)
+        if found is None:
+            return None
+        key, value = found
+        if key != step:
+            key, value = absolute, max(0, min(100, value))
+        slots[key] = value
+        return slots
+
+    def _value(
+        self,
+        tokens: list[str],
+        words: tuple[str, ...],
+        free: list[NumberSpan],
+        step: str | None,
+        *,
+        integer: bool,
+    ) -> tuple[str, int | float] | None:
+        """("absolute", value) or (step slot, signed value) said in the text, or None."""
+        direction = _direction(tokens, step) if step else 0
+        number: int | float | None = None
+        by = False
+        if free:
+            span = free[0]
+            before = tokens[span.start - 1] if span.start > 0 else ""
+            number, by = span.value, before == "by" or (direction != 0 and before != "to")
+        elif "half" in words or "halfway" in words:
+            number = 50
+        elif _MAX & set(words):
+            number = 100
+        elif _MIN & set(words):
+            number = 1
+        if step and direction and (number is None or by):
+            size = abs(number) if number is not None else _DEFAULT_STEP[step]
+            if number is None and _SMALL & set(words):
+                size = size / 2
+            elif number is None and _BIG & set(words):
+                size = size * 2
+            signed = direction * size
+            return step, round(signed) if integer else float(signed)
+        if number is None:
+            return None
+        return "absolute", round(number) if integer else float(number)
+
+    def _timer(
+        self, intent: str, tokens: list[str], words: tuple[str, ...], free: list[NumberSpan]
+    ) -> dict[str, Any] | None:
+        seconds = duration_seconds(words, free)
+        prefix = "" if intent == "HassStartTimer" else "start_"
+        slots: dict[str, Any] = {}
+        if seconds:
+            hours, rest = divmod(round(seconds), 3600)
+            minutes, secs = divmod(rest, 60)
+            for key, value in (("hours", hours), ("minutes", minutes), ("seconds", secs)):
+                if value:
+                    slots[prefix + key] = value
+        for marker in ("called", "named"):
+            if marker in tokens[:-1]:
+                slots["name"] = " ".join(tokens[tokens.index(marker) + 1 :])
+        if intent == "HassStartTimer" and not seconds:
+            return None
+        return slots
+
+
+def _direction(words: Sequence[str], step: str) -> int:
+    """+1 / -1 when `words` (tokens, not singular: "it's" must stay) ask for more / less of
+    `step`'s quantity, else 0."""
+    up, down, too_up, too_down = _RELATIVE[step]
+    for i, word in enumerate(words[:-1]):
+        if word in _COMPLAINT:
+            if words[i + 1] in too_up:
+                return 1
+            if words[i + 1] in too_down:
+                return -1
+    for more, less in ((up, down), (_UP, _DOWN)):
+        for word in words:
+            if word in more:
+                return 1
+            if word in less:
+                return -1
+    return 0
