@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -62,6 +63,13 @@ class Settings(BaseSettings):
     )
     wake_word: str | None = Field(
         None, description="wake word for streamed audio (okay_nabu, hey_jarvis, ...); none: off"
+    )
+    reply_max_tokens: int = Field(
+        60, ge=1, le=1024, description="longest conversational reply, in tokens"
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "galaxy-home",
+        description="converted models and the trained intent classifier (safe to delete)",
     )
     intent_threshold: float = Field(
         0.6, ge=0, le=1, description="classifier confidence needed to act; below: conversation"

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from websockets.asyncio.server import ServerConnection
 
 from assistant.api import errors
-from assistant.api.routes import cluster, devices, health, home, inference, pairing
+from assistant.api.routes import assist, cluster, devices, health, home, inference, pairing, stream
 from assistant.api.state import GatewayState
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.manager import ClusterManager
@@ -29,6 +29,7 @@ from assistant.store import Store
 from assistant.trust.ca import HomeCA, peer_serial_and_name
 from assistant.trust.pairing import PairingCodes
 from assistant.trust.tokens import hash_token, new_token
+from assistant.voice.pipeline import VoiceAssistant
 from edge_worker.errors import GalaxyError
 from edge_worker.service import protocol as P
 
@@ -85,6 +86,7 @@ def make_state(settings: Settings) -> GatewayState:
         manager,
         first_token=first_token,
         home=home_service,
+        voice=VoiceAssistant(settings, manager, home_service),
     )
 
 
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await state.coordinator.start()
         for model in dict.fromkeys([settings.generate_model, settings.embed_model]):
             await state.manager.load(model)
+        if state.voice is not None:
+            await state.voice.start()  # speech models; the intent classifier (cached)
         state.discovery = await _start_discovery(state)
         watcher = asyncio.create_task(_watch_links(state))
         log.info("gateway ready: workers connect to %s", state.coordinator.url)
@@ -129,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cluster.router,
         inference.router,
         home.router,
+        assist.router,
+        stream.router,
     ):
         app.include_router(r, prefix="/v1")
 

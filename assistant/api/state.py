@@ -12,6 +12,7 @@ from assistant.home.actions import HomeService
 from assistant.store import Store
 from assistant.trust.ca import HomeCA
 from assistant.trust.pairing import PairingCodes
+from assistant.voice.pipeline import VoiceAssistant
 
 
 @dataclass
@@ -25,4 +26,5 @@ class GatewayState:
     discovery: Any = None  # GatewayDiscovery when mDNS is running
     first_token: str | None = None  # the API token made at first start (shown once)
     home: HomeService | None = None  # the household's devices, state and timers
+    voice: VoiceAssistant | None = None  # speech, intents, conversation (ready once started)
     extras: dict[str, Any] = field(default_factory=dict)
