@@ -34,6 +34,13 @@ class CpuOpt(StrEnum):
 
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="a small smoke run (< 3 minutes)")] = False,
+    voice: Annotated[
+        bool,
+        typer.Option(
+            "--voice",
+            help="the spoken voice turn: intent accuracy, word error rate, stage latencies",
+        ),
+    ] = False,
     reference: Annotated[
         bool, typer.Option("--reference", help="only the reference home, all strategies")
     ] = False,
@@ -64,6 +71,11 @@ def bench(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if voice:
+        from galaxy_bench.voice import run_voice
+
+        run_voice(out, typer.echo, rounds=reps or 2)
+        return
     from galaxy_bench import settings, suite
 
     sizes: tuple[int, ...]

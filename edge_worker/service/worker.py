@@ -257,12 +257,26 @@ class Worker:
             cached, stored_meta = await asyncio.to_thread(self.store.load, digest)
             return unflatten(cached, stored_meta)
         tensors: dict[str, Tensor] = {}
-        for _ in range(count):
+        received, shown = 0, -1
+        for i in range(count):
             frame = await ws.recv()
             if not isinstance(frame, bytes):
                 raise GalaxyError("expected a tensor frame, got a text message")
             name, t = wire.decode(frame)
             tensors[name] = t
+            received += len(frame)
+            if (tenth := 10 * (i + 1) // count) > shown:  # the log shows the transfer as a bar
+                shown = tenth
+                log.info(
+                    "%s: shard %s [%-10s] %3d%% (%d/%d tensors, %.1f MB)",
+                    self.name,
+                    digest[:8],
+                    "#" * tenth,
+                    100 * (i + 1) // count,
+                    i + 1,
+                    count,
+                    received / 2**20,
+                )
         if await asyncio.to_thread(wire.content_hash, tensors, meta) != digest:
             raise GalaxyError(f"shard {digest} arrived corrupted (hash mismatch)")
         await asyncio.to_thread(self.store.save, digest, tensors, meta)
