@@ -300,9 +300,13 @@ class ClusterManager:
                     try:
                         dep = await asyncio.wait_for(self.deployment(model), left)
                         runner = StepRunner(
-                            self._runner(dep), asyncio.get_running_loop(), self.gate.step
+                            self._runner(dep),
+                            asyncio.get_running_loop(),
+                            self.gate.step,
+                            dep.workers,
                         )
                         result = await asyncio.wait_for(asyncio.to_thread(work, runner), left)
+                        timings["trace"] = runner.trace
                         return result, dep, timings
                     except (CommError, TimeoutError) as exc:
                         await self._failover(model, dep, exc, timings, start)

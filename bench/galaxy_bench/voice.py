@@ -61,6 +61,7 @@ def _post(gw: RunningGateway, path: str, body: bytes, content_type: str) -> dict
 
 
 def spoken_turn(gw: RunningGateway, case: Case, audio: np.ndarray) -> dict[str, Any]:
+    assert gw.state.home is not None
     wav = to_wav(audio, 16000)
     t0 = time.perf_counter()
     turn = _post(gw, "/v1/assist/audio", wav, "audio/wav")
@@ -72,7 +73,7 @@ def spoken_turn(gw: RunningGateway, case: Case, audio: np.ndarray) -> dict[str, 
         "transcript": turn["transcript"],
         "intent": intent,
         "source": (intent or {}).get("source"),
-        "correct": correct(case, intent),
+        "correct": correct(gw.state.home.home, case, intent),
         "errors": word_errors(case.text, turn["transcript"]),
         "timings": turn["timings"],
         "end_to_end_ms": end_to_end,

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.home.model import Home
+
 
 @dataclass(frozen=True)
 class Case:
@@ -27,11 +29,11 @@ def c(text: str, intent: str, **slots: Any) -> Case:
 
 COMMANDS: tuple[Case, ...] = (
     # on / off, by area and by name
-    c("turn on the kitchen lights", "HassTurnOn", area="kitchen"),
-    c("switch on the lights in the kitchen", "HassTurnOn", area="kitchen"),
+    c("turn on the kitchen lights", "HassTurnOn", area="kitchen", domain="light"),
+    c("switch on the lights in the kitchen", "HassTurnOn", area="kitchen", domain="light"),
     c("turn on the bedroom light", "HassTurnOn", name="light.bedroom_ceiling"),
     c("turn on the hallway light", "HassTurnOn", name="light.hall"),
-    c("turn on the lights in the office", "HassTurnOn", area="office"),
+    c("turn on the lights in the office", "HassTurnOn", area="office", domain="light"),
     c("turn on the garden lights", "HassTurnOn", name="light.garden"),
     c("turn on the coffee machine", "HassTurnOn", name="switch.coffee_machine"),
     c("turn on the bathroom fan", "HassTurnOn", name="fan.bathroom_extractor"),
@@ -40,16 +42,22 @@ COMMANDS: tuple[Case, ...] = (
     c("open the garage door", "HassTurnOn", name="cover.garage_door"),
     c("open the living room blinds", "HassTurnOn", name="cover.living_room_blinds"),
     c("lock the front door", "HassTurnOn", name="lock.front_door"),
-    c("turn off the living room lights", "HassTurnOff", area="living_room"),
+    c("turn off the living room lights", "HassTurnOff", area="living_room", domain="light"),
     c("switch off the floor lamp", "HassTurnOff", name="light.floor_lamp"),
-    c("turn off the lights in the garage", "HassTurnOff", area="garage"),
+    c("turn off the lights in the garage", "HassTurnOff", area="garage", domain="light"),
     c("turn off the bathroom light", "HassTurnOff", name="light.bathroom"),
     c("turn off the space heater", "HassTurnOff", name="switch.space_heater"),
     c("close the bedroom curtains", "HassTurnOff", name="cover.bedroom_curtains"),
     c("close the garage door", "HassTurnOff", name="cover.garage_door"),
     c("unlock the garage side door", "HassTurnOff", name="lock.garage_side_door"),
     # levels, with numbers as digits and as words
-    c("set the kitchen lights to 30 percent", "HassLightSet", area="kitchen", brightness=30),
+    c(
+        "set the kitchen lights to 30 percent",
+        "HassLightSet",
+        area="kitchen",
+        domain="light",
+        brightness=30,
+    ),
     c(
         "set the bedside lamp to seventy percent",
         "HassLightSet",
@@ -66,6 +74,7 @@ COMMANDS: tuple[Case, ...] = (
         "set the brightness in the living room to twenty percent",
         "HassLightSet",
         area="living_room",
+        domain="light",
         brightness=20,
     ),
     c(
@@ -86,7 +95,7 @@ COMMANDS: tuple[Case, ...] = (
     # questions the home answers from its state
     c("is the garage door open", "HassGetState", name="cover.garage_door"),
     c("is the front door locked", "HassGetState", name="lock.front_door"),
-    c("are the kitchen lights on", "HassGetState", area="kitchen"),
+    c("are the kitchen lights on", "HassGetState", area="kitchen", domain="light"),
     c("what is the temperature", "HassClimateGetTemperature"),
     c("what time is it", "HassGetCurrentTime"),
     # media
@@ -111,14 +120,16 @@ COMMANDS: tuple[Case, ...] = (
         "could you make the kitchen a bit brighter",
         "HassLightSet",
         area="kitchen",
+        domain="light",
         brightness_step=None,
     ),
-    c("kill the lights in the bedroom", "HassTurnOff", area="bedroom"),
+    c("kill the lights in the bedroom", "HassTurnOff", area="bedroom", domain="light"),
     c("please shut the garage door", "HassTurnOff", name="cover.garage_door"),
     c(
         "dim the lights in the living room",
         "HassLightSet",
         area="living_room",
+        domain="light",
         brightness_step=None,
     ),
     c("turn the music up", "HassSetVolume", volume_step=None),
@@ -134,14 +145,40 @@ QUESTIONS: tuple[Case, ...] = (
 AREAS = ("kitchen", "living_room", "bedroom", "bathroom", "hall", "garage", "office", "garden")
 
 
-def correct(case: Case, intent: dict[str, Any] | None) -> bool:
-    """Whether a turn's intent is the one `case` asks for, with its slots."""
+TARGET_SLOTS = ("name", "area", "domain", "device_class")
+
+
+def targets(home: Home, slots: dict[str, Any]) -> frozenset[str] | None:
+    """The device ids a target's slots point at (INTENTS.md), None when there is no target:
+    "the living room blinds" by name and by room + class are the same request."""
+    if "name" in slots:
+        return frozenset([slots["name"]])
+    if not any(k in slots for k in TARGET_SLOTS):
+        return None
+    return frozenset(
+        d.id
+        for d in home.devices
+        if slots.get("area") in (None, d.area)
+        and slots.get("domain") in (None, d.domain)
+        and slots.get("device_class") in (None, d.device_class)
+    )
+
+
+def correct(home: Home, case: Case, intent: dict[str, Any] | None) -> bool:
+    """Whether a turn's intent is the one `case` asks for: the same intent, the same devices,
+    and every other expected slot (None: present, any value)."""
     if intent is None or intent.get("name") != case.intent:
         return False
     slots = intent.get("slots") or {}
-    for key, want in case.slots.items():
-        if key not in slots:
+    expected = {k: v for k, v in case.slots.items() if k in TARGET_SLOTS}
+    if expected:
+        got = targets(home, slots)
+        want = targets(home, expected)
+        if got != want:
             return False
-        if want is not None and slots[key] != want:
+    for key, want_value in case.slots.items():
+        if key in TARGET_SLOTS:
+            continue
+        if key not in slots or (want_value is not None and slots[key] != want_value):
             return False
     return True

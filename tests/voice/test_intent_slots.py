@@ -63,7 +63,12 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("HassStartTimer", "half an hour for the pasta please", {"minutes": 30}),
     ("HassStartTimer", "a timer of ten minutes called eggs", {"minutes": 10, "name": "eggs"}),
     ("HassCancelTimer", "stop the five minute timer", {"start_minutes": 5}),
-    ("HassTurnOn", "could you get the kitchen lights going", {"name": "light.kitchen_ceiling"}),
+    # "lights" for the device "Kitchen light": every light of the kitchen, which has two
+    (
+        "HassTurnOn",
+        "could you get the kitchen lights going",
+        {"area": "kitchen", "domain": "light"},
+    ),
     ("HassTurnOff", "kill the lights in the lounge", {"area": "living_room", "domain": "light"}),
     (
         "HassGetState",
@@ -102,6 +107,10 @@ def test_slots_are_read_from_a_free_sentence(
         ("HassTurnOn", "turn it on"),  # no target at all
         ("HassTurnOff", "turn off the lights in here"),  # "here", and the room is unknown
         ("HassClimateSetTemperature", "the thermostat"),  # neither a temperature nor a step
+        # misheard "floor lamp": "switch" is the verb, and a domain alone would switch every
+        # light of the home; the classifier does not act on that
+        ("HassTurnOff", "switch off the four lamp"),
+        ("HassTurnOn", "turn the lights on please"),
     ],
 )
 def test_an_intent_missing_a_needed_slot_is_not_acted_on(

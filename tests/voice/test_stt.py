@@ -61,6 +61,27 @@ def test_whisper_s_own_guards_give_nothing_even_when_the_vad_check_is_skipped(na
     assert transcript.window_s is not None  # Whisper did run
 
 
+@pytest.fixture(scope="module")
+def primed() -> SpeechToText:
+    """Whisper primed with a home's words, as the gateway runs it."""
+    model = SpeechToText()
+    model.set_vocabulary("Kitchen, Garage, Kitchen light, Floor lamp, Sprinklers, dim, timer.")
+    return model
+
+
+@pytest.mark.parametrize("name", NOT_SPEECH)
+def test_a_primed_model_still_invents_nothing(primed: SpeechToText, name: str) -> None:
+    transcript = primed.transcribe(NOT_SPEECH[name], speech_checked=True)
+
+    assert transcript.text == ""
+
+
+def test_a_primed_model_hears_the_home_s_words(primed: SpeechToText) -> None:
+    transcript = primed.transcribe(padded("turn on the sprinklers"))
+
+    assert words(transcript.text) == ["turn", "on", "the", "sprinklers"]
+
+
 def test_a_long_pause_does_not_cut_off_what_follows() -> None:
     samples = np.concatenate([padded(COMMAND), silence(8.0), padded("open the garage door")])
 

@@ -146,6 +146,12 @@ class _Found:
         return self.start < other.end and other.start < self.end
 
 
+def _verb(i: int, words: tuple[str, ...]) -> bool:
+    """Whether words[i] is "switch" used as a verb ("switch off the lamp"), not a device."""
+    after = words[i + 1] if i + 1 < len(words) else ""
+    return words[i] == "switch" and (i == 0 or after in ("on", "off", "it", "the", "all"))
+
+
 def _find_all(words: tuple[str, ...], names: list[tuple[tuple[str, ...], str]]) -> list[_Found]:
     """Every occurrence of every name, longest first (then leftmost)."""
     found = []
@@ -197,8 +203,15 @@ class SlotFiller:
         """The flat slots of `intent` in `text`, or None when a needed slot is missing."""
         tokens = tokenize(text)
         words = tuple(singular(token) for token in tokens)
-        device, area_id, used = self._target(intent, words)
-        domain = next((_DOMAIN_WORDS[w] for w in words if w in _DOMAIN_WORDS), None)
+        device, area_id, used = self._target(intent, words, tokens)
+        domain = next(
+            (
+                _DOMAIN_WORDS[w]
+                for i, w in enumerate(words)
+                if w in _DOMAIN_WORDS and not _verb(i, words)
+            ),
+            None,
+        )
         free = [
             span for span in find_numbers(tokens) if not any(s <= span.start < e for s, e in used)
         ]
@@ -216,6 +229,12 @@ class SlotFiller:
         if intent in ("HassTurnOn", "HassTurnOff", "HassGetState"):
             if device is None and domain is not None:
                 slots["domain"] = domain
+            if not has_target and intent != "HassGetState":
+                # a domain alone would switch every such device in the home: only when the
+                # home has just one (the templates handle "turn off all the lights")
+                one = domain is not None and sum(d.domain == domain for d in self.home.devices) == 1
+                if not one:
+                    return None
             if intent == "HassGetState":
                 state = next((_STATE_WORDS[w] for w in reversed(words) if w in _STATE_WORDS), None)
                 if state is not None:
@@ -258,9 +277,11 @@ class SlotFiller:
         return {}
 
     def _target(
-        self, intent: str, words: tuple[str, ...]
+        self, intent: str, words: tuple[str, ...], tokens: list[str]
     ) -> tuple[Device | None, str | None, list[tuple[int, int]]]:
-        """The device (of a domain the intent acts on) and the area named, and their spans."""
+        """The device (of a domain the intent acts on) and the area named, and their spans. A
+        singular device name said in the plural ("the kitchen lights" for the device "Kitchen
+        light") means the lights of that area when it has several."""
         domains = INTENT_DOMAINS.get(intent, frozenset())
         areas = _find_all(words, self._area_names)
         devices = [
@@ -281,6 +302,13 @@ class SlotFiller:
         )
         device = self._devices[device_found.target] if device_found else None
         area_id = area_found.target if area_found else None
+        if device is not None and device_found is not None and device.area is not None:
+            said_last = tokens[device_found.end - 1]
+            named_last = tokenize(device.name)[-1] if tokenize(device.name) else ""
+            plural = said_last != singular(said_last) and named_last == singular(named_last)
+            if plural and len(self.home.in_area(device.area, device.domain)) > 1:
+                area_id = device.area
+                device = None
         if device is not None and area_id is not None and device.area != area_id:
             area_id = None
         used = [(f.start, f.end) for f in (device_found, area_found) if f is not None]
