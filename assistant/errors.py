@@ -13,6 +13,7 @@ GalaxyError                          (edge_worker.errors)
  |    |    +-- UnknownModel          a model that is not served here
  |    |    +-- TooLarge              a text, body or recording past the configured limit
  |    |    +-- InvalidInput          a value the gateway cannot act on
+ |    |    +-- PairingRefused        a pairing run that does not prove the code (403)
  |    |    +-- HomeError             the home refuses an action
  |    |    |    +-- UnknownDevice    no such device (or area) in the home
  |    |    |    +-- InvalidAction    an attribute or value this device does not take
@@ -83,6 +84,10 @@ class TooLarge(BadRequest):
 
 class InvalidInput(BadRequest):
     """A value the gateway cannot act on (e.g. a limit past the configured maximum)."""
+
+
+class PairingRefused(BadRequest):
+    """A pairing run that does not prove knowledge of the code, or names no live code."""
 
 
 class HomeError(BadRequest):

@@ -82,10 +82,23 @@ class PairingCodeOut(BaseModel):
     ca_fingerprint: str
 
 
-class ClaimRequest(Strict):
-    code: str = Field(min_length=4, max_length=32)
+class PakeStart(Strict):
+    code_id: str = Field(min_length=2, max_length=2, description="the code's first 2 characters")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    msg_a: str = Field(min_length=8, max_length=200, description="SPAKE2 A message, base64")
+
+
+class PakeStarted(BaseModel):
+    session: str
+    msg_b: str  # base64
+    ca: str  # the home CA (PEM): trusted only once the proof holds
+    worker_url: str
+    proof: str  # HMAC under the SPAKE2 key over the transcript (edge_worker/spec/pairing.py)
+
+
+class PakeFinish(Strict):
     csr: str = Field(min_length=64, max_length=8000)
+    proof: str = Field(min_length=64, max_length=64)
 
 
 class PairingRequestIn(Strict):

@@ -12,6 +12,7 @@ from assistant.home.actions import HomeService
 from assistant.store import Store
 from assistant.trust.ca import HomeCA
 from assistant.trust.pairing import PairingCodes
+from assistant.trust.pake import PakeSessions
 from assistant.voice.pipeline import VoiceAssistant
 
 
@@ -27,4 +28,5 @@ class GatewayState:
     first_token: str | None = None  # the API token made at first start (shown once)
     home: HomeService | None = None  # the household's devices, state and timers
     voice: VoiceAssistant | None = None  # speech, intents, conversation (ready once started)
+    pake: PakeSessions = field(default_factory=PakeSessions)  # pairing-by-code runs
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,23 +1,25 @@
-"""One-time pairing codes: the gateway shows one, the new device proves it knows it.
+"""One-time pairing codes: the gateway shows one; a new device proves it knows it without
+sending it (SPAKE2, edge_worker/spec/pairing.py and assistant/trust/pake.py).
 
     codes = PairingCodes()
     code = codes.new()                      # "K7QM-3XTA": shown in the dashboard / on the CLI
-    codes.redeem("k7qm 3xta", source=ip)    # True once, within ttl_s; else False
+    codes.lookup("K7", source=ip)           # the live code whose public id is "K7", or None
+    codes.consume(code)                     # True once, within ttl_s; else False
 
 Contract:
-- A code is 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L), grouped XXXX-XXXX:
-  31**8, about 2**39.6 possibilities. Input is normalised: case, dashes and spaces are ignored.
-- `redeem` is True at most once per code, and only within `ttl_s` of `new()`. It compares against
-  every live code in constant time, so timing reveals neither a code nor how much of it matched.
-- Every attempt counts towards its source's limit (`max_attempts_per_minute`, sliding window);
+- A code is 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L), grouped
+  XXXX-XXXX. Its first two characters are its public id (unique among live codes); the other six
+  (31**6, about 2**30) are the secret SPAKE2 runs on. Input is normalised: case, dashes and
+  spaces are ignored.
+- `lookup` allows `MAX_STARTS` SPAKE2 runs per code (each at most one online guess at its
+  secret), then the code is burnt; `consume` is True at most once per code, within `ttl_s`.
+- Every lookup counts towards its source's limit (`max_attempts_per_minute`, sliding window);
   one attempt too many raises `PairingRateLimited` with the seconds until the next is allowed.
-  With 10 a minute and a 10-minute code, an online guess succeeds with probability ~1e-10.
 - Thread-safe. `clock` is injectable (tests); it must be monotonic.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 import threading
@@ -26,11 +28,10 @@ from collections import deque
 from collections.abc import Callable
 
 from assistant.errors import PairingRateLimited
+from edge_worker.spec.pairing import ALPHABET, CODE_LENGTH, ID_LENGTH, MAX_STARTS, normalise
 
 log = logging.getLogger(__name__)
 
-ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-CODE_LENGTH = 8
 WINDOW_S = 60.0
 
 
@@ -47,35 +48,53 @@ class PairingCodes:
         self._clock = clock
         self._lock = threading.Lock()
         self._expiry: dict[str, float] = {}  # normalised code -> clock time it expires
+        self._starts: dict[str, int] = {}  # normalised code -> SPAKE2 runs so far
         self._attempts: dict[str, deque[float]] = {}  # source -> times of recent attempts
 
     def new(self) -> str:
-        """A fresh code, live for `ttl_s`, formatted XXXX-XXXX."""
-        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        """A fresh code, live for `ttl_s`, formatted XXXX-XXXX, its id unused by live codes."""
         with self._lock:
+            self._drop_expired(self._clock())
+            taken = {c[:ID_LENGTH] for c in self._expiry}
+            while True:
+                code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+                if code[:ID_LENGTH] not in taken:
+                    break
             self._expiry[code] = self._clock() + self.ttl_s
+            self._starts[code] = 0
         half = CODE_LENGTH // 2
         return f"{code[:half]}-{code[half:]}"
 
-    def redeem(self, code: str, source: str) -> bool:
-        """True if `code` is live (and it is then used up); raises PairingRateLimited if
-        `source` has made `max_attempts_per_minute` attempts in the last minute."""
-        candidate = normalise(code)
+    def lookup(self, public_id: str, source: str) -> str | None:
+        """The live code with this public id, for one more SPAKE2 run (None: unknown, expired,
+        or burnt after `MAX_STARTS` runs); raises PairingRateLimited for a busy source."""
+        wanted = normalise(public_id)
         with self._lock:
             now = self._clock()
             self._count_attempt(source, now)
-            live = {c: t for c, t in self._expiry.items() if t > now}
-            self._expiry = live
-            matched = None
-            for c in live:  # every live code is compared: no early exit
-                if hmac.compare_digest(c.encode(), candidate.encode()):
-                    matched = c
-            if matched is None:
-                log.info("pairing code refused for %s (%d live codes)", source, len(live))
-                return False
-            del self._expiry[matched]
-        log.info("pairing code redeemed by %s", source)
-        return True
+            self._drop_expired(now)
+            code = next((c for c in self._expiry if c[:ID_LENGTH] == wanted), None)
+            if code is None:
+                log.info("pairing: no live code %r for %s", wanted, source)
+                return None
+            if self._starts[code] >= MAX_STARTS:
+                log.warning("pairing code %s... is burnt: %d runs", wanted, MAX_STARTS)
+                return None
+            self._starts[code] += 1
+            return code
+
+    def consume(self, code: str) -> bool:
+        """Use `code` up: True once, within its `ttl_s`; else False."""
+        code = normalise(code)
+        with self._lock:
+            self._starts.pop(code, None)
+            expiry = self._expiry.pop(code, None)
+            return expiry is not None and expiry > self._clock()
+
+    def _drop_expired(self, now: float) -> None:
+        for c in [c for c, t in self._expiry.items() if t <= now]:
+            del self._expiry[c]
+            self._starts.pop(c, None)
 
     def _count_attempt(self, source: str, now: float) -> None:
         for s in [s for s, times in self._attempts.items() if times[-1] <= now - WINDOW_S]:
@@ -91,9 +110,3 @@ class PairingCodes:
                 retry_after,
             )
         times.append(now)
-
-
-def normalise(code: str) -> str:
-    """Upper case, without dashes or white space; characters outside the alphabet are kept (so
-    such a code never matches) rather than guessed at."""
-    return "".join(code.split()).replace("-", "").upper()

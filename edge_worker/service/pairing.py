@@ -3,12 +3,17 @@ certificate from the home CA, over the gateway's HTTP API.
 
     creds = pair(api_url, data_dir / "credentials", name, code="ABCD-EFGH")
 
-The private key is made here and never leaves the device: only its CSR is sent. A code is used
-once; without one, the worker files a request and waits until the owner approves it.
+The private key is made here and never leaves the device: only its CSR is sent. With a code,
+the worker runs SPAKE2 over it (edge_worker/spec/pairing.py): the code is never sent, and the
+home CA is trusted only once the gateway has proved it knows the same code; a device posing as
+the gateway learns nothing and is refused before the worker sends anything else. Without a
+code, the worker files a request and waits until the owner approves it (then the CA is taken
+on first use, unless `ca_fingerprint` pins it).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -18,8 +23,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from spake2 import SPAKE2_A
+
 from edge_worker.errors import GalaxyError
 from edge_worker.service.credentials import Credentials
+from edge_worker.spec.pairing import IDENTITIES, code_id, normalise, proof, proofs_match, transcript
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,36 @@ def _call(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str
         raise PairingFailed(f"cannot reach the gateway at {url}: {exc.reason}") from None
 
 
+def _pair_with_code(api: str, name: str, code: str, csr: bytes) -> dict[str, Any]:
+    """SPAKE2 over `code`; the CA and the certificate only from a gateway that proves it."""
+    a = SPAKE2_A(normalise(code).encode(), idA=IDENTITIES[0], idB=IDENTITIES[1])
+    msg_a = a.start()
+    started = _call(
+        "POST",
+        f"{api}/pake",
+        {"code_id": code_id(code), "name": name, "msg_a": base64.b64encode(msg_a).decode()},
+    )
+    try:
+        msg_b = base64.b64decode(started["msg_b"], validate=True)
+        key = a.finish(msg_b)
+        seen = transcript(msg_a, msg_b, started["ca"].encode(), started["worker_url"], name)
+    except Exception as exc:  # a malformed answer: whoever answered is not our gateway
+        raise PairingFailed(f"the gateway's pairing answer is malformed: {exc}") from None
+    if not proofs_match(proof(key, "gateway", seen), str(started.get("proof", ""))):
+        raise PairingFailed(
+            "the device that answered could not prove it knows this pairing code: a mistyped "
+            "code, or a device posing as the gateway; nothing was sent to it"
+        )
+    answer = _call(
+        "POST",
+        f"{api}/pake/{started['session']}/finish",
+        {"csr": csr.decode(), "proof": proof(key, "worker", seen, csr)},
+    )
+    if answer.get("ca") != started["ca"]:
+        raise PairingFailed("the gateway's CA changed during pairing: not pairing with it")
+    return answer
+
+
 def pair(
     api_url: str,
     directory: Path,
@@ -66,14 +104,14 @@ def pair(
 ) -> Credentials:
     """Pair with the gateway at `api_url` (http://host:port) and store the credentials.
 
-    The first contact is plain HTTP on the home network: pass the home CA's fingerprint (shown
-    with the code by `galaxy pair`) to make sure the certificate comes from this home's gateway
-    and not from a device posing as it.
+    With a code, the gateway proves itself through the code (SPAKE2); `ca_fingerprint` (shown
+    with the code by `galaxy pair`) adds a check of the CA, and is the only protection when the
+    owner approves a device instead.
     """
     pending, csr = Credentials.new_request(directory, name)
     api = api_url.rstrip("/") + "/v1/pairing"
     if code is not None:
-        answer = _call("POST", f"{api}/claim", {"code": code, "name": name, "csr": csr.decode()})
+        answer = _pair_with_code(api, name, code, csr)
     else:
         ticket = _call("POST", f"{api}/requests", {"name": name, "csr": csr.decode()})
         log.warning(

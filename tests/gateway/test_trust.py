@@ -4,9 +4,7 @@ home's certificates, and pairing codes are single-use."""
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
-import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from assistant.launcher import RunningGateway
 from assistant.trust.ca import HomeCA
 from edge_worker.service import protocol as P
 from edge_worker.service.credentials import Credentials
+from edge_worker.service.pairing import PairingFailed, pair
 from tests.gateway.conftest import gateway_settings
 
 
@@ -88,14 +87,7 @@ def test_a_device_cannot_claim_another_devices_name(
     gateway: RunningGateway, tmp_path: Path
 ) -> None:
     code = gateway.call("POST", "/v1/pairing/codes")["code"]
-    pending, csr = Credentials.new_request(tmp_path / "creds", "hall-pi")
-    answer = gateway.call(
-        "POST",
-        "/v1/pairing/claim",
-        {"code": code, "name": "hall-pi", "csr": csr.decode()},
-        token=None,
-    )
-    creds = pending.save(answer["cert"].encode(), answer["ca"].encode(), answer["worker_url"])
+    creds = pair(gateway.url, tmp_path / "creds", "hall-pi", code)
 
     assert attempt(gateway, creds.client_context(), "hall-pi") == "accepted"
     assert "certificate is for 'hall-pi'" in attempt(gateway, creds.client_context(), "laptop")
@@ -103,25 +95,12 @@ def test_a_device_cannot_claim_another_devices_name(
 
 def test_a_pairing_code_works_once(gateway: RunningGateway, tmp_path: Path) -> None:
     code = gateway.call("POST", "/v1/pairing/codes")["code"]
-    _, csr = Credentials.new_request(tmp_path / "a", "porch-pi")
-    _, csr2 = Credentials.new_request(tmp_path / "b", "shed-pi")
-    gateway.call(
-        "POST",
-        "/v1/pairing/claim",
-        {"code": code, "name": "porch-pi", "csr": csr.decode()},
-        token=None,
-    )
+    pair(gateway.url, tmp_path / "a", "porch-pi", code)
 
-    with pytest.raises(urllib.error.HTTPError) as replay:
-        gateway.call(
-            "POST",
-            "/v1/pairing/claim",
-            {"code": code, "name": "shed-pi", "csr": csr2.decode()},
-            token=None,
-        )
+    with pytest.raises(PairingFailed) as replay:
+        pair(gateway.url, tmp_path / "b", "shed-pi", code)
 
-    assert replay.value.code == 403
-    assert "used or expired" in json.loads(replay.value.read())["detail"]
+    assert "403" in str(replay.value) and "used or expired" in str(replay.value)
 
 
 def test_the_owner_can_approve_a_pairing_request(gateway: RunningGateway, tmp_path: Path) -> None:

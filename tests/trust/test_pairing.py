@@ -7,7 +7,8 @@ import re
 import pytest
 
 from assistant.errors import PairingRateLimited
-from assistant.trust.pairing import ALPHABET, PairingCodes
+from assistant.trust.pairing import PairingCodes
+from edge_worker.spec.pairing import ALPHABET, MAX_STARTS, code_id, normalise
 
 
 class FakeClock:
@@ -35,28 +36,33 @@ def test_a_code_is_eight_unambiguous_characters_in_two_groups(codes: PairingCode
     assert not set("01OIL") & set(ALPHABET)
 
 
-def test_a_code_is_redeemed_once(codes: PairingCodes) -> None:
+def test_a_code_is_used_once(codes: PairingCodes) -> None:
     code = codes.new()
 
-    assert codes.redeem(code, "10.0.0.2")
-    assert not codes.redeem(code, "10.0.0.2")
+    assert codes.lookup(code[:2], "10.0.0.2") == normalise(code)
+    assert codes.consume(code)
+    assert not codes.consume(code)
+    assert codes.lookup(code[:2], "10.0.0.2") is None
 
 
-def test_a_wrong_code_is_refused_and_leaves_the_live_code_usable(codes: PairingCodes) -> None:
+def test_a_wrong_code_id_finds_nothing_and_leaves_the_live_code_usable(
+    codes: PairingCodes,
+) -> None:
     code = codes.new()
-    wrong = "2222-2222" if code != "2222-2222" else "3333-3333"
+    wrong = "22" if code[:2] != "22" else "33"
 
-    assert not codes.redeem(wrong, "10.0.0.2")
-    assert codes.redeem(code, "10.0.0.2")
+    assert codes.lookup(wrong, "10.0.0.2") is None
+    assert codes.consume(code)
 
 
 def test_a_code_expires_after_its_ttl(codes: PairingCodes, clock: FakeClock) -> None:
     early, late = codes.new(), codes.new()
 
     clock.now += 599
-    assert codes.redeem(early, "10.0.0.2")
+    assert codes.consume(early)
     clock.now += 2
-    assert not codes.redeem(late, "10.0.0.2")
+    assert codes.lookup(late[:2], "10.0.0.2") is None
+    assert not codes.consume(late)
 
 
 def test_case_dashes_and_spaces_are_ignored(codes: PairingCodes) -> None:
@@ -64,40 +70,52 @@ def test_case_dashes_and_spaces_are_ignored(codes: PairingCodes) -> None:
 
     typed = " " + code.replace("-", " ").lower() + "\n"
 
-    assert codes.redeem(typed, "10.0.0.2")
+    assert codes.lookup(code_id(typed), "10.0.0.2") == normalise(code)
+    assert codes.consume(typed)
 
 
-def test_codes_from_the_same_gateway_are_independent(codes: PairingCodes) -> None:
-    first, second = codes.new(), codes.new()
+def test_live_codes_have_distinct_public_ids_and_are_independent(codes: PairingCodes) -> None:
+    made = [codes.new() for _ in range(40)]
 
-    assert codes.redeem(second, "10.0.0.2")
-    assert codes.redeem(first, "10.0.0.3")
+    assert len({c[:2] for c in made}) == 40
+    assert codes.consume(made[1]) and codes.consume(made[0])
+
+
+def test_a_code_is_burnt_after_its_allowed_runs(codes: PairingCodes) -> None:
+    code = codes.new()
+
+    runs = [codes.lookup(code[:2], f"10.0.0.{i}") for i in range(MAX_STARTS + 1)]
+
+    assert runs[:MAX_STARTS] == [normalise(code)] * MAX_STARTS
+    assert runs[MAX_STARTS] is None  # each run is one online guess: no more
 
 
 def test_too_many_attempts_from_one_source_are_rate_limited(
     codes: PairingCodes, clock: FakeClock
 ) -> None:
     code = codes.new()
+    other = "22" if code[:2] != "22" else "33"
     for _ in range(10):
-        assert not codes.redeem("2222-2222", "10.0.0.66")
+        assert codes.lookup(other, "10.0.0.66") is None
         clock.now += 1
 
     with pytest.raises(PairingRateLimited) as limited:
-        codes.redeem(code, "10.0.0.66")  # even the right code: the limit comes first
+        codes.lookup(code[:2], "10.0.0.66")  # even the right code: the limit comes first
 
     assert limited.value.retry_after_s == pytest.approx(50)
-    assert codes.redeem(code, "10.0.0.2")  # other sources are not affected
+    assert codes.lookup(code[:2], "10.0.0.2") is not None  # other sources are not affected
 
 
 def test_a_rate_limited_source_may_try_again_after_retry_after(
     codes: PairingCodes, clock: FakeClock
 ) -> None:
     code = codes.new()
+    other = "22" if code[:2] != "22" else "33"
     for _ in range(10):
-        codes.redeem("2222-2222", "10.0.0.66")
+        codes.lookup(other, "10.0.0.66")
     with pytest.raises(PairingRateLimited) as limited:
-        codes.redeem(code, "10.0.0.66")
+        codes.lookup(code[:2], "10.0.0.66")
 
     clock.now += limited.value.retry_after_s + 0.001
 
-    assert codes.redeem(code, "10.0.0.66")
+    assert codes.lookup(code[:2], "10.0.0.66") is not None

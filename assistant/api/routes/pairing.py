@@ -1,7 +1,10 @@
 """Pairing: one-time codes, or a request the owner approves; the worker gets its certificate.
 
   owner:  POST /v1/pairing/codes                 -> code (also logged by the gateway)
-  worker: POST /v1/pairing/claim {code, name, csr} -> certificate, CA, worker URL
+  worker: POST /v1/pairing/pake {code_id, name, msg_a} -> session, msg_b, CA, proof
+  worker: POST /v1/pairing/pake/{session}/finish {csr, proof} -> certificate, CA, worker URL
+          (SPAKE2 over the code: the code itself never crosses the network; see
+          edge_worker/spec/pairing.py)
 or
   worker: POST /v1/pairing/requests {name, csr}  -> id (pending)
   owner:  POST /v1/pairing/requests/{id}/approve
@@ -10,20 +13,25 @@ or
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import secrets
 import time
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 
 from assistant.api.deps import Authorized, StateDep
 from assistant.api.schemas import (
-    ClaimRequest,
     Credentials,
     PairingCodeOut,
     PairingRequestIn,
     PairingRequestOut,
+    PakeFinish,
+    PakeStart,
+    PakeStarted,
 )
+from assistant.errors import PairingRefused
 from assistant.store import PairingRequest
 
 log = logging.getLogger(__name__)
@@ -62,15 +70,37 @@ def new_code(state: StateDep, _: Authorized) -> PairingCodeOut:
     )
 
 
-@router.post("/claim")
-def claim(body: ClaimRequest, request: Request, state: StateDep) -> Credentials:
-    """A worker presents a one-time code (no token: the code is the credential)."""
+@router.post("/pake")
+def pake_start(body: PakeStart, request: Request, state: StateDep) -> PakeStarted:
+    """A worker starts pairing by code: SPAKE2 with the live code whose public id it names
+    (no token: knowing the code is the credential; rate-limited per address)."""
     source = request.client.host if request.client else "?"
-    if not state.codes.redeem(body.code, source):  # PairingRateLimited: 429 (api/errors.py)
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, detail="unknown, used or expired pairing code"
-        )
-    return _issue(state, body.name, body.csr)
+    code = state.codes.lookup(body.code_id, source)  # PairingRateLimited: 429 (api/errors.py)
+    if code is None:
+        raise PairingRefused("unknown, used or expired pairing code: ask the owner for a new one")
+    try:
+        msg_a = base64.b64decode(body.msg_a, validate=True)
+    except binascii.Error:
+        raise PairingRefused("msg_a is not base64") from None
+    started = state.pake.start(code, body.name, msg_a, state.ca.cert_pem, state.coordinator.url)
+    return PakeStarted(
+        session=started.session,
+        msg_b=base64.b64encode(started.msg_b).decode(),
+        ca=state.ca.cert_pem.decode(),
+        worker_url=state.coordinator.url,
+        proof=started.proof,
+    )
+
+
+@router.post("/pake/{session}/finish")
+def pake_finish(
+    body: PakeFinish, state: StateDep, session: str = Path(max_length=64)
+) -> Credentials:
+    """The worker proves it holds the same SPAKE2 key and sent this CSR: it is paired."""
+    code, name = state.pake.finish(session, body.csr.encode(), body.proof)
+    if not state.codes.consume(code):
+        raise PairingRefused("the pairing code was used or expired meanwhile: ask for a new one")
+    return _issue(state, name, body.csr)
 
 
 @router.post("/requests", status_code=status.HTTP_202_ACCEPTED)
