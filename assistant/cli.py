@@ -18,6 +18,8 @@ from typing import Annotated
 
 import typer
 
+from assistant import owner_cli
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a home has no model hub: fail fast, never wait
 PLUGIN_GROUP = "galaxy.commands"
 log = logging.getLogger(__name__)
@@ -27,6 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Galaxy Home: Transformer inference split across the home's own devices.",
 )
+
+
+owner_cli.register(app)  # pair, tokens, backup, restore
 
 
 class StrategyOpt(StrEnum):
@@ -107,22 +112,33 @@ def worker(
     gateway: Annotated[
         str | None,
         typer.Option(
+            envvar="GALAXY_GATEWAY",
             help="gateway API http://host:port (default: found by mDNS); a coordinator's "
-            "ws://... only with --development"
+            "ws://... only with --development",
         ),
     ] = None,
-    name: Annotated[str, typer.Option(help="this device's name (a-z, 0-9, -)")] = "",
-    data_dir: Annotated[Path, typer.Option(help="credentials and cached shards")] = Path(
-        "~/.local/share/galaxy-home/worker"
-    ),
+    name: Annotated[
+        str, typer.Option(envvar="GALAXY_WORKER_NAME", help="this device's name (a-z, 0-9, -)")
+    ] = "",
+    data_dir: Annotated[
+        Path, typer.Option(envvar="GALAXY_WORKER_DATA_DIR", help="credentials and cached shards")
+    ] = Path("~/.local/share/galaxy-home/worker"),
     pairing_code: Annotated[
-        str | None, typer.Option(help="one-time code from the gateway (else: owner approval)")
+        str | None,
+        typer.Option(
+            envvar=["GALAXY_PAIRING_CODE", "PAIRING_CODE"],
+            help="one-time code from the gateway (else: owner approval); unused once paired",
+        ),
     ] = None,
-    data_host: Annotated[str, typer.Option(help="address peers reach the data plane on")] = (
-        "127.0.0.1"
-    ),
-    data_port: Annotated[int, typer.Option(help="data-plane TCP port (0: any free)")] = 0,
-    threads: Annotated[int, typer.Option(min=1, help="torch threads for compute")] = 1,
+    data_host: Annotated[
+        str, typer.Option(envvar="GALAXY_DATA_HOST", help="address peers reach the data plane on")
+    ] = "127.0.0.1",
+    data_port: Annotated[
+        int, typer.Option(envvar="GALAXY_DATA_PORT", help="data-plane TCP port (0: any free)")
+    ] = 0,
+    threads: Annotated[
+        int, typer.Option(envvar="GALAXY_THREADS", min=1, help="torch threads for compute")
+    ] = 1,
     speed: Annotated[
         float,
         typer.Option(
@@ -136,13 +152,25 @@ def worker(
     ] = 3,
     shard_cache: Annotated[int, typer.Option(min=1, help="shards kept on disk")] = 8,
     reserve_mb: Annotated[
-        float, typer.Option(min=0, help="memory kept back for the device's own use (MB)")
+        float,
+        typer.Option(
+            envvar="GALAXY_RESERVE_MB", min=0, help="memory kept back for the device's own use (MB)"
+        ),
     ] = 512.0,
-    mdns: Annotated[str, typer.Option(help="mDNS interfaces: 127.0.0.1 (default) or all")] = (
-        "127.0.0.1"
-    ),
+    mdns: Annotated[
+        str,
+        typer.Option(
+            envvar="GALAXY_MDNS_INTERFACES",
+            help="mDNS interfaces: addresses (127.0.0.1, the default) or all; a list as "
+            'GALAXY_MDNS_INTERFACES gives it to the gateway (["all"]) is read too',
+        ),
+    ] = "127.0.0.1",
     ca_fingerprint: Annotated[
-        str | None, typer.Option(help="expected home CA fingerprint (shown by galaxy pair)")
+        str | None,
+        typer.Option(
+            envvar="GALAXY_CA_FINGERPRINT",
+            help="expected home CA fingerprint (shown by galaxy pair)",
+        ),
     ] = None,
     development: Annotated[
         bool,
@@ -160,6 +188,7 @@ def worker(
     if not verbose:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     import asyncio
+    import signal
     import socket
 
     from edge_worker.errors import GalaxyError
@@ -184,9 +213,11 @@ def worker(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    # `docker stop` sends SIGTERM: stop as on Ctrl-C, closing the links and sending mDNS goodbyes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(
-            run_worker(w, gateway, directory, pairing_code, mdns.split(","), ca_fingerprint)
+            run_worker(w, gateway, directory, pairing_code, _interfaces(mdns), ca_fingerprint)
         )
     except KeyboardInterrupt:
         pass
@@ -196,6 +227,18 @@ def worker(
     except OSError as exc:
         typer.echo(f"error: cannot reach the coordinator at {gateway}: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _interfaces(value: str) -> list[str]:
+    """mDNS interfaces from `--mdns`: "a,b" as typed, or a JSON list as the gateway's
+    GALAXY_MDNS_INTERFACES takes it, so one .env file serves both roles."""
+    if value.strip().startswith("["):
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"--mdns {value!r} is not a JSON list: {exc}") from None
+        return [str(i) for i in items]
+    return value.split(",")
 
 
 @app.command()
@@ -229,31 +272,6 @@ def gateway(
         port=settings.port,
         ws_per_message_deflate=False,
         log_level="info" if verbose else "warning",
-    )
-
-
-@app.command()
-def pair(
-    token: Annotated[str, typer.Option(envvar="GALAXY_TOKEN", help="the gateway's API token")],
-    gateway: Annotated[str, typer.Option(help="gateway API URL")] = "http://127.0.0.1:8000",
-) -> None:
-    """Show a one-time pairing code: enter it on a new worker with --pairing-code."""
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(gateway.rstrip("/") + "/v1/pairing/codes", method="POST")
-    req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            answer = json.loads(resp.read())
-    except (urllib.error.URLError, OSError) as exc:
-        typer.echo(f"error: cannot get a code from {gateway}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(f"pairing code: {answer['code']} (valid {answer['expires_in_s']:.0f} s)")
-    typer.echo(f"home CA fingerprint: {answer['ca_fingerprint']}")
-    typer.echo(
-        f"on the new device: galaxy worker --gateway {gateway} --pairing-code {answer['code']} "
-        f"--ca-fingerprint {answer['ca_fingerprint']}"
     )
 
 

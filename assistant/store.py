@@ -4,12 +4,16 @@ the request log. One connection guarded by a lock: writes are small and rare."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -17,7 +21,8 @@ CREATE TABLE IF NOT EXISTS devices (
     revoked INTEGER NOT NULL DEFAULT 0, last_seen REAL
 );
 CREATE TABLE IF NOT EXISTS tokens (
-    id INTEGER PRIMARY KEY, hash TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL
+    id INTEGER PRIMARY KEY, hash TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL,
+    scope TEXT NOT NULL DEFAULT 'full', last_used REAL, revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS pairing_requests (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, csr TEXT NOT NULL, source TEXT NOT NULL,
@@ -39,6 +44,21 @@ class Device:
     last_seen: float | None
 
 
+TOKEN_COLUMNS = "id, label, scope, created, last_used, revoked"
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token as the gateway keeps it: never the token itself, only its hash's row."""
+
+    id: int
+    label: str
+    scope: str  # "full" (the owner) or "read" (a dashboard on the wall: GET only)
+    created: float
+    last_used: float | None
+    revoked: bool
+
+
 @dataclass(frozen=True)
 class PairingRequest:
     id: str
@@ -55,19 +75,45 @@ class Store:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._lock = threading.Lock()
+        # Called after each `log_request` with the record as `requests()` returns it (the
+        # metrics read it); a listener that raises is logged, the request goes on.
+        self.on_request: list[Callable[[dict[str, Any]], None]] = []
 
     def close(self) -> None:
         self._db.close()
+
+    def _migrate(self) -> None:
+        """Columns added since a database was made: the tokens' scope, use and revocation."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(tokens)")}
+        for column, kind in (
+            ("scope", "TEXT NOT NULL DEFAULT 'full'"),
+            ("last_used", "REAL"),
+            ("revoked", "INTEGER NOT NULL DEFAULT 0"),
+        ):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE tokens ADD COLUMN {column} {kind}")
+
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the database (SQLite's online backup), for `galaxy backup`."""
+        target = sqlite3.connect(str(path))
+        with self._lock:
+            self._db.backup(target)
+        target.close()
 
     def _all(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self._db.execute(sql, args).fetchall())
 
     def _do(self, sql: str, *args: object) -> int:
+        """Run one statement: an INSERT's new row id, else the number of rows it changed
+        (sqlite3's `lastrowid` keeps the last insert's id across UPDATEs: not a change count)."""
         with self._lock:
             cur = self._db.execute(sql, args)
-            return int(cur.lastrowid or cur.rowcount)
+            if sql.lstrip().upper().startswith("INSERT"):
+                return int(cur.lastrowid or 0)
+            return int(cur.rowcount)
 
     # ----- devices -----
 
@@ -101,16 +147,31 @@ class Store:
 
     # ----- API tokens (only hashes are stored) -----
 
-    def add_token(self, token_hash: str, label: str) -> None:
-        self._do(
-            "INSERT INTO tokens (hash, label, created) VALUES (?, ?, ?)",
+    def add_token(self, token_hash: str, label: str, scope: str = "full") -> int:
+        return self._do(
+            "INSERT INTO tokens (hash, label, created, scope) VALUES (?, ?, ?, ?)",
             token_hash,
             label,
             time.time(),
+            scope,
         )
 
     def token_hashes(self) -> list[str]:
-        return [r[0] for r in self._all("SELECT hash FROM tokens")]
+        """The stored hashes of the tokens in force."""
+        return [r[0] for r in self._all("SELECT hash FROM tokens WHERE revoked = 0")]
+
+    def find_token(self, token_hash: str) -> ApiToken | None:
+        rows = self._all(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?", token_hash)
+        return ApiToken(*rows[0]) if rows else None
+
+    def tokens(self) -> list[ApiToken]:
+        return [ApiToken(*r) for r in self._all(f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id")]
+
+    def token_used(self, token_id: int, when: float) -> None:
+        self._do("UPDATE tokens SET last_used = ? WHERE id = ?", when, token_id)
+
+    def revoke_token(self, token_id: int) -> bool:
+        return self._do("UPDATE tokens SET revoked = 1 WHERE id = ? AND revoked = 0", token_id) > 0
 
     # ----- pairing requests awaiting the owner's approval -----
 
@@ -150,17 +211,34 @@ class Store:
         plan: dict[str, Any] | None,
         error: str | None = None,
     ) -> int:
-        return self._do(
+        created = time.time()
+        row = self._do(
             "INSERT INTO requests (kind, model, created, status, timings, plan, error) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             kind,
             model,
-            time.time(),
+            created,
             status,
             json.dumps(timings),
             json.dumps(plan),
             error,
         )
+        record = {
+            "id": row,
+            "kind": kind,
+            "model": model,
+            "created": created,
+            "status": status,
+            "timings": timings,
+            "plan": plan,
+            "error": error,
+        }
+        for listener in self.on_request:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("a request-log listener failed on request %s", row)
+        return row
 
     def requests(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._all(

@@ -33,9 +33,8 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from assistant.api.deps import LOOPBACK
+from assistant.api.deps import scope_of
 from assistant.api.state import GatewayState
-from assistant.trust.tokens import verify_token
 from assistant.voice.audio import pcm16_to_float
 from assistant.voice.listen import Listener
 from assistant.voice.pipeline import NOTHING_HEARD, VoiceAssistant, new_request_id
@@ -47,20 +46,20 @@ log = logging.getLogger(__name__)
 MAX_FRAME = 1 << 20  # bytes of PCM in one frame (32 s); larger frames are refused
 
 
-def authorized(ws: WebSocket, state: GatewayState) -> bool:
+def authorized(ws: WebSocket, state: GatewayState, *, write: bool = False) -> bool:
+    """The websocket's token (header, or `?token=` for browsers) allows this: any valid token
+    to watch, a full one to act (`write`)."""
     header = ws.headers.get("authorization", "")
     token = header[7:] if header.lower().startswith("bearer ") else ws.query_params.get("token")
-    if token and any(verify_token(token, h) for h in state.store.token_hashes()):
-        return True
-    client = ws.client.host if ws.client else ""
-    return state.settings.allow_loopback_without_token and client in LOOPBACK
+    scope = scope_of(state, token, ws.client.host if ws.client else "")
+    return scope == "full" or (scope == "read" and not write)
 
 
 @router.websocket("/assist/stream")
 async def assist_stream(ws: WebSocket) -> None:
     state: GatewayState = ws.app.state.gateway
-    if not authorized(ws, state):
-        await ws.close(status.WS_1008_POLICY_VIOLATION, "missing or invalid API token")
+    if not authorized(ws, state, write=True):
+        await ws.close(status.WS_1008_POLICY_VIOLATION, "missing, invalid or read-only API token")
         return
     voice = state.voice
     if voice is None or voice.tts is None:
