@@ -19,17 +19,33 @@ from fastapi import FastAPI
 from websockets.asyncio.server import ServerConnection
 
 from assistant.api import errors
-from assistant.api.routes import assist, cluster, devices, health, home, inference, pairing, stream
+from assistant.api.routes import (
+    assist,
+    cluster,
+    dashboard,
+    devices,
+    events,
+    health,
+    home,
+    inference,
+    openai,
+    pairing,
+    stream,
+    tokens,
+)
+from assistant.api.routes.metrics import router as metrics_router
 from assistant.api.state import GatewayState
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.manager import ClusterManager
 from assistant.config import Settings
 from assistant.home.actions import HomeService
+from assistant.metrics import GatewayMetrics, MetricsMiddleware
 from assistant.store import Store
 from assistant.trust.ca import HomeCA, peer_serial_and_name
 from assistant.trust.pairing import PairingCodes
 from assistant.trust.tokens import hash_token, new_token
 from assistant.voice.pipeline import VoiceAssistant
+from assistant.wyoming import start_wyoming
 from edge_worker.errors import GalaxyError
 from edge_worker.service import protocol as P
 
@@ -42,7 +58,8 @@ def make_state(settings: Settings) -> GatewayState:
     store = Store(data / "gateway.sqlite3")
     home_service = HomeService.open(settings, data)  # a bad home file stops the start here
     ca = HomeCA.load_or_create(data / "ca", settings.home_name)
-    hosts = sorted({"127.0.0.1", "localhost", socket.gethostname(), settings.host} - {"0.0.0.0"})
+    own = {"127.0.0.1", "localhost", socket.gethostname(), settings.host, *_wildcard(settings.host)}
+    hosts = sorted(own - {"0.0.0.0"})
     cert, key = ca.issue_server_cert(hosts)
     server_ctx = ca.server_context(cert, key, require_client_cert=True)
     first_token = None
@@ -51,15 +68,19 @@ def make_state(settings: Settings) -> GatewayState:
         store.add_token(hash_token(first_token), "first start")
         log.warning("API token (shown once, stored hashed): %s", first_token)
 
-    def authorize(ws: ServerConnection, hello: P.Hello) -> str | None:
+    def authorize(ws: ServerConnection, hello: P.Hello | None) -> str | None:
+        """Before anything is read (`hello` None): a certificate of a paired, unrevoked device;
+        then: the hello names that device."""
         ssl_object = ws.transport.get_extra_info("ssl_object")
         if not isinstance(ssl_object, SSLObject):
             return "a TLS client certificate is required"
         serial, name = peer_serial_and_name(ssl_object)
-        if name != hello.name:
-            return f"certificate is for {name!r}, not {hello.name!r}"
         if not store.is_trusted(name, serial):
             return f"device {name!r} is not paired, or was revoked"
+        if hello is None:
+            return None
+        if name != hello.name:
+            return f"certificate is for {name!r}, not {hello.name!r}"
         store.seen(name)
         return None
 
@@ -104,11 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if state.voice is not None:
             await state.voice.start()  # speech models; the intent classifier (cached)
         state.discovery = await _start_discovery(state)
+        wyoming = state.extras["wyoming"] = await start_wyoming(state)  # when GALAXY_WYOMING
         watcher = asyncio.create_task(_watch_links(state))
         log.info("gateway ready: workers connect to %s", state.coordinator.url)
         try:
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.stop()
             watcher.cancel()
             await state.manager.close()
             if state.discovery is not None:
@@ -126,6 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.gateway = state
+    metrics = state.extras["metrics"] = GatewayMetrics(state.manager)  # GET /metrics
+    state.store.on_request.append(metrics.observe_request)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     for r in (
         health.router,
         devices.router,
@@ -135,12 +162,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         home.router,
         assist.router,
         stream.router,
+        openai.router,
+        events.router,
+        tokens.router,
     ):
         app.include_router(r, prefix="/v1")
+    app.include_router(metrics_router)  # GET /metrics (Prometheus), outside /v1
+    app.include_router(dashboard.router)  # the web dashboard at / (assistant/web)
 
     errors.install(app)
 
     return app
+
+
+def _wildcard(host: str) -> list[str]:
+    """Listening on every address (0.0.0.0, as in a container with host networking), the
+    gateway is reached by workers on this machine's own IPv4 addresses: its certificate names
+    them all (as they are at start-up)."""
+    if host != "0.0.0.0":
+        return []
+    import psutil
+
+    nics = psutil.net_if_addrs().values()
+    return [a.address for addrs in nics for a in addrs if a.family == socket.AF_INET]
 
 
 async def _watch_links(state: GatewayState) -> None:

@@ -33,6 +33,9 @@ from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan
 
 log = logging.getLogger(__name__)
+# The largest control message either side accepts: a whole tensor frame (a shard's largest
+# tensor, a result's hidden states or logits) fits; anything larger is refused unread.
+MAX_MESSAGE_BYTES = 1 << 30
 _CLOSED = object()
 
 
@@ -90,7 +93,7 @@ class RankResult:
     tensors: dict[str, Tensor]
 
 
-Authorize = Callable[[ServerConnection, P.Hello], str | None]
+Authorize = Callable[[ServerConnection, P.Hello | None], str | None]
 OnChange = Callable[[str, bool], None]
 
 
@@ -129,7 +132,7 @@ class Coordinator:
             self._handle,
             self.host,
             self.port,
-            max_size=None,
+            max_size=MAX_MESSAGE_BYTES,
             compression=None,
             ping_interval=5,  # heartbeats: a silent worker is dropped within ~15 s
             ping_timeout=10,
@@ -148,6 +151,12 @@ class Coordinator:
             await self.server.wait_closed()
 
     async def _handle(self, ws: ServerConnection) -> None:
+        # A revoked or unknown certificate is refused before a byte of the link is read.
+        refusal = self.authorize(ws, None) if self.authorize else None
+        if refusal is not None:
+            log.warning("refused a worker connection: %s", refusal)
+            await ws.close(1008, refusal[:120])
+            return
         try:
             hello = P.parse(await asyncio.wait_for(ws.recv(), 30))
         except Exception as exc:
@@ -155,6 +164,13 @@ class Coordinator:
             return
         if not isinstance(hello, P.Hello):
             await ws.close(1008, "expected a hello message")
+            return
+        if hello.version != P.VERSION:
+            await ws.close(
+                1008,
+                f"protocol version {hello.version}; this gateway speaks {P.VERSION}: update "
+                "the older side"[:120],
+            )
             return
         refusal = self.authorize(ws, hello) if self.authorize else None
         if refusal is not None:

@@ -64,7 +64,9 @@ def restore_backup(blob: bytes, token: str, data_dir: Path, *, force: bool = Fal
     try:
         archive = AESGCM(_key(token, salt)).decrypt(nonce, blob[33:], MAGIC)
     except InvalidTag:
-        raise InvalidInput("refused: this backup was not made with that token (or is damaged)")
+        raise InvalidInput(
+            "refused: this backup was not made with that token (or is damaged)"
+        ) from None
     if data_dir.exists() and any(data_dir.iterdir()) and not force:
         raise InvalidInput(f"{data_dir} is not empty: stop the gateway and pass --force")
     data_dir.mkdir(parents=True, exist_ok=True)

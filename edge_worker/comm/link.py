@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import socket
 import threading
@@ -51,13 +52,21 @@ class Link:
     """One neighbour connection: a sender thread and a receiver thread.
 
     `peer` is the neighbour's rank and `peer_name` its name in errors; the threads are named
-    `{tag}-send` and `{tag}-recv`.
+    `{tag}-send` and `{tag}-recv`. A point-to-point tensor the peer announces larger than
+    `max_tensor_bytes` is refused before anything is allocated for it.
     """
 
     def __init__(
-        self, owner: LinkOwner, sock: socket.socket, peer: int, peer_name: str, tag: str
+        self,
+        owner: LinkOwner,
+        sock: socket.socket,
+        peer: int,
+        peer_name: str,
+        tag: str,
+        max_tensor_bytes: int = 1 << 30,
     ) -> None:
         self.owner, self.sock, self.peer, self.peer_name = owner, sock, peer, peer_name
+        self.max_tensor_bytes = max_tensor_bytes
         self.calls: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to send
         self.collectives: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to receive
         self.sent = self.received = 0  # point-to-point tensors, numbered per link
@@ -182,10 +191,19 @@ class Link:
         if meta.call != self.received:
             raise ValueError(f"point-to-point tensor #{meta.call}, expected #{self.received}")
         self.received += 1
+        if meta.nbytes > F.MAX_DIMS * 8:  # checked before the shape block is even read
+            raise ValueError(f"a shape block of {meta.nbytes} bytes (at most {F.MAX_DIMS * 8})")
         shape = bytearray(meta.nbytes)
         self._read(memoryview(shape))
+        dims = F.decode_shape(shape)
+        size = math.prod(dims) * meta.dtype.itemsize
+        if size > self.max_tensor_bytes:
+            raise ValueError(
+                f"{self.peer_name} announced a {size} byte tensor {dims}; this ring's plan needs "
+                f"at most {self.max_tensor_bytes}"
+            )
         with torch.inference_mode(False):  # a normal tensor: usable in and out of inference mode
-            t = torch.empty(F.decode_shape(shape), dtype=meta.dtype)
+            t = torch.empty(dims, dtype=meta.dtype)
         slab, total = Slab(t), F.FRAME_BYTES + meta.nbytes
         for i, a, b in slab.pieces(range(t.numel())):
             self._read(memoryview(raw))

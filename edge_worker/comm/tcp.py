@@ -88,7 +88,10 @@ class TcpRingCommunicator(Communicator):
         timeout: float = 60.0,
         names: Sequence[str] | None = None,
         tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None,
+        max_tensor_bytes: int = 1 << 30,
     ) -> None:
+        """`max_tensor_bytes` bounds a point-to-point tensor a peer may announce (what the
+        plan can need), so a forged header cannot make this rank allocate more."""
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside a ring of {world_size}")
         if not token:
@@ -99,6 +102,7 @@ class TcpRingCommunicator(Communicator):
         self.stats = CommStats()
         self._token = bytes(token)
         self._tls = tls  # (server, client) contexts: mutual TLS with the home's certificates
+        self.max_tensor_bytes = max_tensor_bytes
         self._lock = threading.RLock()
         self._order: deque[_Pending] = deque()  # issued calls not yet delivered, in order
         self._seq = 0
@@ -164,7 +168,14 @@ class TcpRingCommunicator(Communicator):
             listener.close()
             pool.shutdown(wait=False)
         self._links = {
-            role: Link(self, sock, peer, self.names[peer], f"ring-r{self.rank}-{role}")
+            role: Link(
+                self,
+                sock,
+                peer,
+                self.names[peer],
+                f"ring-r{self.rank}-{role}",
+                self.max_tensor_bytes,
+            )
             for role, sock, peer in (("next", nxt, self.next_rank), ("prev", prv, self.prev_rank))
         }
         for link in self._links.values():
