@@ -75,6 +75,20 @@ class Settings(BaseSettings):
         0.6, ge=0, le=1, description="classifier confidence needed to act; below: conversation"
     )
 
+    # ----- Wyoming (assistant/wyoming) and /metrics -----
+    wyoming: bool = Field(
+        False, description="serve the voice stages to Home Assistant over the Wyoming protocol"
+    )
+    wyoming_host: str | None = Field(
+        None, description="address of the Wyoming server (none: the HTTP API's host)"
+    )
+    wyoming_port: int = Field(
+        10300, ge=0, le=65535, description="Wyoming server port (0: any free port)"
+    )
+    metrics_require_token: bool = Field(
+        True, description="GET /metrics needs the API token like every other route"
+    )
+
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser()
         path.mkdir(parents=True, exist_ok=True)

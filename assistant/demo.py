@@ -41,11 +41,14 @@ def run_demo(
         data_dir=root / "gateway",
         strategy="hmp" if workers > 1 else "auto",
         home_file=sample_home_path(),
+        wyoming=True,
     )
     echo(f"Galaxy Home demo: gateway + {workers} workers on this machine (data in {root})")
     echo("loading the packaged models (SmolLM2-135M, MiniLM)...")
     with RunningGateway(settings) as gw:
-        echo(f"dashboard and API: {gw.url}/docs")
+        echo(f"dashboard: {gw.url}/ (log in with the API token below); API: {gw.url}/docs")
+        wyoming = gw.state.extras.get("wyoming")
+        echo(f"Wyoming (Home Assistant's voice services): {wyoming.uri if wyoming else 'off'}")
         echo(f"API token (shown once): {gw.token}")
         names = [f"worker-{i}" for i in range(workers)]
         echo(f"pairing {', '.join(names)} with one-time codes...")

@@ -96,6 +96,11 @@ class ClusterManager:
     def replan_status(self) -> dict[str, Any]:
         return self.replanner.status
 
+    @property
+    def in_flight(self) -> int:
+        """Requests running or waiting for the cluster (the queue's depth)."""
+        return self._waiting
+
     # ----- models and membership -----
 
     async def load(self, name: str) -> ServedModel:
