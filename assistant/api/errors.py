@@ -4,21 +4,34 @@ Routes raise the domain's exceptions (assistant/errors.py, edge_worker/errors.py
 build an `HTTPException` for them. Transient trouble answers 503 (429 for a rate limit) with
 `Retry-After`; a permanent refusal answers the 4xx below with its message, so a client knows
 not to retry. Every answer is `{"detail": message}`, as FastAPI's own errors are.
+
+The OpenAI-compatible routes (routes/openai.py) answer in OpenAI's shape instead, so OpenAI's
+clients raise their own exception types: `{"error": {"message", "type", "param", "code"}}`.
+Their router uses `OpenAIRoute`, which turns a request validation error (FastAPI's 422, a body
+that is not JSON) and every permanent refusal into 400 `invalid_request_error` (with the
+offending field as `param`), an unknown model into 404 `model_not_found`, a missing token
+into 401 `invalid_api_key`, and transient trouble into 503 / 429 with `Retry-After`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from assistant.errors import (
     BadRequest,
     EmptyAudio,
     InvalidAction,
     InvalidInput,
+    PairingRefused,
     RateLimited,
     Retryable,
     TooLarge,
@@ -41,6 +54,7 @@ STATUS: tuple[tuple[type[GalaxyError], int], ...] = (
     (UnknownModel, 404),
     (ModelNotAvailable, 404),
     (UnknownDevice, 404),
+    (PairingRefused, 403),
     (TooLarge, 413),
     (UnsupportedAudio, 415),
     (EmptyAudio, 422),
@@ -75,3 +89,102 @@ def install(app: FastAPI) -> None:
             log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None
         return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+
+
+# ----- OpenAI's error format, for the OpenAI-compatible routes only -----
+
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error as OpenAI's API answers it (its clients read `error.message` and `error.code`)."""
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def openai_error_of(exc: GalaxyError) -> JSONResponse:
+    """A project error in OpenAI's shape: 4xx refusals are 400 (an unknown model 404), as
+    OpenAI's own are; transient ones keep their status and `Retry-After`."""
+    code, retry = status_of(exc)
+    headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None
+    if isinstance(exc, UnknownModel | ModelNotAvailable):
+        return openai_error(404, str(exc), param="model", code="model_not_found")
+    if code == 429:
+        return openai_error(429, str(exc), kind="rate_limit_error", headers=headers)
+    if code >= 500:
+        return openai_error(code, str(exc), kind="server_error", headers=headers)
+    return openai_error(400, str(exc))
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    """The most telling of pydantic's errors (a validator's own words before a type mismatch
+    of a union member), with its field as OpenAI's `param`."""
+    errors: list[dict[str, Any]] = list(exc.errors())
+    if not errors:
+        return openai_error(400, "the request body is invalid")
+    # A validator's own words first, a union member's type mismatch last.
+    err = min(errors, key=lambda e: (e.get("type") != "value_error", _is_mismatch(e)))
+    loc = [p for p in err.get("loc", ()) if not (isinstance(p, str) and _is_tag(p))]
+    if loc and loc[0] == "body":
+        loc = loc[1:]
+    param = ".".join(str(p) for p in loc) or None
+    kind, msg = err.get("type"), str(err.get("msg", "invalid value"))
+    if kind == "json_invalid":
+        detail = (err.get("ctx") or {}).get("error", "")
+        return openai_error(400, f"the body is not valid JSON ({detail}); send a JSON object")
+    if kind == "extra_forbidden":
+        return openai_error(400, f"Unrecognized request argument supplied: {param}", param=param)
+    if kind == "missing":
+        if param is None:
+            return openai_error(400, "the request has no body: send a JSON object")
+        return openai_error(400, f"Missing required parameter: {param!r}", param=param)
+    msg = msg.removeprefix("Value error, ")
+    return openai_error(400, f"{param}: {msg}" if param else msg, param=param)
+
+
+def _is_tag(part: str) -> bool:
+    return "[" in part or part in _UNION_TAGS
+
+
+def _is_mismatch(err: dict[str, Any]) -> bool:
+    return str(err.get("type", "")).endswith("_type")
+
+
+class OpenAIRoute(APIRoute):
+    """A route whose every error, from the body's parsing to the handler, is in OpenAI's shape.
+
+    (An error raised while a streamed answer is already under way cannot change the status any
+    more: the route sends it as a server-sent event instead.)"""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return _validation_error(exc)
+            except GalaxyError as exc:
+                if status_of(exc)[0] >= 500:
+                    log.warning(
+                        "%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc
+                    )
+                return openai_error_of(exc)
+            except HTTPException as exc:
+                headers = dict(exc.headers or {})
+                if exc.status_code == 401:
+                    return openai_error(
+                        401, str(exc.detail), code="invalid_api_key", headers=headers
+                    )
+                kind = "server_error" if exc.status_code >= 500 else "invalid_request_error"
+                return openai_error(exc.status_code, str(exc.detail), kind=kind, headers=headers)
+
+        return route

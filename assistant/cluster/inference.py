@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal
 
 import torch
@@ -46,6 +47,10 @@ class Answer:
 
 class _Cancelled(Exception):
     """Raised between decode steps when the caller gave up (a client that disconnected)."""
+
+
+class _StopString(Exception):
+    """Raised between decode steps when the text reached one of the caller's stop strings."""
 
 
 async def embed(
@@ -96,10 +101,14 @@ async def chat(
     deadline_s: float,
     on_text: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    stop: Sequence[str] = (),
 ) -> Answer:
     """Answer `messages` with the model's chat template. `on_text(delta)` hears the text as it
     is decoded (on a worker thread); setting `cancel` stops the generation at the next step
-    and frees the cluster (finish_reason "cancelled")."""
+    and frees the cluster (finish_reason "cancelled"). `stop`: strings that end the generation
+    where one first appears (finish_reason "stop"); neither the answer nor `on_text` sees the
+    stop string or anything after it, and text that may be the start of one is held back from
+    `on_text` until the next tokens settle it."""
     started = time.perf_counter()
     served = manager.served(model)
     ids = prompt_ids(served, messages)
@@ -110,47 +119,92 @@ async def chat(
     room = served.cfg.max_positions - len(ids)
     if params.max_new_tokens > room:
         params = SamplingParams(**{**params.__dict__, "max_new_tokens": room})
+    stops = tuple(s for s in stop if s)
 
-    def work(runner: Any) -> Generation | None:
-        stream = _TextStream(tok, on_text)
+    def work(runner: Any) -> tuple[Generation, str | None] | None:
+        stream = _TextStream(tok, on_text, stops)
+        marks = [time.perf_counter()]  # when each token came: the times of a cut-off run
 
         def step(token: int) -> None:
+            marks.append(time.perf_counter())
             if cancel is not None and cancel.is_set():
                 raise _Cancelled
-            stream.push(token)
+            if stream.push(token):
+                raise _StopString
 
         try:
-            return generate(runner, ids, params, on_token=step)
+            gen = generate(runner, ids, params, on_token=step)
         except _Cancelled:
             return None
+        except _StopString:
+            gaps = [(b - a) * 1e3 for a, b in pairwise(marks[1:])]
+            cut = Generation(stream.tokens, "stop", (marks[1] - marks[0]) * 1e3, gaps)
+            return cut, stream.stopped_text
+        stream.flush()
+        return gen, None
 
-    gen, dep, timings = await manager.run(model, work, deadline_s)
+    out, dep, timings = await manager.run(model, work, deadline_s)
     timings["total_ms"] = round((time.perf_counter() - started) * 1e3, 2)
-    if gen is None:
+    if out is None:
         return Answer("", [], "cancelled", len(ids), dep.describe(), timings)
+    gen, stopped_text = out
     timings["prefill_ms"] = round(gen.prefill_ms, 2)
     if gen.decode_ms:
         timings["decode_ms_per_token"] = round(sum(gen.decode_ms) / len(gen.decode_ms), 2)
-    text = tok.decode(gen.tokens, skip_special_tokens=True)
+    text = (
+        tok.decode(gen.tokens, skip_special_tokens=True) if stopped_text is None else stopped_text
+    )
     return Answer(text, gen.tokens, gen.finish_reason, len(ids), dep.describe(), timings)
 
 
 class _TextStream:
     """Turns tokens into text deltas as they come: the text decoded so far, less what was
     already said, holding back a trailing partial character (a multi-byte UTF-8 sequence split
-    across tokens decodes to U+FFFD until its last byte arrives)."""
+    across tokens decodes to U+FFFD until its last byte arrives) and a tail that may be the
+    start of a stop string. `push` answers True once a stop string has appeared."""
 
-    def __init__(self, tokenizer: Any, on_text: Callable[[str], None] | None) -> None:
-        self.tok, self.on_text = tokenizer, on_text
+    def __init__(
+        self, tokenizer: Any, on_text: Callable[[str], None] | None, stops: tuple[str, ...] = ()
+    ) -> None:
+        self.tok, self.on_text, self.stops = tokenizer, on_text, stops
         self.tokens: list[int] = []
         self.said = ""
+        self.stopped_text: str | None = None  # the text before the stop string, once stopped
 
-    def push(self, token: int) -> None:
-        if self.on_text is None:
-            return
+    def push(self, token: int) -> bool:
         self.tokens.append(token)
+        if self.on_text is None and not self.stops:
+            return False
         text = self.tok.decode(self.tokens, skip_special_tokens=True)
-        if text.endswith("\ufffd") or len(text) <= len(self.said):
+        hits = [i for s in self.stops if (i := text.find(s)) >= 0]
+        if hits:
+            self.stopped_text = text[: min(hits)]
+            self._say(self.stopped_text)
+            return True
+        if not text.endswith("\ufffd"):
+            self._say(text[: len(text) - _held_back(text, self.stops)])
+        return False
+
+    def flush(self) -> None:
+        """The end of a generation that met no stop string: say what was held back."""
+        if self.stops and self.on_text is not None and self.tokens:
+            text = self.tok.decode(self.tokens, skip_special_tokens=True)
+            if not text.endswith("\ufffd"):
+                self._say(text)
+
+    def _say(self, text: str) -> None:
+        if self.on_text is None or len(text) <= len(self.said):
             return
         delta, self.said = text[len(self.said) :], text
         self.on_text(delta)
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """The length of the longest tail of `text` that is the start of a stop string."""
+    longest = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:k]):
+                longest = k
+                break
+    return longest

@@ -168,6 +168,8 @@ class SpeechToText:
         started = time.perf_counter()
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         duration_s = samples.shape[0] / SAMPLE_RATE
+        if samples.shape[0] < _VAD_WINDOW:  # not even one VAD window: nothing to hear
+            return Transcript("", duration_s, _ms_since(started), reason="no speech (too short)")
         with self._lock:
             if not speech_checked and not self.has_speech(samples):
                 return Transcript("", duration_s, _ms_since(started), reason="no speech (VAD)")

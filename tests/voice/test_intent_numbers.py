@@ -11,7 +11,7 @@ from assistant.voice.intent.numbers import (
     parse_number,
     tokenize,
 )
-from assistant.voice.intent.slots import singular
+from assistant.voice.intent.words import singular
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,13 @@ def test_whisper_s_own_guards_give_nothing_even_when_the_vad_check_is_skipped(na
     assert transcript.window_s is not None  # Whisper did run
 
 
+@pytest.mark.parametrize("n", [0, 1, 100])
+def test_a_clip_too_short_to_hold_a_word_gives_an_empty_transcript(n: int) -> None:
+    transcript = stt().transcribe(np.zeros(n, dtype=np.float32))
+
+    assert transcript.text == "" and transcript.reason is not None
+
+
 @pytest.fixture(scope="module")
 def primed() -> SpeechToText:
     """Whisper primed with a home's words, as the gateway runs it."""

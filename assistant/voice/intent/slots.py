@@ -30,12 +30,30 @@ How the text is read:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from assistant.home.model import Device, Home
 from assistant.voice.intent.numbers import NumberSpan, duration_seconds, find_numbers, tokenize
 from assistant.voice.intent.templates import HERE, TARGET_INTENTS, device_class
+from assistant.voice.intent.words import (
+    BIG,
+    COMPLAINT,
+    DEFAULT_STEP,
+    DOMAIN_NOUN,
+    DOMAIN_WORDS,
+    DOWN,
+    MAX,
+    MIN,
+    RELATIVE,
+    SMALL,
+    STATE_WORDS,
+    UP,
+    Found,
+    find_all,
+    is_verb,
+    name_words,
+    singular,
+)
 
 # Domains each intent may act on: a device name only fills `name` for these.
 INTENT_DOMAINS: dict[str, frozenset[str]] = {
@@ -57,110 +75,6 @@ INTENT_DOMAINS: dict[str, frozenset[str]] = {
     "HassMediaNext": frozenset({"media_player"}),
     "HassMediaPrevious": frozenset({"media_player"}),
 }
-_DOMAIN_WORDS = {
-    **dict.fromkeys(("light", "lamp", "lighting"), "light"),
-    **dict.fromkeys(("switch", "plug", "outlet", "socket"), "switch"),
-    **dict.fromkeys(("blind", "shade", "curtain", "shutter", "awning"), "cover"),
-    **dict.fromkeys(("thermostat", "heating"), "climate"),
-    **dict.fromkeys(("speaker", "stereo", "music", "radio", "tv"), "media_player"),
-    **{domain: domain for domain in ("fan", "lock", "sensor")},
-}
-_STATE_WORDS = {
-    "on": "on",
-    "off": "off",
-    "open": "open",
-    "opened": "open",
-    "closed": "closed",
-    "shut": "closed",
-    "locked": "locked",
-    "unlocked": "unlocked",
-}
-# Generic directions ("turn it up"), read after the quantity's own words ("turn the heat down").
-_UP = frozenset({"up", "increase", "raise", "boost", "more", "higher"})
-_DOWN = frozenset({"down", "decrease", "lower", "reduce", "less"})
-# per step slot: (words for more, words for less, adjectives that after a complaint word ask
-# for more, ... for less)
-_RELATIVE: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]] = {
-    "brightness_step": (
-        frozenset({"brighter", "brighten", "lighter"}),
-        frozenset({"dimmer", "dim", "darker", "darken"}),
-        frozenset({"dark", "dim", "gloomy"}),
-        frozenset({"bright", "light"}),
-    ),
-    "temperature_step": (
-        frozenset({"warmer", "hotter", "warm"}),
-        frozenset({"cooler", "colder", "cool", "chill"}),
-        frozenset({"cold", "cool", "chilly", "freezing"}),
-        frozenset({"hot", "warm", "stuffy", "boiling"}),
-    ),
-    "volume_step": (
-        frozenset({"louder", "hear"}),  # "I can't hear it": more
-        frozenset({"quieter", "softer"}),
-        frozenset({"quiet", "soft", "low"}),
-        frozenset({"loud", "noisy"}),
-    ),
-}
-_DEFAULT_STEP = {"brightness_step": 20, "temperature_step": 1.0, "volume_step": 10}
-# A word before an adjective that makes it a complaint: "too cold", "it's freezing" ask for
-# warmer; "make it cold" does not.
-_COMPLAINT = frozenset({"too", "it's", "i'm", "so", "really", "very", "pretty", "quite", "bit"})
-_SMALL = frozenset({"bit", "little", "slightly", "touch", "tad", "tiny"})
-_BIG = frozenset({"lot", "much", "lots", "way", "loads"})
-_MAX = frozenset({"max", "maximum", "full", "highest", "brightest", "fully"})
-_MIN = frozenset({"min", "minimum", "lowest", "dimmest"})
-# What a device's name becomes in `delexicalize`: the everyday word for its domain.
-_DOMAIN_NOUN = {
-    "light": "light",
-    "switch": "switch",
-    "fan": "fan",
-    "cover": "blinds",
-    "lock": "lock",
-    "climate": "thermostat",
-    "media_player": "speaker",
-    "sensor": "sensor",
-}
-
-
-def singular(word: str) -> str:
-    """A crude English singular, applied to names and text alike so both sides agree."""
-    if word.endswith("'s"):
-        word = word[:-2]
-    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(singular(token) for token in tokenize(text))
-
-
-@dataclass(frozen=True)
-class _Found:
-    start: int
-    end: int
-    target: str  # a device or area id
-
-    def overlaps(self, other: _Found) -> bool:
-        return self.start < other.end and other.start < self.end
-
-
-def _verb(i: int, words: tuple[str, ...]) -> bool:
-    """Whether words[i] is "switch" used as a verb ("switch off the lamp"), not a device."""
-    after = words[i + 1] if i + 1 < len(words) else ""
-    return words[i] == "switch" and (i == 0 or after in ("on", "off", "it", "the", "all"))
-
-
-def _find_all(words: tuple[str, ...], names: list[tuple[tuple[str, ...], str]]) -> list[_Found]:
-    """Every occurrence of every name, longest first (then leftmost)."""
-    found = []
-    for name, target in names:
-        n = len(name)
-        for i in range(len(words) - n + 1):
-            if words[i : i + n] == name:
-                found.append(_Found(i, i + n, target))
-    return sorted(found, key=lambda f: (-(f.end - f.start), f.start))
 
 
 class SlotFiller:
@@ -170,10 +84,10 @@ class SlotFiller:
         self.home = home
         self._devices = {device.id: device for device in home.devices}
         self._device_names = [
-            (words, d.id) for d in home.devices for n in d.names if (words := _words(n))
+            (words, d.id) for d in home.devices for n in d.names if (words := name_words(n))
         ]
         self._area_names = [
-            (words, a.id) for a in home.areas for n in a.names if (words := _words(n))
+            (words, a.id) for a in home.areas for n in a.names if (words := name_words(n))
         ]
 
     def delexicalize(self, text: str) -> str:
@@ -184,8 +98,8 @@ class SlotFiller:
         words = tuple(singular(token) for token in tokens)
         names = [(n, "device:" + t) for n, t in self._device_names]
         names += [(n, "area:" + t) for n, t in self._area_names]
-        chosen: list[_Found] = []
-        for found in _find_all(words, names):
+        chosen: list[Found] = []
+        for found in find_all(words, names):
             if not any(found.overlaps(other) for other in chosen):
                 chosen.append(found)
         for found in sorted(chosen, key=lambda f: -f.start):
@@ -193,7 +107,7 @@ class SlotFiller:
             noun = "room"
             if kind == "device":
                 device = self._devices[target]
-                noun = _DOMAIN_NOUN.get(device.domain, device.domain)
+                noun = DOMAIN_NOUN.get(device.domain, device.domain)
                 if device.domain == "cover" and device_class(device) in ("garage", "gate"):
                     noun = "garage door" if device_class(device) == "garage" else "gate"
             tokens[found.start : found.end] = [noun]
@@ -206,9 +120,9 @@ class SlotFiller:
         device, area_id, used = self._target(intent, words, tokens)
         domain = next(
             (
-                _DOMAIN_WORDS[w]
+                DOMAIN_WORDS[w]
                 for i, w in enumerate(words)
-                if w in _DOMAIN_WORDS and not _verb(i, words)
+                if w in DOMAIN_WORDS and not is_verb(i, words)
             ),
             None,
         )
@@ -236,7 +150,7 @@ class SlotFiller:
                 if not one:
                     return None
             if intent == "HassGetState":
-                state = next((_STATE_WORDS[w] for w in reversed(words) if w in _STATE_WORDS), None)
+                state = next((STATE_WORDS[w] for w in reversed(words) if w in STATE_WORDS), None)
                 if state is not None:
                     slots["state"] = state
             return slots if has_target or "domain" in slots else None
@@ -283,10 +197,10 @@ class SlotFiller:
         singular device name said in the plural ("the kitchen lights" for the device "Kitchen
         light") means the lights of that area when it has several."""
         domains = INTENT_DOMAINS.get(intent, frozenset())
-        areas = _find_all(words, self._area_names)
+        areas = find_all(words, self._area_names)
         devices = [
             f
-            for f in _find_all(words, self._device_names)
+            for f in find_all(words, self._device_names)
             if self._devices[f.target].domain in domains
         ]
         device_found = None
@@ -360,15 +274,15 @@ class SlotFiller:
             number, by = span.value, before == "by" or (direction != 0 and before != "to")
         elif "half" in words or "halfway" in words:
             number = 50
-        elif _MAX & set(words):
+        elif MAX & set(words):
             number = 100
-        elif _MIN & set(words):
+        elif MIN & set(words):
             number = 1
         if step and direction and (number is None or by):
-            size = abs(number) if number is not None else _DEFAULT_STEP[step]
-            if number is None and _SMALL & set(words):
+            size = abs(number) if number is not None else DEFAULT_STEP[step]
+            if number is None and SMALL & set(words):
                 size = size / 2
-            elif number is None and _BIG & set(words):
+            elif number is None and BIG & set(words):
                 size = size * 2
             signed = direction * size
             return step, round(signed) if integer else float(signed)
@@ -399,14 +313,14 @@ class SlotFiller:
 def _direction(words: Sequence[str], step: str) -> int:
     """+1 / -1 when `words` (tokens, not singular: "it's" must stay) ask for more / less of
     `step`'s quantity, else 0."""
-    up, down, too_up, too_down = _RELATIVE[step]
+    up, down, too_up, too_down = RELATIVE[step]
     for i, word in enumerate(words[:-1]):
-        if word in _COMPLAINT:
+        if word in COMPLAINT:
             if words[i + 1] in too_up:
                 return 1
             if words[i + 1] in too_down:
                 return -1
-    for more, less in ((up, down), (_UP, _DOWN)):
+    for more, less in ((up, down), (UP, DOWN)):
         for word in words:
             if word in more:
                 return 1
