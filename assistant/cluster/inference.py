@@ -121,8 +121,12 @@ async def chat(
         params = SamplingParams(**{**params.__dict__, "max_new_tokens": room})
     stops = tuple(s for s in stop if s)
 
+    stream = _TextStream(tok, on_text, stops)
+
     def work(runner: Any) -> tuple[Generation, str | None] | None:
-        stream = _TextStream(tok, on_text, stops)
+        # Run again after a failover: the same tokens come again (greedy or seeded), and only
+        # text past what was already said goes out.
+        stream.restart()
         marks = [time.perf_counter()]  # when each token came: the times of a cut-off run
 
         def step(token: int) -> None:
@@ -170,6 +174,10 @@ class _TextStream:
         self.tokens: list[int] = []
         self.said = ""
         self.stopped_text: str | None = None  # the text before the stop string, once stopped
+
+    def restart(self) -> None:
+        """A new run of the same generation: its tokens start again; what was said stays."""
+        self.tokens, self.stopped_text = [], None
 
     def push(self, token: int) -> bool:
         self.tokens.append(token)

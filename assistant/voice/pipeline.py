@@ -159,6 +159,7 @@ class VoiceAssistant:
         request_id: str,
         on_text: Callable[[str], None] | None = None,
         history: list[dict[str, str]] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Answer:
         """Recognise `text` and act on it, or converse. `on_text` hears a conversational reply
         as it is generated (on a worker thread), so speech can start before it ends."""
@@ -185,6 +186,7 @@ class VoiceAssistant:
                 SamplingParams(max_new_tokens=self.settings.reply_max_tokens),
                 self.settings.request_timeout_s,
                 on_text=on_text,
+                cancel=cancel,
             )
             work.append({"plan": answered.plan, "ms": answered.timings.get("total_ms", 0.0)})
             intent = Intent("conversation", {}, "conversation", 1.0)

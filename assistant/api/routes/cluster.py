@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from assistant.api.deps import Authorized, StateDep
+from assistant.cluster.manager import PLAN_DECODE, PLAN_SEQ
 
 router = APIRouter(tags=["cluster"])
 
@@ -18,8 +19,18 @@ async def active_plans(state: StateDep, _: Authorized) -> dict[str, Any]:
     workers (MB sent of MB). (On the event loop, so the plans are not read while the loop
     changes them.)"""
     return {
+        # what the predictions are for: a prompt of this many tokens (and decode steps)
+        "plan_seq_len": PLAN_SEQ,
+        "plan_decode_tokens": PLAN_DECODE,
         "workers_online": state.manager.online(),
-        "plans": {m: d.describe() for m, d in state.manager.deployments.items()},
+        "plans": {
+            m: {
+                **d.describe(),
+                "causal": state.manager.models[m].cfg.causal,  # decodes: the plan's `decode`
+                "seq_rows": d.plan.seq_split(PLAN_SEQ),  # rows of a PLAN_SEQ-token prompt
+            }
+            for m, d in state.manager.deployments.items()
+        },
         "replan": dict(state.manager.replan_status),
         "transfers": {
             name: {"sent_mb": round(sent / 2**20, 1), "total_mb": round(total / 2**20, 1)}

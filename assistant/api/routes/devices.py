@@ -28,6 +28,9 @@ def _devices(state: StateDep) -> list[DeviceOut]:
                     if n == d.name
                 },
             }
+            link = state.manager.links.get(d.name)  # measured on the data plane (ring)
+            if link is not None:
+                profile["link_mbps"], profile["link_latency_ms"] = round(link[0]), round(link[1], 3)
         out[d.name] = DeviceOut(
             name=d.name,
             paired=True,

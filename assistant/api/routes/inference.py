@@ -40,7 +40,14 @@ async def logged(state: GatewayState, kind: str, model: str, call: Callable[[], 
     except GalaxyError as exc:
         state.store.log_request(kind, model, "failed", {}, None, str(exc))
         raise
-    state.store.log_request(kind, model, "ok", result.timings, result.plan)
+    timings = result.timings
+    if isinstance(result, Answer):  # the sizes the dashboard sets beside the plan's prediction
+        timings = {
+            **timings,
+            "prompt_tokens": result.prompt_tokens,
+            "new_tokens": len(result.tokens),
+        }
+    state.store.log_request(kind, model, "ok", timings, result.plan)
     return result
 
 

@@ -25,7 +25,7 @@ Streaming sends OpenAI's `chat.completion.chunk` events as the tokens are decode
 first, the finish reason last, a usage chunk when `stream_options.include_usage`, then
 `data: [DONE]`). A client that goes away, mid-stream or while waiting for a whole answer, stops
 the generation at the next decode step and frees the cluster (the request log says
-`cancelled`); a `galaxy-assist` turn, short by design, runs to its end. Errors are OpenAI's
+`cancelled`), a `galaxy-assist` conversation at its next decode step too. Errors are OpenAI's
 (assistant/api/errors.py `OpenAIRoute`); one that happens mid-stream is an `error` event.
 """
 
@@ -166,7 +166,7 @@ def _start(state: GatewayState, body: ChatCompletionRequest) -> Run:
     check_lengths(state, [m.text() for m in body.messages])
     work: Coroutine[Any, Any, Reply]
     if body.model == ASSIST:
-        work = _assist(state, body, rid, on_text)
+        work = _assist(state, body, rid, on_text, cancel)
     else:
         work = _generate(state, body, on_text, cancel)
     task = loop.create_task(work)
@@ -224,7 +224,11 @@ def _generate(
 
 
 def _assist(
-    state: GatewayState, body: ChatCompletionRequest, rid: str, on_text: Callable[[str], None]
+    state: GatewayState,
+    body: ChatCompletionRequest,
+    rid: str,
+    on_text: Callable[[str], None],
+    cancel: threading.Event,
 ) -> Coroutine[Any, Any, Reply]:
     voice = state.voice
     if voice is None:
@@ -246,7 +250,7 @@ def _assist(
             on_text(delta)
 
     async def run() -> Reply:
-        a = await voice.answer(text, rid, on_text=stripped, history=history)
+        a = await voice.answer(text, rid, on_text=stripped, history=history, cancel=cancel)
         tok = state.manager.served(state.settings.generate_model).tokenizer
 
         def count(s: str) -> int:
