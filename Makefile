@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test lint typecheck pytest clean chromium compose-test
 
 $(STAMP): pyproject.toml bench/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,19 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Slow tests are deselected by default for quick local runs; `make test` runs them too.
-pytest: $(STAMP)
+pytest: $(STAMP) chromium
 	$(BIN)/pytest -m "not gpu" -q
+
+# The dashboard's end-to-end tests drive Debian's Chromium (never a browser download).
+chromium:
+	test -x /usr/bin/chromium || apt-get install -y --no-install-recommends chromium \
+		|| (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+# The Docker deployment (docker/, compose.yaml) with a real engine: builds the image offline and
+# runs the README's three steps with a gateway and two workers (docker/compose_test.py).
+# Starts Debian's docker.io if no engine runs; caches under ~/.cache/galaxy-home/docker.
+compose-test:
+	$(PYTHON) docker/compose_test.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info bench/*.egg-info

@@ -258,7 +258,9 @@ export class DevicesView {
   async revoke(name) {
     if (!this.armed.has(name)) {
       this.armed.add(name);
-      setTimeout(() => this.armed.delete(name), 5000);
+      setTimeout(() => {
+        if (this.armed.delete(name)) this.ctx.guard(this.refresh()); // disarm after 5 s
+      }, 5000);
       await this.ctx.guard(this.refresh());
       return;
     }
