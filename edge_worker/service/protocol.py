@@ -173,7 +173,7 @@ class Result(Message):
 
 class Error(Message):
     type: Literal["error"] = "error"
-    code: Literal["bad_message", "bad_shard", "plan", "worker_lost", "internal"]
+    code: Literal["bad_message", "bad_shard", "plan", "worker_lost", "internal", "version"]
     text: str
     run_id: int | None = None
 

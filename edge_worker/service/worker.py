@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -38,7 +39,7 @@ from websockets.asyncio.client import ClientConnection
 
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.model import RankModel, RankOutput
-from edge_worker.engine.weights import ModelWeights, tensor_bytes, unflatten
+from edge_worker.engine.weights import tensor_bytes
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.compute import (
     LayerCosts,
@@ -50,14 +51,15 @@ from edge_worker.profile.compute import (
     total_memory_mb,
 )
 from edge_worker.profile.links import measure_ring
+from edge_worker.service import checks
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
+from edge_worker.service.checks import BadMessage
 from edge_worker.service.credentials import Credentials
 from edge_worker.service.store import ShardStore
-from edge_worker.spec.config import ModelConfig
-from edge_worker.spec.plan import plan_from_dict, validate
 
 log = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 1 << 30  # a control message: a shard's largest tensor fits, no more
 
 
 @dataclass
@@ -102,7 +104,7 @@ class Worker:
         # for a socket thread to let go: overlapped layers measured 25% more compute time.
         # At 0.5 ms that dropped to about 5% (the cost of row-tiled GEMMs).
         sys.setswitchinterval(0.0005)
-        self.data_port = data_port or free_port(data_host)
+        self.data_port = data_port or free_port("0.0.0.0" if data_host == "auto" else data_host)
         self.threads, self.ring_timeout = threads, ring_timeout
         self.store = ShardStore(data_dir / "shards", keep=shard_cache)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
@@ -112,6 +114,7 @@ class Worker:
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
         self.max_deployments = max_deployments
         self.credentials: Credentials | None = None
+        self.on_link: Callable[[str | None], None] = lambda url: None  # link up (url) / down
 
     def _init_compute_thread(self) -> int:
         torch.set_num_threads(self.threads)
@@ -124,13 +127,20 @@ class Worker:
         self.credentials = credentials
         ssl_ctx = credentials.client_context() if credentials else None
         async with websockets.connect(
-            url, max_size=None, compression=None, ping_interval=5, ping_timeout=20, ssl=ssl_ctx
+            url,
+            max_size=MAX_MESSAGE_BYTES,
+            compression=None,
+            ping_interval=5,
+            ping_timeout=20,
+            ssl=ssl_ctx,
         ) as ws:
             await ws.send(self.hello().model_dump_json())
             log.info("%s connected to %s", self.name, url)
+            self.on_link(url)
             try:
                 return await self._loop(ws)
             finally:
+                self.on_link(None)
                 for plan_id in list(self.deployments):
                     self._drop(plan_id)
 
@@ -150,6 +160,15 @@ class Worker:
         )
 
     async def _loop(self, ws: ClientConnection) -> bool:
+        """Answer messages until Shutdown (True) or the link closes (False). Every message is
+        guarded: whatever goes wrong handling it is answered with an `Error` and the worker
+        carries on with the next one."""
+        handlers = {
+            P.Assign: self._assign,
+            P.Run: self._run,
+            P.Profile: self._profile,
+            P.Probe: self._probe,
+        }
         async for frame in ws:
             if isinstance(frame, bytes):
                 await self._error(ws, "bad_message", "unexpected binary frame outside a shard")
@@ -159,32 +178,41 @@ class Worker:
             except ValidationError as exc:
                 await self._error(ws, "bad_message", f"malformed message: {exc.errors()[:2]}")
                 continue
+            if msg.version != P.VERSION:
+                await self._error(
+                    ws,
+                    "version",
+                    f"message of protocol version {msg.version}; this worker speaks "
+                    f"{P.VERSION}: update the older side",
+                )
+                continue
             if isinstance(msg, P.Shutdown):
                 log.info("%s: shutdown requested", self.name)
                 return True
-            if isinstance(msg, P.Assign):
-                await self._assign(ws, msg)
-            elif isinstance(msg, P.Run):
-                await self._run(ws, msg)
-            elif isinstance(msg, P.Profile):
-                await self._profile(ws, msg)
-            elif isinstance(msg, P.Probe):
-                await self._probe(ws, msg)
-            else:
+            handler = handlers.get(type(msg))
+            if handler is None:
                 await self._error(
                     ws, "bad_message", f"a worker does not accept {type(msg).__name__}"
                 )
+                continue
+            run_id = msg.run_id if isinstance(msg, P.Run) else None
+            try:
+                await handler(ws, msg)  # type: ignore[operator]
+            except BadMessage as exc:
+                await self._error(ws, exc.code, str(exc), run_id)
+            except websockets.ConnectionClosed:
+                raise
+            except Exception as exc:  # the guard: one message's failure never ends the worker
+                log.exception("%s: %s failed", self.name, type(msg).__name__)
+                text = f"{type(exc).__name__} while handling {type(msg).__name__}: {exc}"
+                await self._error(ws, "internal", text[:500], run_id)
         return False
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
         key = msg.model_dump_json(exclude={"fresh", "seconds"})
         cached = key in self.profiles and not msg.fresh
         if not cached:
-            try:
-                cfg = ModelConfig(**msg.config)
-            except (GalaxyError, TypeError, ValueError) as exc:
-                await self._error(ws, "bad_message", f"cannot profile this model: {exc}")
-                return
+            cfg = checks.profile_config(msg, available_memory_mb())
             loop = asyncio.get_running_loop()
             work = partial(
                 layer_costs,
@@ -210,7 +238,11 @@ class Worker:
             ).model_dump_json()
         )
 
-    def _ring(self, rank: int, peers: list[P.Peer], token: str) -> TcpRingCommunicator:
+    def _ring(
+        self, rank: int, peers: list[P.Peer], token: str, max_tensor_bytes: int
+    ) -> TcpRingCommunicator:
+        if rank >= len(peers):
+            raise BadMessage("bad_message", f"rank {rank} of a ring of {len(peers)}")
         return TcpRingCommunicator(
             rank,
             len(peers),
@@ -220,10 +252,11 @@ class Worker:
             timeout=self.ring_timeout,
             names=[p.name for p in peers],
             tls=self.credentials.ring_contexts() if self.credentials else None,
+            max_tensor_bytes=max_tensor_bytes,
         )
 
     async def _probe(self, ws: ClientConnection, msg: P.Probe) -> None:
-        comm = self._ring(msg.rank, msg.peers, msg.token)
+        comm = self._ring(msg.rank, msg.peers, msg.token, msg.nbytes + 4096)
         try:
             await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
             hop_ms, mbps = await asyncio.get_running_loop().run_in_executor(
@@ -246,61 +279,26 @@ class Worker:
         log.warning("%s: %s: %s", self.name, code, text)
         await ws.send(P.Error(code=code, text=text, run_id=run_id).model_dump_json())
 
-    async def _receive_weights(
-        self, ws: ClientConnection, digest: str, meta: dict[str, Any], count: int
-    ) -> ModelWeights:
-        # Hashing, writing and reading a shard take seconds for a large model: off the event
-        # loop, which must keep answering the gateway's keepalive pings meanwhile.
-        if count == 0:
-            if not self.store.has(digest):
-                raise GalaxyError(f"shard {digest} is neither sent nor cached")
-            cached, stored_meta = await asyncio.to_thread(self.store.load, digest)
-            return unflatten(cached, stored_meta)
-        tensors: dict[str, Tensor] = {}
-        received, shown = 0, -1
-        for i in range(count):
-            frame = await ws.recv()
-            if not isinstance(frame, bytes):
-                raise GalaxyError("expected a tensor frame, got a text message")
-            name, t = wire.decode(frame)
-            tensors[name] = t
-            received += len(frame)
-            if (tenth := 10 * (i + 1) // count) > shown:  # the log shows the transfer as a bar
-                shown = tenth
-                log.info(
-                    "%s: shard %s [%-10s] %3d%% (%d/%d tensors, %.1f MB)",
-                    self.name,
-                    digest[:8],
-                    "#" * tenth,
-                    100 * (i + 1) // count,
-                    i + 1,
-                    count,
-                    received / 2**20,
-                )
-        if await asyncio.to_thread(wire.content_hash, tensors, meta) != digest:
-            raise GalaxyError(f"shard {digest} arrived corrupted (hash mismatch)")
-        await asyncio.to_thread(self.store.save, digest, tensors, meta)
-        return unflatten(tensors, meta)
-
     async def _assign(self, ws: ClientConnection, msg: P.Assign) -> None:
+        try:
+            cfg, plan = checks.assignment(msg)
+        except BadMessage:
+            following = msg.shard_tensors + msg.full_tensors
+            for _ in range(following if following <= 2 * checks.MAX_TENSORS else 0):
+                await ws.recv()  # the frames that follow the refused message
+            raise
         self._drop(msg.plan_id)
         while len(self.deployments) >= self.max_deployments:
             self._drop(next(iter(self.deployments)))
-        try:
-            weights = await self._receive_weights(
-                ws, msg.shard_hash, msg.shard_meta, msg.shard_tensors
+        weights = await checks.receive_weights(
+            ws, self.store, self.name, msg.shard_hash, msg.shard_meta, msg.shard_tensors
+        )
+        full = None
+        if msg.full_hash is not None and msg.full_meta is not None:
+            full = await checks.receive_weights(
+                ws, self.store, self.name, msg.full_hash, msg.full_meta, msg.full_tensors
             )
-            full = None
-            if msg.full_hash is not None and msg.full_meta is not None:
-                full = await self._receive_weights(
-                    ws, msg.full_hash, msg.full_meta, msg.full_tensors
-                )
-            cfg = ModelConfig(**msg.config)
-            plan = validate(cfg, plan_from_dict(msg.plan))
-        except (GalaxyError, ValueError, TypeError, KeyError) as exc:
-            await self._error(ws, "bad_shard", f"cannot take assignment: {exc}")
-            return
-        comm = self._ring(msg.rank, msg.peers, msg.token)
+        comm = self._ring(msg.rank, msg.peers, msg.token, checks.ring_bound(cfg))
         try:
             await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
         except CommError as exc:
@@ -321,6 +319,7 @@ class Worker:
         if dep is None:
             await self._error(ws, "plan", f"no plan {msg.plan_id} on this worker", msg.run_id)
             return
+        checks.run_inputs(dep.model.cfg, msg)
         self.deployments.move_to_end(msg.plan_id)
         loop = asyncio.get_running_loop()
         try:
