@@ -15,7 +15,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address of the HTTP API and dashboard")
     port: int = Field(8000, ge=0, le=65535, description="HTTP API port (0: any free port)")
     worker_port: int = Field(
-        0, ge=0, le=65535, description="TLS websocket port for workers (0: any free port)"
+        0,
+        ge=0,
+        le=65535,
+        description="TLS websocket port for workers (0: a free port, chosen on the first start "
+        "and kept in the data dir, so paired workers find it again after a restart)",
     )
     data_dir: Path = Field(
         Path("~/.local/share/galaxy-home/gateway"), description="home CA, database, shards"
@@ -42,6 +46,9 @@ class Settings(BaseSettings):
         300.0, gt=0, description="re-measure links this often; re-plan when one changed >30%"
     )
 
+    device_cert_days: int = Field(
+        825, ge=1, le=3650, description="validity of a device's certificate; renewed near its end"
+    )
     # ----- the home (assistant/home) -----
     home_file: Path | None = Field(
         None, description="YAML file of the home's areas and devices (none: an empty home)"

@@ -13,6 +13,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from ssl import SSLObject
 
 from fastapi import FastAPI
@@ -50,6 +51,7 @@ from edge_worker.errors import GalaxyError
 from edge_worker.service import protocol as P
 
 log = logging.getLogger(__name__)
+WORKER_PORT_FILE = "worker_port"  # in the data dir: the port workers learned at pairing
 
 
 def make_state(settings: Settings) -> GatewayState:
@@ -81,15 +83,24 @@ def make_state(settings: Settings) -> GatewayState:
             return None
         if name != hello.name:
             return f"certificate is for {name!r}, not {hello.name!r}"
-        store.seen(name)
+        store.seen(name, serial)
         return None
+
+    def renew(name: str, csr: str) -> str:
+        """A new certificate for a connected, authenticated device (its old one stays valid
+        until the new one is seen)."""
+        cert, serial = ca.issue_device_cert(csr.encode(), name, days=settings.device_cert_days)
+        store.renewed(name, serial)
+        log.info("renewed %s's certificate (serial %x)", name, serial)
+        return cert.decode()
 
     coordinator = Coordinator(
         settings.host if settings.host != "0.0.0.0" else "0.0.0.0",
-        settings.worker_port,
+        settings.worker_port or _saved_worker_port(data),
         settings.request_timeout_s,
         ssl=server_ctx,
         authorize=authorize,
+        renew=renew,
     )
     manager = ClusterManager(
         coordinator,
@@ -119,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state.home is not None:
             await state.home.start()  # timers, and Home Assistant's states when bridged
-        await state.coordinator.start()
+        await _start_coordinator(state)
         for model in dict.fromkeys([settings.generate_model, settings.embed_model]):
             await state.manager.load(model)
         if state.voice is not None:
@@ -212,3 +223,37 @@ async def _start_discovery(state: GatewayState) -> object | None:
     except Exception as exc:  # discovery is a convenience: the gateway works without it
         log.warning("mDNS discovery is off: %s", exc)
         return None
+
+
+def _saved_worker_port(data: Path) -> int:
+    """The worker port of the previous start (kept when GALAXY_WORKER_PORT is 0), or 0."""
+    try:
+        return int((data / WORKER_PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+async def _start_coordinator(state: GatewayState) -> None:
+    """Listen for workers. With GALAXY_WORKER_PORT 0, the port taken on the first start is kept
+    in the data dir and taken again on every restart: paired workers reconnect to the address
+    they learned at pairing, so they come back by themselves without any configuration. Should
+    another program hold that port now, any free port is taken (and kept): workers then find
+    the gateway again by mDNS."""
+    coordinator, settings = state.coordinator, state.settings
+    try:
+        await coordinator.start()
+    except OSError as exc:
+        if settings.worker_port or not coordinator.port:
+            raise
+        log.warning(
+            "worker port %d of the last start is taken (%s): listening on another; paired "
+            "workers find it by mDNS",
+            coordinator.port,
+            exc,
+        )
+        coordinator.port = 0
+        await coordinator.start()
+    if not settings.worker_port:
+        data = settings.resolved_data_dir()
+        if _saved_worker_port(data) != coordinator.port:
+            (data / WORKER_PORT_FILE).write_text(f"{coordinator.port}\n")

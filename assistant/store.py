@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     name TEXT PRIMARY KEY, serial TEXT NOT NULL, paired_at REAL NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0, last_seen REAL
+    revoked INTEGER NOT NULL DEFAULT 0, last_seen REAL, prev_serial TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY, hash TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL,
@@ -85,15 +85,17 @@ class Store:
         self._db.close()
 
     def _migrate(self) -> None:
-        """Columns added since a database was made: the tokens' scope, use and revocation."""
-        have = {r[1] for r in self._db.execute("PRAGMA table_info(tokens)")}
-        for column, kind in (
-            ("scope", "TEXT NOT NULL DEFAULT 'full'"),
-            ("last_used", "REAL"),
-            ("revoked", "INTEGER NOT NULL DEFAULT 0"),
+        """Columns added since a database was made: the tokens' scope, use and revocation; a
+        device's previous certificate (valid until its renewed one is first seen)."""
+        for table, column, kind in (
+            ("tokens", "scope", "TEXT NOT NULL DEFAULT 'full'"),
+            ("tokens", "last_used", "REAL"),
+            ("tokens", "revoked", "INTEGER NOT NULL DEFAULT 0"),
+            ("devices", "prev_serial", "TEXT"),
         ):
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
-                self._db.execute(f"ALTER TABLE tokens ADD COLUMN {column} {kind}")
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the database (SQLite's online backup), for `galaxy backup`."""
@@ -138,12 +140,31 @@ class Store:
         return self._do("UPDATE devices SET revoked = 1 WHERE name = ? AND revoked = 0", name) > 0
 
     def is_trusted(self, name: str, serial: int) -> bool:
-        """A paired, unrevoked device presenting the certificate it was issued."""
-        d = self.device(name)
-        return d is not None and not d.revoked and d.serial == str(serial)
+        """A paired, unrevoked device presenting the certificate it was issued (or, until the
+        renewed one is first seen, the one before it)."""
+        rows = self._all("SELECT revoked, serial, prev_serial FROM devices WHERE name = ?", name)
+        return bool(rows) and not rows[0][0] and str(serial) in (rows[0][1], rows[0][2])
 
-    def seen(self, name: str) -> None:
+    def serials(self, name: str) -> tuple[str, str | None] | None:
+        """(current, previous) certificate serials of a device, as decimal strings."""
+        rows = self._all("SELECT serial, prev_serial FROM devices WHERE name = ?", name)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def renewed(self, name: str, serial: int) -> None:
+        """A new certificate for `name`: the current one stays valid until the new is seen."""
+        self._do(
+            "UPDATE devices SET prev_serial = serial, serial = ? WHERE name = ?", str(serial), name
+        )
+
+    def seen(self, name: str, serial: int | None = None) -> None:
+        """The device connected (with its renewed certificate: the old one is retired)."""
         self._do("UPDATE devices SET last_seen = ? WHERE name = ?", time.time(), name)
+        if serial is not None:
+            self._do(
+                "UPDATE devices SET prev_serial = NULL WHERE name = ? AND serial = ?",
+                name,
+                str(serial),
+            )
 
     # ----- API tokens (only hashes are stored) -----
 

@@ -94,6 +94,7 @@ class RankResult:
 
 
 Authorize = Callable[[ServerConnection, P.Hello | None], str | None]
+Renew = Callable[[str, str], str]  # (device name, CSR PEM) -> certificate PEM
 OnChange = Callable[[str, bool], None]
 
 
@@ -111,9 +112,11 @@ class Coordinator:
         ssl: SSLContext | None = None,
         authorize: Authorize | None = None,
         on_change: OnChange | None = None,
+        renew: Renew | None = None,
     ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.ssl, self.authorize, self.on_change = ssl, authorize, on_change
+        self.renew = renew
         self.sessions: dict[str, WorkerSession] = {}
         self.arrived = asyncio.Event()
         self.server: Server | None = None
@@ -192,9 +195,14 @@ class Coordinator:
                     session.inbox.put_nowait(frame)
                     continue
                 try:
-                    session.inbox.put_nowait(P.parse(frame))
+                    msg = P.parse(frame)
                 except ValueError as exc:
                     log.warning("worker %s sent a malformed message: %s", hello.name, exc)
+                    continue
+                if isinstance(msg, P.Renew):
+                    await self._renew(session, msg)
+                else:
+                    session.inbox.put_nowait(msg)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -203,6 +211,19 @@ class Coordinator:
             log.info("worker %s disconnected", hello.name)
             if self.on_change and self.sessions.get(hello.name) is session:
                 self.on_change(hello.name, False)
+
+    async def _renew(self, session: WorkerSession, msg: P.Renew) -> None:
+        """A connected worker's certificate nears its end: issue the new one on this link
+        (authenticated by the current certificate)."""
+        if self.renew is None:
+            await session.send(P.Error(code="bad_message", text="this coordinator does not renew"))
+            return
+        try:
+            cert = await asyncio.to_thread(self.renew, session.name, msg.csr)
+        except ValueError as exc:
+            await session.send(P.Error(code="bad_message", text=f"cannot renew: {exc}"[:500]))
+            return
+        await session.send(P.Renewed(cert=cert))
 
     async def disconnect(self, name: str, reason: str) -> None:
         """Close a worker's control link (revocation, or a worker found lost)."""

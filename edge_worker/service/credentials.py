@@ -22,12 +22,13 @@ Contract:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -39,6 +40,7 @@ from edge_worker.comm import tls
 
 log = logging.getLogger(__name__)
 
+RENEW_DAYS = 30  # renew with this much left (or a third of the life, if more)
 DEVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 KEY, PENDING_KEY, CERT, CA, META = (
     "key.pem",
@@ -66,7 +68,7 @@ class PendingCredentials:
         os.replace(self.directory / PENDING_KEY, self.directory / KEY)
         for name in (CERT, CA, META):
             os.replace(self.directory / f"{name}.new", self.directory / name)
-        log.info("paired as %s with %s; credentials in %s", self.name, gateway, self.directory)
+        log.info("certificate for %s (gateway %s) stored in %s", self.name, gateway, self.directory)
         return Credentials(self.name, cert_pem, self.directory / KEY, ca_pem, gateway)
 
 
@@ -87,6 +89,26 @@ class Credentials:
     @property
     def serial(self) -> int:
         return int(x509.load_pem_x509_certificate(self.cert_pem).serial_number)
+
+    def needs_renewal(self, now: dt.datetime | None = None) -> bool:
+        """True when less than `RENEW_DAYS` days, or a third of the certificate's life
+        (whichever is more), is left: then the worker asks the gateway for a new one over its
+        authenticated link."""
+        cert = x509.load_pem_x509_certificate(self.cert_pem)
+        start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+        left = end - (now or dt.datetime.now(dt.UTC))
+        return left < max(dt.timedelta(days=RENEW_DAYS), (end - start) / 3)
+
+    def renewal(self) -> tuple[PendingCredentials, bytes]:
+        """A new key (kept pending until its certificate arrives) and its request."""
+        return Credentials.new_request(self.key_path.parent, self.name)
+
+    def moved(self, gateway: str) -> Credentials:
+        """The same identity with the gateway at a new address (found again by mDNS after its
+        old one stopped answering), saved so the next start goes there directly."""
+        write_private(self.key_path.with_name(META), _meta(self.name, gateway))
+        log.info("%s: the gateway is now at %s (saved)", self.name, gateway)
+        return replace(self, gateway=gateway)
 
     @classmethod
     def load(cls, directory: Path) -> Credentials | None:

@@ -178,6 +178,19 @@ class Error(Message):
     run_id: int | None = None
 
 
+class Renew(Message):
+    """The worker's certificate nears its end: a new key's request, sent over the link its
+    current certificate authenticates."""
+
+    type: Literal["renew"] = "renew"
+    csr: str = Field(min_length=64, max_length=8000)
+
+
+class Renewed(Message):
+    type: Literal["renewed"] = "renewed"
+    cert: str = Field(min_length=64, max_length=16000)
+
+
 class Shutdown(Message):
     type: Literal["shutdown"] = "shutdown"
 
@@ -193,6 +206,8 @@ AnyMessage = Annotated[
     | Probe
     | ProbeResult
     | Error
+    | Renew
+    | Renewed
     | Shutdown,
     Field(discriminator="type"),
 ]

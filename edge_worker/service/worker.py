@@ -26,10 +26,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import websockets
@@ -38,14 +37,13 @@ from torch import Tensor
 from websockets.asyncio.client import ClientConnection
 
 from edge_worker.comm.tcp import TcpRingCommunicator
-from edge_worker.engine.model import RankModel, RankOutput
+from edge_worker.engine.model import RankModel
 from edge_worker.engine.weights import tensor_bytes
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.compute import (
     LayerCosts,
     available_memory_mb,
     layer_costs,
-    peak_rss_mb,
     reset_peak_rss,
     rss_mb,
     total_memory_mb,
@@ -55,17 +53,12 @@ from edge_worker.service import checks
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
 from edge_worker.service.checks import BadMessage
-from edge_worker.service.credentials import Credentials
+from edge_worker.service.credentials import Credentials, PendingCredentials
+from edge_worker.service.execute import Deployment, execute
 from edge_worker.service.store import ShardStore
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 1 << 30  # a control message: a shard's largest tensor fits, no more
-
-
-@dataclass
-class Deployment:
-    comm: TcpRingCommunicator
-    model: RankModel
 
 
 def free_port(host: str) -> int:
@@ -114,6 +107,8 @@ class Worker:
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
         self.max_deployments = max_deployments
         self.credentials: Credentials | None = None
+        self._renewal: PendingCredentials | None = None  # a new key, until its certificate comes
+        self._renewed: Credentials | None = None
         self.on_link: Callable[[str | None], None] = lambda url: None  # link up (url) / down
 
     def _init_compute_thread(self) -> int:
@@ -124,6 +119,8 @@ class Worker:
         """Serve one coordinator until it says Shutdown (returns True) or the link closes
         (False). With `credentials`, the link (wss://) and every ring connection use mutual
         TLS."""
+        if credentials is not None and self._renewed is not None:
+            credentials = self._renewed  # renewed on an earlier link: the caller's are older
         self.credentials = credentials
         ssl_ctx = credentials.client_context() if credentials else None
         async with websockets.connect(
@@ -136,6 +133,10 @@ class Worker:
         ) as ws:
             await ws.send(self.hello().model_dump_json())
             log.info("%s connected to %s", self.name, url)
+            if credentials is not None and credentials.needs_renewal():
+                self._renewal, csr = credentials.renewal()
+                await ws.send(P.Renew(csr=csr.decode()).model_dump_json())
+                log.info("%s: certificate nears its end: asked for a new one", self.name)
             self.on_link(url)
             try:
                 return await self._loop(ws)
@@ -168,6 +169,7 @@ class Worker:
             P.Run: self._run,
             P.Profile: self._profile,
             P.Probe: self._probe,
+            P.Renewed: self._take_renewal,
         }
         async for frame in ws:
             if isinstance(frame, bytes):
@@ -237,6 +239,22 @@ class Worker:
                 cached=cached,
             ).model_dump_json()
         )
+
+    async def _take_renewal(self, ws: ClientConnection, msg: P.Renewed) -> None:
+        """The gateway's new certificate for the key of our Renew: stored; the next
+        connections (control link and ring) present it."""
+        if self._renewal is None or self.credentials is None:
+            raise BadMessage("bad_message", "a renewed certificate this worker did not ask for")
+        old = self.credentials
+        try:
+            creds = self._renewal.save(msg.cert.encode(), old.ca_pem, old.gateway)
+        except ValueError as exc:
+            raise BadMessage(
+                "bad_message", f"the renewed certificate does not fit: {exc}"
+            ) from None
+        self.credentials = self._renewed = creds
+        self._renewal = None
+        log.info("%s: certificate renewed (serial %x)", self.name, creds.serial)
 
     def _ring(
         self, rank: int, peers: list[P.Peer], token: str, max_tensor_bytes: int
@@ -323,7 +341,7 @@ class Worker:
         self.deployments.move_to_end(msg.plan_id)
         loop = asyncio.get_running_loop()
         try:
-            out, trace = await loop.run_in_executor(self.compute, self._execute, dep, msg)
+            out, trace = await loop.run_in_executor(self.compute, execute, dep, msg)
         except CommError as exc:
             self._drop(msg.plan_id)
             await self._error(ws, "worker_lost", str(exc), msg.run_id)
@@ -354,33 +372,6 @@ class Worker:
         await ws.send(result.model_dump_json())
         for f in frames:
             await ws.send(f)
-
-    def _execute(self, dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
-        """On the compute thread: run the request and measure where the time went."""
-        stats = dep.comm.stats
-        wait0, sent0, recv0 = stats.wait_s, stats.bytes_sent, stats.bytes_received
-        t0 = time.perf_counter()
-        ids = torch.tensor(msg.input_ids)
-        if msg.op == "prefill":
-            mask = None if msg.attention_mask is None else torch.tensor(msg.attention_mask)
-            types = None if msg.token_type_ids is None else torch.tensor(msg.token_type_ids)
-            out = dep.model.prefill(ids, types, mask, want=msg.want, session=msg.session)
-        else:
-            out = dep.model.decode(ids, session=msg.session)
-        total = time.perf_counter() - t0
-        wait = stats.wait_s - wait0
-        trace = {
-            "total_ms": total * 1e3,
-            "compute_ms": (total - wait) * 1e3,
-            "comm_wait_ms": wait * 1e3,
-            "bytes_sent": stats.bytes_sent - sent0,
-            "bytes_received": stats.bytes_received - recv0,
-            "peak_rss_mb": peak_rss_mb(),
-            "layers": [
-                {"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3} for t, w in dep.model.trace
-            ],
-        }
-        return out, trace
 
     def _slow_down(self, wall_s: float, wait_s: float) -> None:
         """Sleep emulation of a slower device (development only): stretch each layer's compute

@@ -45,7 +45,9 @@ def _issue(state: StateDep, name: str, csr: str) -> Credentials:
             status.HTTP_409_CONFLICT, detail=f"a device named {name!r} is already paired"
         )
     try:
-        cert, serial = state.ca.issue_device_cert(csr.encode(), name)
+        cert, serial = state.ca.issue_device_cert(
+            csr.encode(), name, days=state.settings.device_cert_days
+        )
     except ValueError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"bad CSR: {exc}"
