@@ -68,13 +68,17 @@ def test_the_peak_since_a_reset_counts_memory_allocated_after_it() -> None:
 
 
 def test_a_reset_forgets_a_peak_that_came_before_it() -> None:
-    earlier = touched(128)
-    del earlier  # large tensors are unmapped on release: resident memory drops back
-    high = peak_rss_mb()
+    got = in_fresh_process(
+        """
+        earlier = touched(128)
+        del earlier  # large tensors are unmapped on release: resident memory drops back
+        high = peak_rss_mb()
+        reset_peak_rss()
+        out = {"high": high, "after": peak_rss_mb()}
+        """
+    )
 
-    reset_peak_rss()
-
-    assert peak_rss_mb() < high - 64
+    assert got["after"] < got["high"] - 64
 
 
 def test_without_proc_the_peak_follows_the_os_lifetime_peak() -> None:

@@ -8,13 +8,13 @@ import io
 import json
 import threading
 import time
-import urllib.error
 import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -50,14 +50,11 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
 def post_audio(
     gw: RunningGateway, body: bytes, content_type: str = "audio/wav"
 ) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(gw.url + "/v1/assist/audio", data=body, method="POST")
-    req.add_header("Content-Type", content_type)
-    req.add_header("Authorization", f"Bearer {gw.token}")
-    try:
-        with urllib.request.urlopen(req, timeout=300) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    """POST `body` to /v1/assist/audio. httpx reads the answer even when the gateway refuses an
+    upload by its Content-Length and closes before the body is all sent (413), as curl does."""
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {gw.token}"}
+    resp = httpx.post(gw.url + "/v1/assist/audio", content=body, headers=headers, timeout=300)
+    return resp.status_code, resp.json() if resp.content else {}
 
 
 def get_bytes(gw: RunningGateway, path: str) -> bytes:

@@ -5,10 +5,12 @@ the end of the run."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from assistant.voice.audio import to_wav
 from tests.voice.speech import padded
@@ -40,21 +42,21 @@ def fake_microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(
-    browser_type_launch_args: dict[str, Any], fake_microphone: Path
-) -> dict[str, Any]:
-    """pytest-playwright's launch options, pointed at Debian's Chromium."""
+@pytest.fixture(scope="package")
+def browser(fake_microphone: Path) -> Iterator[Browser]:
+    """Debian's Chromium, headless, with the fake microphone. Playwright's sync API keeps an event
+    loop running on this thread while it is started, so it stops when this package's tests end:
+    the asyncio tests after them (tests/wyoming) need the thread's loop free."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium package")
     # %noloop: play the file once from when the page opens the microphone, then silence.
     microphone = f"--use-file-for-fake-audio-capture={fake_microphone}%noloop"
-    return {
-        **browser_type_launch_args,
-        "executable_path": str(CHROMIUM),
-        "headless": True,
-        "args": [*FLAGS, microphone],
-    }
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=[*FLAGS, microphone]
+        )
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")
