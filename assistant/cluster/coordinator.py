@@ -15,18 +15,19 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from ssl import SSLContext
-from typing import Any, Literal
+from typing import Literal
 
 import websockets
 from torch import Tensor
 from websockets.asyncio.server import Server, ServerConnection
 
+from assistant.cluster.session import RankResult, WorkerSession
 from assistant.cluster.shards import ShardCache
 from edge_worker.engine.shard import decodes_alone
 from edge_worker.engine.weights import ModelWeights
-from edge_worker.errors import CommTimeout, GalaxyError, WorkerLost
+from edge_worker.errors import CommTimeout, GalaxyError
 from edge_worker.service import protocol as P
 from edge_worker.service import tensors as wire
 from edge_worker.spec.config import ModelConfig
@@ -36,63 +37,6 @@ log = logging.getLogger(__name__)
 # The largest control message either side accepts: a whole tensor frame (a shard's largest
 # tensor, a result's hidden states or logits) fits; anything larger is refused unread.
 MAX_MESSAGE_BYTES = 1 << 30
-_CLOSED = object()
-
-
-@dataclass
-class WorkerSession:
-    """One connected worker: its hello, its socket, and the messages it has sent."""
-
-    hello: P.Hello
-    ws: ServerConnection
-    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
-    alive: bool = True
-    cached: set[str] = field(default_factory=set)  # shard hashes the worker holds on disk
-
-    def __post_init__(self) -> None:
-        self.cached.update(self.hello.cached_shards)
-
-    @property
-    def name(self) -> str:
-        return self.hello.name
-
-    async def next(self, timeout: float, run_id: int | None = None) -> Any:
-        """The next message (parsed) or binary frame; WorkerLost if the link closed.
-
-        An Error answering another run than `run_id` is stale (a run that already failed) and
-        skipped; any other Error is raised.
-        """
-        while True:
-            try:
-                item = await asyncio.wait_for(self.inbox.get(), timeout)
-            except TimeoutError:
-                raise CommTimeout(f"worker {self.name} sent nothing for {timeout:.0f} s") from None
-            if item is _CLOSED:
-                self.alive = False
-                self.inbox.put_nowait(_CLOSED)  # every later reader sees the closed link too
-                raise WorkerLost(self.name, "control link closed")
-            if isinstance(item, P.Error):
-                if item.run_id is not None and item.run_id != run_id:
-                    continue
-                if item.code == "worker_lost":
-                    raise WorkerLost(self.name, item.text)
-                raise GalaxyError(f"worker {self.name} reports {item.code}: {item.text}")
-            return item
-
-    async def send(self, msg: P.Message) -> None:
-        try:
-            await self.ws.send(msg.model_dump_json())
-        except websockets.ConnectionClosed as exc:
-            self.alive = False
-            raise WorkerLost(self.name, "control link closed") from exc
-
-
-@dataclass
-class RankResult:
-    result: P.Result
-    tensors: dict[str, Tensor]
-
-
 Authorize = Callable[[ServerConnection, P.Hello | None], str | None]
 Renew = Callable[[str, str], str]  # (device name, CSR PEM) -> certificate PEM
 OnChange = Callable[[str, bool], None]
@@ -207,7 +151,7 @@ class Coordinator:
             pass
         finally:
             session.alive = False
-            session.inbox.put_nowait(_CLOSED)
+            session.link_closed()
             log.info("worker %s disconnected", hello.name)
             if self.on_change and self.sessions.get(hello.name) is session:
                 self.on_change(hello.name, False)

@@ -28,7 +28,8 @@ from typing import Any, Literal, TypeVar
 
 from torch import Tensor
 
-from assistant.cluster.coordinator import Coordinator, RankResult
+from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.session import RankResult
 from edge_worker.engine.model import RankOutput
 from edge_worker.engine.runtime import Output, assemble
 from edge_worker.engine.weights import ModelWeights

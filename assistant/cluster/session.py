@@ -1,0 +1,74 @@
+"""A connected worker as the coordinator sees it: its hello, its socket, its inbox of messages."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+from torch import Tensor
+from websockets.asyncio.server import ServerConnection
+
+from edge_worker.errors import CommTimeout, GalaxyError, WorkerLost
+from edge_worker.service import protocol as P
+
+_CLOSED = object()
+
+
+@dataclass
+class WorkerSession:
+    """One connected worker: its hello, its socket, and the messages it has sent."""
+
+    hello: P.Hello
+    ws: ServerConnection
+    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    alive: bool = True
+    cached: set[str] = field(default_factory=set)  # shard hashes the worker holds on disk
+
+    def __post_init__(self) -> None:
+        self.cached.update(self.hello.cached_shards)
+
+    @property
+    def name(self) -> str:
+        return self.hello.name
+
+    async def next(self, timeout: float, run_id: int | None = None) -> Any:
+        """The next message (parsed) or binary frame; WorkerLost if the link closed.
+
+        An Error answering another run than `run_id` is stale (a run that already failed) and
+        skipped; any other Error is raised.
+        """
+        while True:
+            try:
+                item = await asyncio.wait_for(self.inbox.get(), timeout)
+            except TimeoutError:
+                raise CommTimeout(f"worker {self.name} sent nothing for {timeout:.0f} s") from None
+            if item is _CLOSED:
+                self.alive = False
+                self.inbox.put_nowait(_CLOSED)  # every later reader sees the closed link too
+                raise WorkerLost(self.name, "control link closed")
+            if isinstance(item, P.Error):
+                if item.run_id is not None and item.run_id != run_id:
+                    continue
+                if item.code == "worker_lost":
+                    raise WorkerLost(self.name, item.text)
+                raise GalaxyError(f"worker {self.name} reports {item.code}: {item.text}")
+            return item
+
+    def link_closed(self) -> None:
+        """Called by the link's reader when the socket closes: every reader then sees it."""
+        self.inbox.put_nowait(_CLOSED)
+
+    async def send(self, msg: P.Message) -> None:
+        try:
+            await self.ws.send(msg.model_dump_json())
+        except websockets.ConnectionClosed as exc:
+            self.alive = False
+            raise WorkerLost(self.name, "control link closed") from exc
+
+
+@dataclass
+class RankResult:
+    result: P.Result
+    tensors: dict[str, Tensor]
