@@ -131,7 +131,12 @@ def worker(
         ),
     ] = None,
     data_host: Annotated[
-        str, typer.Option(envvar="GALAXY_DATA_HOST", help="address peers reach the data plane on")
+        str,
+        typer.Option(
+            envvar="GALAXY_DATA_HOST",
+            help="address peers reach the data plane on (auto: this device's address on the "
+            "route to the gateway)",
+        ),
     ] = "127.0.0.1",
     data_port: Annotated[
         int, typer.Option(envvar="GALAXY_DATA_PORT", help="data-plane TCP port (0: any free)")
@@ -220,7 +225,11 @@ def worker(
             run_worker(w, gateway, directory, pairing_code, _interfaces(mdns), ca_fingerprint)
         )
     except KeyboardInterrupt:
-        pass
+        # The links are closed, the goodbyes sent and received shards saved; a compute job
+        # still running (a profile takes seconds) is of no use now: do not wait for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     except (GalaxyError, TimeoutError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -4,6 +4,9 @@ Contract (records, interfaces and TTLs as in dnssd.py):
 - ``find_gateway`` browses for ``GATEWAY_TYPE`` and returns the first gateway that resolves, on
   ``LOOPBACK`` unless told otherwise; a gateway shows up about 1.2 s after it starts announcing.
   Unverified: pairing decides whether to trust it.
+- ``browse_gateways`` lists every gateway that resolves within a window: a paired worker whose
+  gateway stopped answering at its saved address looks for it there (the TLS handshake with the
+  home CA decides which one is its own).
 - ``WorkerAdvert`` announces this worker as ``WORKER_TYPE`` with allow-listed TXT keys only.
 - Everything runs on the caller's asyncio loop; ``stop()`` is idempotent and takes about 0.25 s
   (three goodbye packets, 125 ms apart).
@@ -14,8 +17,9 @@ The gateway side (advertise the gateway, list workers) is ``assistant.discovery`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 
 from zeroconf import ServiceStateChange, Zeroconf
@@ -38,7 +42,7 @@ from edge_worker.service.dnssd import (
 )
 from edge_worker.service.protocol import VERSION as PROTOCOL_VERSION
 
-__all__ = ["LOOPBACK", "FoundGateway", "WorkerAdvert", "find_gateway"]
+__all__ = ["LOOPBACK", "FoundGateway", "WorkerAdvert", "browse_gateways", "find_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,35 @@ async def find_gateway(
     when no usable gateway answered in time. A gateway normally shows up about 1.2 s after it
     starts announcing, or at once if it is already running.
     """
+    async with contextlib.aclosing(_gateways(timeout, interfaces, home)) as found:
+        async for gateway in found:
+            return gateway
+    which = f"for home {home!r} " if home is not None else ""
+    raise TimeoutError(
+        f"no Galaxy gateway ({GATEWAY_TYPE}) {which}answered within {timeout:.1f} s on "
+        f"interfaces {list(interfaces)}; start `galaxy gateway` (or `galaxy demo`), make "
+        "sure it announces on an interface this device can reach (its interface setting), "
+        "that UDP port 5353 multicast is not blocked, or pass --gateway URL"
+    )
+
+
+async def browse_gateways(
+    timeout: float, interfaces: Sequence[str] = LOOPBACK
+) -> list[FoundGateway]:
+    """Every gateway that resolves within ``timeout`` seconds (the whole window is used), each
+    address once; an empty list when none answered. Unverified: a paired worker accepts one
+    only through the TLS handshake with its home CA."""
+    seen: dict[tuple[str, int], FoundGateway] = {}
+    async with contextlib.aclosing(_gateways(timeout, interfaces, None)) as found:
+        async for gateway in found:
+            seen.setdefault((gateway.host, gateway.worker_port), gateway)
+    return list(seen.values())
+
+
+async def _gateways(
+    timeout: float, interfaces: Sequence[str], home: str | None
+) -> AsyncGenerator[FoundGateway, None]:
+    """The gateways that resolve within ``timeout`` seconds, as they do (repeats possible)."""
     names: asyncio.Queue[str] = asyncio.Queue()
 
     def on_change(
@@ -95,31 +128,28 @@ async def find_gateway(
         if state_change in (ServiceStateChange.Added, ServiceStateChange.Updated):
             names.put_nowait(name)
 
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     aiozc = await start_zeroconf(interfaces)
     browser = AsyncServiceBrowser(aiozc.zeroconf, [GATEWAY_TYPE], handlers=[on_change])
     try:
-        async with asyncio.timeout(timeout):
-            while True:
-                name = await names.get()
-                info = AsyncServiceInfo(GATEWAY_TYPE, name)
-                if not await info.async_request(aiozc.zeroconf, _RESOLVE_MS):
-                    logger.warning("mDNS: gateway %s did not resolve", name)
-                    continue
-                found = _gateway_from_info(info)
-                if found is not None and home is not None and found.properties.get("home") != home:
-                    logger.info("mDNS: skipping gateway %s of another home", name)
-                    continue
-                if found is not None:
-                    logger.info("mDNS: found gateway %s at %s:%s", name, found.host, found.api_port)
-                    return found
-    except TimeoutError:
-        which = f"for home {home!r} " if home is not None else ""
-        raise TimeoutError(
-            f"no Galaxy gateway ({GATEWAY_TYPE}) {which}answered within {timeout:.1f} s on "
-            f"interfaces {list(interfaces)}; start `galaxy gateway` (or `galaxy demo`), make "
-            "sure it announces on an interface this device can reach (its interface setting), "
-            "that UDP port 5353 multicast is not blocked, or pass --gateway URL"
-        ) from None
+        while (left := deadline - loop.time()) > 0:
+            try:
+                name = await asyncio.wait_for(names.get(), left)
+            except TimeoutError:
+                return
+            info = AsyncServiceInfo(GATEWAY_TYPE, name)
+            wait_ms = max(1.0, min(_RESOLVE_MS, (deadline - loop.time()) * 1e3))
+            if not await info.async_request(aiozc.zeroconf, wait_ms):
+                logger.warning("mDNS: gateway %s did not resolve", name)
+                continue
+            found = _gateway_from_info(info)
+            if found is not None and home is not None and found.properties.get("home") != home:
+                logger.info("mDNS: skipping gateway %s of another home", name)
+                continue
+            if found is not None:
+                logger.info("mDNS: found gateway %s at %s:%s", name, found.host, found.api_port)
+                yield found
     finally:
         await browser.async_cancel()
         await close_quietly(aiozc)

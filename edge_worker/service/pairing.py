@@ -19,6 +19,7 @@ import json
 import logging
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,18 @@ def pair(
                 f"the gateway's CA fingerprint is {got}, not {ca_fingerprint}: not pairing with it"
             )
     try:
-        return pending.save(answer["cert"].encode(), answer["ca"].encode(), answer["worker_url"])
+        worker_url = reachable(answer["worker_url"], api_url)
+        return pending.save(answer["cert"].encode(), answer["ca"].encode(), worker_url)
     except (KeyError, ValueError) as exc:
         raise PairingFailed(f"the gateway's answer does not fit this device: {exc}") from None
+
+
+def reachable(worker_url: str, api_url: str) -> str:
+    """`worker_url` with a wildcard host (a gateway listening on 0.0.0.0) replaced by the host
+    this device reached the gateway's API on."""
+    url = urllib.parse.urlsplit(worker_url)
+    if url.hostname not in ("0.0.0.0", "::"):
+        return worker_url
+    host = urllib.parse.urlsplit(api_url).hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return url._replace(netloc=f"{host}:{url.port}").geturl()
