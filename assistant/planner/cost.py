@@ -40,7 +40,7 @@ from edge_worker.spec.flops import (
     proj_flops,
     qkv_flops,
 )
-from edge_worker.spec.plan import ParallelPlan
+from edge_worker.spec.plan import ParallelPlan, kv_heads, kv_owned
 
 CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
 PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)
@@ -80,8 +80,11 @@ def connective_flops(cfg: ModelConfig, rows: int) -> float:
     return CONNECTIVE_FLOPS * rows * cfg.hidden_size
 
 
-def qkv_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int) -> float:
-    return qkv_flops(cfg, rows, heads) / (d.proj_gflops(rows, heads) * 1e9) * 1e3
+def qkv_ms(
+    cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, kv: int | None = None
+) -> float:
+    """QKV projections of `heads` query heads and `kv` key/value heads (replicas included)."""
+    return qkv_flops(cfg, rows, heads, kv) / (d.proj_gflops(rows, heads) * 1e9) * 1e3
 
 
 def out_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int) -> float:
@@ -93,9 +96,13 @@ def core_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int
     return core_flops(cfg, rows, keys, heads) / (gflops * 1e9) * 1e3
 
 
-def attn_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int) -> float:
-    """QKV projection, attention core and out-projection of `heads` over `rows` queries."""
-    proj = proj_flops(cfg, rows, heads) / (d.proj_gflops(rows, heads) * 1e9) * 1e3
+def attn_ms(
+    cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int, kv: int | None = None
+) -> float:
+    """QKV projection, attention core and out-projection of `heads` over `rows` queries, with
+    `kv` key/value heads projected (default: their whole groups; more when a group is split
+    between devices and replicated)."""
+    proj = proj_flops(cfg, rows, heads, kv) / (d.proj_gflops(rows, heads) * 1e9) * 1e3
     return proj + core_ms(cfg, d, rows, heads, keys)
 
 
@@ -119,14 +126,16 @@ def layer_ms(cfg: ModelConfig, d: DeviceProfile, rows: int) -> float:
     )
 
 
-def decode_layer_ms(cfg: ModelConfig, d: DeviceProfile, heads: int, cols: int, past: int) -> float:
-    """One decode step through one layer's share: the measured line (a fixed cost for the
-    step's small operations plus a cost per weight streamed from memory), else FLOPs at the
-    one-row GEMM speed."""
+def decode_layer_ms(
+    cfg: ModelConfig, d: DeviceProfile, heads: int, cols: int, past: int, kv: int | None = None
+) -> float:
+    """One decode step through one layer's share (`kv` key/value heads as in `attn_ms`): the
+    measured line (a fixed cost for the step's small operations plus a cost per weight
+    streamed from memory), else FLOPs at the one-row GEMM speed."""
     line = d.decode_line()
     if line is not None:
-        return line[0] + line[1] * layer_params(cfg, heads, cols)
-    flops = 2 * layer_params(cfg, heads, cols) + core_flops(cfg, 1, past, heads)
+        return line[0] + line[1] * layer_params(cfg, heads, cols, kv)
+    flops = 2 * layer_params(cfg, heads, cols, kv) + core_flops(cfg, 1, past, heads)
     return flops / (d.decode_gflops * 1e9) * 1e3
 
 
@@ -252,14 +261,14 @@ def _overlapped_layer(
     n = len(ring)
     rows = plan.seq_split(t)
     chunk = [r * act for r in rows]
-    heads, cols = plan.heads, plan.mlp_columns
+    heads, cols, kvs = plan.heads, plan.mlp_columns, kv_heads(cfg, plan)
     ring_order = [[(i - s) % n for s in range(n)] for i in range(n)]  # own chunk first
     reduce_order = [[(i - 1 - s) % n for s in range(n)] for i in range(n)]  # own chunk last
     # Attention: QKV tiles as chunks arrive; the core; out-projection tiles feed the ring.
     arrived = gather_arrivals(ring, chunk)
     ready, busy = [], []
     for i, d in enumerate(ring):
-        qkv = [qkv_ms(cfg, d, r, heads[i]) * OVERLAP_COMPUTE for r in rows]
+        qkv = [qkv_ms(cfg, d, r, heads[i], kvs[i]) * OVERLAP_COMPUTE for r in rows]
         out = [out_ms(cfg, d, r, heads[i]) * OVERLAP_COMPUTE for r in rows]
         core = core_ms(cfg, d, t, heads[i], t)
         qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
@@ -305,11 +314,11 @@ def handoff_ms(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
 ) -> float:
     """An hmp prefill that decodes on one device ends by all-gathering every layer's K/V
-    shards to it (exact, in fp32)."""
+    shards to it (exact, in fp32; a replicated group is sent once, by its first holder)."""
     if not (cfg.causal and plan.strategy == "hmp" and plan.decode == "local") or len(ring) < 2:
         return 0.0
     per_head = 2 * cfg.n_layers * seq_len * cfg.head_dim * 4  # K and V, every layer
-    return all_gather_ms(ring, [h // cfg.group_size * per_head for h in plan.heads])
+    return all_gather_ms(ring, [len(kv) * per_head for kv in kv_owned(cfg, plan)])
 
 
 def _prefill_layers(
@@ -338,8 +347,8 @@ def _prefill_layers(
             for d, r in zip(ring, rows, strict=True)
         ]
         return _phase(times, all_gather_ms(ring, kv_bytes)).scaled(cfg.n_layers)
-    heads, cols = plan.heads, plan.mlp_columns
-    attn = [attn_ms(cfg, d, t, hh, t) for d, hh in zip(ring, heads, strict=True)]
+    heads, cols, kvs = plan.heads, plan.mlp_columns, kv_heads(cfg, plan)
+    attn = [attn_ms(cfg, d, t, hh, t, kv) for d, hh, kv in zip(ring, heads, kvs, strict=True)]
     mlp = [mlp_ms(cfg, d, t, c) for d, c in zip(ring, cols, strict=True)]
     if s == "tp":
         conn = [conn_ms(cfg, d, t) for d in ring]
@@ -375,8 +384,10 @@ def predict_decode(
         hops = sum(link_ms(ring[i], ring[i + 1], h * 4) for i in range(len(ring) - 1))
         return Breakdown(sum(per) + hops + ends, sum(per) + ends, hops, 0.0)
     times = [
-        decode_layer_ms(cfg, d, hh, c, past)
-        for d, hh, c in zip(ring, plan.heads, plan.mlp_columns, strict=True)
+        decode_layer_ms(cfg, d, hh, c, past, kv)
+        for d, hh, c, kv in zip(
+            ring, plan.heads, plan.mlp_columns, kv_heads(cfg, plan), strict=True
+        )
     ]
     ar = all_reduce_ms(ring, h * BYTES[plan.wire_dtype])
     return _phase(times, 2 * ar).scaled(n_layers) + Breakdown(ends, ends, 0.0, 0.0)

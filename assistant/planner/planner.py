@@ -1,8 +1,11 @@
 """Choose the plan: which devices, which strategy, which shares, for prefill and decode.
 
-Galaxy's rule first: heads (whole KV groups), MLP columns and sequence rows in proportion to
-measured speed; then move heads and columns off any device whose memory budget (weights + KV
-cache + activations) would overflow, onto devices with room. Beyond Galaxy: every subset of
+Galaxy's rule first: heads, MLP columns and sequence rows in proportion to measured speed;
+then move heads and columns off any device whose memory budget (weights + KV cache +
+activations) would overflow, onto devices with room. Heads go by whole KV groups, or by single
+query heads with a split group's K/V projection replicated on each device that needs it (the
+only way to use more devices than a GQA model has groups): both splits are costed, replicas
+included, and the cheaper kept. Beyond Galaxy: every subset of
 devices is costed (a slow device or a slow link can make the whole ring slower), every strategy
 is costed with the same model, and decode may run differently from prefill. Plans are values.
 """
@@ -23,7 +26,9 @@ from edge_worker.spec.plan import (
     ParallelPlan,
     split_by_weights,
     split_columns,
+    split_heads,
     validate,
+    whole_groups,
 )
 
 LABELS = ("local", "tp", "sp", "pp", "hmp", "hmp+overlap")
@@ -81,20 +86,20 @@ def _units(total: int, speeds: Sequence[float]) -> list[int]:
 def fit_memory(
     cfg: ModelConfig, plan: ParallelPlan, ring: Sequence[DeviceProfile], seq_len: int
 ) -> ParallelPlan | None:
-    """Galaxy's memory rule: move KV groups and MLP columns off devices over budget onto the
-    device with the most room, until everyone fits; None if that is impossible."""
+    """Galaxy's memory rule: move heads (whole KV groups if the plan splits by groups, else
+    single query heads) and MLP columns off devices over budget onto the device with the most
+    room, until everyone fits; None if that is impossible."""
     if plan.strategy not in ("tp", "hmp"):
         ok = all(memory_mb(cfg, plan, r, seq_len) <= d.budget_mb for r, d in enumerate(ring))
         return plan if ok else None
-    groups = [h // cfg.group_size for h in plan.heads]
+    unit = cfg.group_size if whole_groups(cfg, plan.heads) else 1
+    units = [h // unit for h in plan.heads]
     cols = list(plan.mlp_columns)
     col_step = max(1, cfg.intermediate_size // (cfg.n_kv_heads * 4))
     if col_step >= COLUMN_ALIGN:
         col_step -= col_step % COLUMN_ALIGN  # moves keep the shares aligned
     for _ in range(4 * (cfg.n_kv_heads + cfg.intermediate_size // col_step)):
-        current = replace(
-            plan, heads=tuple(g * cfg.group_size for g in groups), mlp_columns=tuple(cols)
-        )
+        current = replace(plan, heads=tuple(u * unit for u in units), mlp_columns=tuple(cols))
         need = [memory_mb(cfg, current, r, seq_len) for r in range(len(ring))]
         over = [r for r, d in enumerate(ring) if need[r] > d.budget_mb]
         if not over:
@@ -106,58 +111,75 @@ def fit_memory(
         if cols[src] > col_step:  # columns first: finer grained than whole KV groups
             cols[src] -= col_step
             cols[dst] += col_step
-        elif groups[src] > 1:
-            groups[src] -= 1
-            groups[dst] += 1
+        elif units[src] > 1:
+            units[src] -= 1
+            units[dst] += 1
         else:
             return None
     return None
 
 
-def candidate(
+def candidates(
     cfg: ModelConfig, label: str, ring: Sequence[DeviceProfile], seq_len: int, wire: str
-) -> ParallelPlan | None:
-    """The plan of `label` on `ring` (shares by speed, memory-fitted), or None if impossible."""
+) -> list[ParallelPlan]:
+    """The plans of `label` on `ring` (shares by speed, memory-fitted), none if impossible.
+    tp and hmp of a GQA model give up to two: heads by whole KV groups (when every device can
+    have one) and by query heads (K/V of split groups replicated)."""
     speeds = [d.gflops for d in ring]
     n = len(ring)
     options: dict[str, object] = {"wire_dtype": wire}
-    try:
-        if (label == "local") != (n == 1):
-            return None  # one device is "local" whatever the label; local is one device
-        if label == "local" and wire != "float32":
-            return None  # nothing goes on the wire
-        if label == "local":
-            plan = ParallelPlan("local", 1)
-        elif label == "tp":  # Megatron-LM: even split
-            plan = _tensor(cfg, "tp", [1.0] * n, options)
-        elif label == "sp":
-            # Even rows, as the baseline. Rows split by speed were predicted within 6% at
-            # 1000 Mbit/s but measured 18% slower than predicted at 500 Mbit/s (the slowest
-            # device's compute 31% over its prediction, cause not yet found), so the planner
-            # does not offer a plan its cost model cannot vouch for (bench/RESULTS.md).
-            plan = ParallelPlan("sp", n, seq_weights=(1.0,) * n, **options)  # type: ignore[arg-type]
-        elif label == "pp":  # layers weighted by memory, as exo and llama.cpp RPC do
-            layers = _units(cfg.n_layers, [d.budget_mb for d in ring])
-            plan = ParallelPlan("pp", n, layers=tuple(layers), **options)  # type: ignore[arg-type]
-        else:
-            plan = _tensor(cfg, "hmp", speeds, {**options, "overlap": label == "hmp+overlap"})
-        plan = validate(cfg, plan)
-    except PlanError:
-        return None
-    return fit_memory(cfg, plan, ring, seq_len)
+    if (label == "local") != (n == 1):
+        return []  # one device is "local" whatever the label; local is one device
+    if label == "local" and wire != "float32":
+        return []  # nothing goes on the wire
+    plans: list[ParallelPlan] = []
+    for by_groups in (True, False):
+        try:
+            if label == "local":
+                plan = ParallelPlan("local", 1)
+            elif label == "tp":  # Megatron-LM: even split
+                plan = _tensor(cfg, "tp", [1.0] * n, options, by_groups)
+            elif label == "sp":
+                # Even rows, as the baseline. Rows split by speed were predicted within 6% at
+                # 1000 Mbit/s but measured 18% slower than predicted at 500 Mbit/s (the slowest
+                # device's compute 31% over its prediction, cause not yet found), so the planner
+                # does not offer a plan its cost model cannot vouch for (bench/RESULTS.md).
+                plan = ParallelPlan("sp", n, seq_weights=(1.0,) * n, **options)  # type: ignore[arg-type]
+            elif label == "pp":  # layers weighted by memory, as exo and llama.cpp RPC do
+                layers = _units(cfg.n_layers, [d.budget_mb for d in ring])
+                plan = ParallelPlan("pp", n, layers=tuple(layers), **options)  # type: ignore[arg-type]
+            else:
+                hmp = {**options, "overlap": label == "hmp+overlap"}
+                plan = _tensor(cfg, "hmp", speeds, hmp, by_groups)
+            fitted = fit_memory(cfg, validate(cfg, plan), ring, seq_len)
+        except PlanError:
+            continue
+        if fitted is not None and fitted not in plans:
+            plans.append(fitted)
+        if label not in ("tp", "hmp", "hmp+overlap") or cfg.group_size == 1:
+            break  # one way to split: no groups to keep whole
+    return plans
+
+
+def candidate(
+    cfg: ModelConfig, label: str, ring: Sequence[DeviceProfile], seq_len: int, wire: str
+) -> ParallelPlan | None:
+    """The plan of `label` on `ring` predicted fastest for a prefill of `seq_len`, or None."""
+    plans = candidates(cfg, label, ring, seq_len, wire)
+    return min(plans, key=lambda p: predict(cfg, ring, p, seq_len).total_ms, default=None)
 
 
 def _tensor(
-    cfg: ModelConfig, strategy: str, weights: list[float], options: dict[str, object]
+    cfg: ModelConfig,
+    strategy: str,
+    weights: list[float],
+    options: dict[str, object],
+    by_groups: bool,
 ) -> ParallelPlan:
-    n = len(weights)
-    if n > cfg.n_kv_heads:
-        raise PlanError("more devices than key/value groups")
-    groups = _units(cfg.n_kv_heads, weights)
     return ParallelPlan(
         strategy,  # type: ignore[arg-type]
-        n,
-        heads=tuple(g * cfg.group_size for g in groups),
+        len(weights),
+        heads=split_heads(cfg, weights, by_groups=by_groups),
         mlp_columns=tuple(split_columns(cfg.intermediate_size, weights)),
         seq_weights=tuple(weights),
         **options,  # type: ignore[arg-type]
@@ -199,14 +221,12 @@ def choose(
             ring = list(subset)
             for label in labels:
                 for wire in wires:
-                    plan = candidate(cfg, label, ring, seq_len, wire)
-                    if plan is None:
-                        continue
-                    cost = predict(cfg, ring, plan, seq_len)
-                    total = objective(cfg, ring, plan, seq_len, decode_tokens)
-                    key = label if wire == "float32" else f"{label} fp16"
-                    if key not in best or total < best[key][0]:
-                        best[key] = (total, plan, ring, cost)
+                    for plan in candidates(cfg, label, ring, seq_len, wire):
+                        cost = predict(cfg, ring, plan, seq_len)
+                        total = objective(cfg, ring, plan, seq_len, decode_tokens)
+                        key = label if wire == "float32" else f"{label} fp16"
+                        if key not in best or total < best[key][0]:
+                            best[key] = (total, plan, ring, cost)
     if not best:
         raise PlanError(_refusal(cfg, ordered, seq_len))
     label = min(best, key=lambda key: best[key][0])
@@ -287,13 +307,13 @@ def _excluded(
             )
             continue
         with_it = [*ring, d]
-        plan = candidate(
+        plans = candidates(
             cfg, label.replace(" fp16", ""), with_it, seq_len, best[label][1].wire_dtype
         )
-        if plan is None:
+        if not plans:
             reason = "the plan cannot use it (memory, or no whole share left for it)"
         else:
-            ms = objective(cfg, with_it, plan, seq_len, decode_tokens)
+            ms = min(objective(cfg, with_it, p, seq_len, decode_tokens) for p in plans)
             reason = (
                 f"adding it is predicted slower ({ms:.0f} ms vs {base:.0f} ms): its "
                 f"{d.gflops:g} GFLOP/s and {d.bandwidth_mbps:g} Mbit/s link cost more than "

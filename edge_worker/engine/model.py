@@ -25,7 +25,6 @@ plan says `decode="local"`.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,6 +34,13 @@ from torch import Tensor
 
 from edge_worker.comm.base import Communicator
 from edge_worker.engine import layers as L
+from edge_worker.engine.kvcache import (
+    MAX_SESSIONS,
+    SessionCaches,
+    expand,
+    expand_index,
+    gather_to_decoder,
+)
 from edge_worker.engine.overlap import (
     gather_project_reduce,
     gather_then_project,
@@ -47,8 +53,6 @@ from edge_worker.spec.plan import ParallelPlan, offsets
 
 Want = Literal["hidden", "logits", "last_logits"]
 Region = Callable[[Tensor], Tensor]
-MAX_SESSIONS = 4  # generations whose KV caches a rank keeps at once; the least recent is dropped
-KVState = tuple[list[tuple[Tensor, Tensor]], Tensor | None, int]  # (cache, key mask, past)
 
 
 @dataclass
@@ -76,13 +80,10 @@ class RankModel:
     ) -> None:
         self.cfg, self.w, self.plan, self.comm, self.full = cfg, weights, plan, comm, full
         self.rank, self.world = comm.rank, comm.world_size
-        # The current generation's KV cache; others interleaved with it step by step wait in
-        # `_parked` (see `_use`).
-        self.cache: list[tuple[Tensor, Tensor]] = []
-        self.key_mask: Tensor | None = None
-        self.past = 0
-        self.session = ""
-        self._parked: OrderedDict[str, KVState] = OrderedDict()
+        # Every generation's KV cache (kvcache.py); query heads of a split KV group pair with
+        # their K/V heads through `kv_index` (None when attend's repeat by group does it).
+        self.kv = SessionCaches()
+        self.kv_index = expand_index(cfg, plan, self.rank)
         self.trace: list[tuple[float, float]] = []  # per layer: (wall s, comm wait s)
         self.on_layer: Callable[[float, float], None] | None = None  # (wall s, wait s) hook
         self.decoder_rank = self.world - 1
@@ -90,22 +91,6 @@ class RankModel:
         self.dtype = weights.layers[0].attn.wq.dtype if weights.layers else torch.float32
 
     # ----- public entry points ---------------------------------------------------------------
-
-    def reset(self) -> None:
-        self.cache, self.key_mask, self.past = [], None, 0
-
-    def _use(self, session: str) -> None:
-        """Make `session`'s KV cache the current one. Generations interleaved decode step by
-        decode step (a short command between the steps of a long answer) each keep their own
-        cache; at most `MAX_SESSIONS` are kept, the least recently used dropped."""
-        if session == self.session:
-            return
-        self._parked[self.session] = (self.cache, self.key_mask, self.past)
-        self._parked.move_to_end(self.session)
-        self.cache, self.key_mask, self.past = self._parked.pop(session, ([], None, 0))
-        self.session = session
-        while len(self._parked) >= MAX_SESSIONS:
-            self._parked.popitem(last=False)
 
     def _timed(self, layer_fn: Callable[..., Tensor], *args: Any) -> Tensor:
         """Run one layer, recording its wall time and the time spent waiting on the ring."""
@@ -129,9 +114,9 @@ class RankModel:
     ) -> RankOutput | None:
         """Process a whole prompt (B, T); returns this rank's rows of the output, or None.
         The KV cache it leaves belongs to `session` (decode steps name it)."""
-        self._use(session)
-        self.reset()
-        self.key_mask = attention_mask.bool() if attention_mask is not None else None
+        self.kv.use(session)
+        self.kv.reset()
+        self.kv.key_mask = attention_mask.bool() if attention_mask is not None else None
         t = input_ids.shape[1]
         s = self.plan.strategy
         self.trace = []
@@ -141,25 +126,24 @@ class RankModel:
             out = self._prefill_sequence(input_ids, token_type_ids, want)
         else:
             out = self._prefill_tensor(input_ids, token_type_ids, want)
-        self.past = t
+        self.kv.past = t
         if s == "hmp" and self.plan.decode == "local":
-            self._gather_cache_to_decoder()
+            keep = self.rank == self.decoder_rank
+            self.kv.cache = gather_to_decoder(self.comm, self.cfg, self.plan, self.kv.cache, keep)
         return out
 
     @torch.inference_mode()
     def decode(self, token_ids: Tensor, session: str = "") -> RankOutput | None:
         """One generation step for new tokens (B, 1) after `session`'s prompt and earlier
         steps; the last rank returns their logits."""
-        self._use(session)
-        if self.past == 0:
+        self.kv.use(session)
+        if self.kv.past == 0:
             raise PlanError(
                 f"decode step for session {session!r} without its prefill (never run, or "
                 f"dropped: a rank keeps {MAX_SESSIONS} generations at once)"
             )
-        if self.key_mask is not None:
-            ones = torch.ones_like(self.key_mask[:, :1])
-            self.key_mask = torch.cat([self.key_mask, ones], dim=1)
-        pos = range(self.past, self.past + 1)
+        self.kv.grow_mask()
+        pos = range(self.kv.past, self.kv.past + 1)
         s = self.plan.strategy
         self.trace = []
         if s == "pp":
@@ -170,7 +154,7 @@ class RankModel:
             x = L.embed(self.cfg, self.w, token_ids, None, pos)
             answers = self.rank == self.world - 1
             out = self._stack(x, pos, L_identity, self._all_reduce, pos, "last_logits", answers)
-        self.past += 1
+        self.kv.past += 1
         return out
 
     # ----- collectives, in the plan's wire dtype ------------------------------------------------
@@ -236,8 +220,7 @@ class RankModel:
         # Attention: this rank's heads over the whole sequence, out-projection partial sums.
         a_in = enter(L.norm(x, layer.attn_norm, cfg) if pre else x)  # (B, T, h)
         q, k, v = L.qkv(a_in, layer.attn, cfg, self._rope(range(q_start, q_start + a_in.shape[1])))
-        k, v = self._cache_append(i, k, v)
-        o = L.attend(q, k, v, causal=cfg.causal, q_start=q_start, key_mask=self.key_mask)
+        o = self._attend(i, q, k, v, q_start)
         a = leave(L.linear(o, layer.attn.wo))  # (B, T_i, h): reduced over heads
         if layer.attn.bo is not None:
             a = a + layer.attn.bo
@@ -261,8 +244,7 @@ class RankModel:
         a_src = L.norm(x, layer.attn_norm, cfg) if pre else x
         y = gather_then_project(comm, a_src.to(wire), sizes, qkv_tile)  # (B, T, qkv width)
         q, k, v = L.qkv_heads(y, layer.attn, cfg, self._rope(range(0, t)))
-        k, v = self._cache_append(i, k, v)
-        o = L.attend(q, k, v, causal=cfg.causal, q_start=0, key_mask=self.key_mask)
+        o = self._attend(i, q, k, v, 0)
 
         def out_tile(rows: Tensor) -> Tensor:
             return L.linear(rows, layer.attn.wo).to(wire)
@@ -299,8 +281,9 @@ class RankModel:
         )
         k = self._all_gather(k, sizes, dim=2)  # (B, n_kv_heads, T, hd): every chunk's keys
         v = self._all_gather(v, sizes, dim=2)
-        self._cache_set(i, k, v)
-        o = L.attend(q, k, v, causal=cfg.causal, q_start=mine.start, key_mask=self.key_mask)
+        if cfg.causal and self.rank == self.decoder_rank:
+            self.kv.cache.append((k, v))  # every rank sees all K/V; the decoding rank keeps them
+        o = L.attend(q, k, v, causal=cfg.causal, q_start=mine.start, key_mask=self.kv.key_mask)
         a = L.linear(o, layer.attn.wo, layer.attn.bo)
         x = x + a if pre else L.norm(x + a, layer.attn_norm, cfg)
         m = L.mlp_partial(L.norm(x, layer.mlp_norm, cfg) if pre else x, layer.mlp, cfg)
@@ -336,16 +319,6 @@ class RankModel:
             x = self._tp_layer(x, layer, i, L_identity, L_identity, pos.start)
         return self._finish(w, x, pos, pos.stop, "last_logits")
 
-    def _gather_cache_to_decoder(self) -> None:
-        """Before decoding alone: all-gather every layer's K/V shards along the head dim."""
-        kv_sizes = [h // self.cfg.group_size for h in self.plan.heads]
-        cache = []
-        for k, v in self.cache:
-            k = self.comm.all_gather(k, kv_sizes, dim=1)  # (B, n_kv_heads, T, hd), exact
-            v = self.comm.all_gather(v, kv_sizes, dim=1)
-            cache.append((k, v))
-        self.cache = cache if self.rank == self.decoder_rank else []
-
     # ----- the ends of the network ------------------------------------------------------------
 
     def _finish(
@@ -372,21 +345,13 @@ class RankModel:
         positions = torch.arange(pos.start, pos.stop)
         return L.rope_cos_sin(positions, w.rope_inv_freq, w.rope_scaling, dtype)
 
-    def _cache_append(self, i: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if not self.cfg.causal:
-            return k, v
-        if i < len(self.cache):
-            pk, pv = self.cache[i]
-            k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)  # (B, n_kv, T+1, hd)
-            self.cache[i] = (k, v)
-        else:
-            self.cache.append((k, v))
-        return k, v
-
-    def _cache_set(self, i: int, k: Tensor, v: Tensor) -> None:
-        # Sequence parallel: every rank sees all K/V, but only the decoding rank keeps them.
-        if self.cfg.causal and self.rank == self.decoder_rank:
-            self.cache.append((k, v))
+    def _attend(self, i: int, q: Tensor, k: Tensor, v: Tensor, q_start: int) -> Tensor:
+        """Attention of layer `i` with its new K/V appended to the cache (decoders); K/V of a
+        split group paired with their query heads (kvcache.py)."""
+        if self.cfg.causal:
+            k, v = self.kv.append(i, k, v)
+        k, v = expand(q, k, v, self.kv_index)
+        return L.attend(q, k, v, causal=self.cfg.causal, q_start=q_start, key_mask=self.kv.key_mask)
 
 
 def L_identity(x: Tensor) -> Tensor:

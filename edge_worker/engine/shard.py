@@ -1,6 +1,7 @@
 """Cut one rank's shard out of a whole model, as a plan prescribes.
 
-    hmp, tp   every layer, but only the rank's heads (whole KV groups) and MLP columns;
+    hmp, tp   every layer, but only the rank's query heads, the key/value heads of every group
+              those touch (a group split over ranks is replicated on each), and MLP columns;
               embeddings, norms, the output head and row-parallel biases whole.
     sp, local the whole model.
     pp        the rank's contiguous layers; embeddings on the first rank, final norm and head
@@ -14,7 +15,7 @@ from dataclasses import replace
 
 from edge_worker.engine.weights import ModelWeights, shard_layer
 from edge_worker.spec.config import ModelConfig
-from edge_worker.spec.plan import ParallelPlan, offsets
+from edge_worker.spec.plan import ParallelPlan, kv_range, offsets
 
 
 def shard_for_rank(
@@ -39,7 +40,7 @@ def shard_for_rank(
             lm_head=full.lm_head if last else None,
         )
     heads = offsets(list(plan.heads))[rank]
-    kv = range(heads.start // cfg.group_size, heads.stop // cfg.group_size)
+    kv = kv_range(cfg, heads)
     cols = offsets(list(plan.mlp_columns))[rank]
     return replace(
         full, layers=[shard_layer(layer, cfg.head_dim, heads, kv, cols) for layer in full.layers]

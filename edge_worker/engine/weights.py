@@ -73,7 +73,8 @@ def _rows(t: Tensor | None, start: int, stop: int) -> Tensor | None:
 
 
 def shard_attention(attn: Attention, head_dim: int, heads: range, kv_heads: range) -> Attention:
-    """Keep query heads `heads` and key/value heads `kv_heads` (whole GQA groups)."""
+    """Keep query heads `heads` and key/value heads `kv_heads` (every group `heads` touch,
+    `plan.kv_range`: a group split between ranks is copied to each)."""
     q0, q1 = heads.start * head_dim, heads.stop * head_dim
     k0, k1 = kv_heads.start * head_dim, kv_heads.stop * head_dim
     return Attention(

@@ -133,8 +133,9 @@ def make_plan(
 ) -> ParallelPlan:
     """Build a plan from relative device weights (`--split`), rounding to whole units.
 
-    Heads are split by whole KV groups, so every rank gets complete GQA groups. `tp` uses the
-    given weights too; pass equal weights for Megatron-LM's even split.
+    Heads are split by `split_heads`: whole KV groups when there are at least as many groups as
+    devices, else query heads (groups replicated where a device's heads need them). `tp` uses
+    the given weights too; pass equal weights for Megatron-LM's even split.
     """
     n = len(weights)
     if strategy == "local":
@@ -145,14 +146,7 @@ def make_plan(
     cols: tuple[int, ...] = ()
     layers: tuple[int, ...] = ()
     if strategy in ("tp", "hmp"):
-        if n > cfg.n_kv_heads:
-            raise PlanError(
-                f"{n} devices but the model has only {cfg.n_kv_heads} key/value head groups; "
-                "tensor parallelism needs at least one whole group per device: use at most "
-                f"{cfg.n_kv_heads} devices"
-            )
-        groups = split_by_weights(cfg.n_kv_heads, weights)
-        heads = tuple(g * cfg.group_size for g in groups)
+        heads = split_heads(cfg, weights)
         cols = tuple(split_columns(cfg.intermediate_size, weights))
     if strategy == "pp":
         layers = tuple(split_by_weights(cfg.n_layers, weights))
@@ -166,6 +160,70 @@ def make_plan(
         **options,  # type: ignore[arg-type]
     )
     return validate(cfg, plan)
+
+
+# ----- query heads and the key/value heads they need ------------------------------------------
+
+
+def split_heads(
+    cfg: ModelConfig, weights: list[float], *, by_groups: bool | None = None
+) -> tuple[int, ...]:
+    """Query heads per device in proportion to `weights`.
+
+    By whole KV groups (every device computes only its own groups' K/V, no replicas) when
+    `by_groups`, by single query heads otherwise (a group whose heads land on several devices
+    has its K/V projection replicated on each, as Megatron-LM and vLLM do when the tensor-
+    parallel size exceeds the KV heads). The default splits by groups when there are at least
+    as many groups as devices. Qwen2.5-0.5B (14 heads in 2 groups of 7) on 3 equal devices:
+    (5, 5, 4), the middle device projecting both groups' K/V.
+    """
+    n = len(weights)
+    if by_groups is None:
+        by_groups = n <= cfg.n_kv_heads
+    if not by_groups:
+        if n > cfg.n_heads:
+            raise PlanError(
+                f"{n} devices but the model has only {cfg.n_heads} attention heads; tensor "
+                f"parallelism needs at least one head per device: use at most {cfg.n_heads} devices"
+            )
+        return tuple(split_by_weights(cfg.n_heads, weights))
+    if n > cfg.n_kv_heads:
+        raise PlanError(
+            f"{n} devices but the model has only {cfg.n_kv_heads} key/value head groups to split "
+            f"whole: use at most {cfg.n_kv_heads} devices, or split by query heads"
+        )
+    return tuple(g * cfg.group_size for g in split_by_weights(cfg.n_kv_heads, weights))
+
+
+def kv_range(cfg: ModelConfig, heads: range) -> range:
+    """The key/value heads that query heads `heads` attend with: every group they touch
+    (groups of 7: heads 5-9 touch groups 0 and 1, so range(0, 2)).
+    """
+    g = cfg.group_size
+    return range(heads.start // g, -(-heads.stop // g))
+
+
+def kv_heads(cfg: ModelConfig, plan: ParallelPlan) -> tuple[int, ...]:
+    """Key/value heads each rank of a tp/hmp plan projects and caches (replicas counted on
+    every rank that holds them; the sum exceeds `cfg.n_kv_heads` when groups are split)."""
+    return tuple(len(kv_range(cfg, r)) for r in offsets(list(plan.heads)))
+
+
+def kv_owned(cfg: ModelConfig, plan: ParallelPlan) -> list[range]:
+    """Each rank's key/value heads with replicas given to the first rank that holds them:
+    disjoint, in order, together all of `range(cfg.n_kv_heads)` (some may be empty). What a
+    rank contributes when the K/V cache is gathered to one device."""
+    out, done = [], 0
+    for heads in offsets(list(plan.heads)):
+        kv = kv_range(cfg, heads)
+        out.append(range(max(kv.start, done), max(kv.stop, done)))
+        done = max(done, kv.stop)
+    return out
+
+
+def whole_groups(cfg: ModelConfig, heads: tuple[int, ...]) -> bool:
+    """True when every share of `heads` is whole KV groups (no K/V replicated anywhere)."""
+    return all(h % cfg.group_size == 0 for h in heads)
 
 
 def validate(cfg: ModelConfig, plan: ParallelPlan) -> ParallelPlan:
@@ -182,12 +240,6 @@ def validate(cfg: ModelConfig, plan: ParallelPlan) -> ParallelPlan:
     if plan.strategy in ("tp", "hmp"):
         _check_shares("heads", plan.heads, cfg.n_heads, n)
         _check_shares("MLP columns", plan.mlp_columns, cfg.intermediate_size, n)
-        for rank, h in enumerate(plan.heads):
-            if h % cfg.group_size:
-                raise PlanError(
-                    f"device {rank} gets {h} heads, not a whole number of key/value groups of "
-                    f"{cfg.group_size} heads; split heads by whole groups"
-                )
     if plan.strategy in ("sp", "hmp"):
         if len(plan.seq_weights) != n:
             raise PlanError(f"sequence weights {list(plan.seq_weights)} do not name {n} devices")

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from edge_worker.errors import PlanError
-from edge_worker.spec.plan import ParallelPlan, make_plan, split_by_weights, validate
+from edge_worker.spec.plan import (
+    ParallelPlan,
+    kv_heads,
+    kv_owned,
+    kv_range,
+    make_plan,
+    split_by_weights,
+    validate,
+    whole_groups,
+)
 from tests.engine.configs import gqa_config, mha_config
 
 
@@ -68,16 +77,50 @@ def test_an_empty_sequence_share_is_refused() -> None:
         validate(mha_config(), plan)
 
 
-def test_more_devices_than_kv_groups_is_refused_for_tensor_parallelism() -> None:
-    with pytest.raises(PlanError, match=r"only 4 key/value head groups.*at most 4 devices"):
-        make_plan(gqa_config(), "hmp", [1.0] * 5)
+def test_more_devices_than_kv_groups_split_query_heads() -> None:
+    plan = make_plan(gqa_config(), "hmp", [1.0] * 5)  # 12 heads in 4 groups of 3
+
+    assert plan.heads == (3, 3, 2, 2, 2)
+    assert kv_heads(gqa_config(), plan) == (1, 1, 1, 2, 1)  # heads 8-9: groups 2 and 3
 
 
-def test_heads_that_split_a_kv_group_are_refused() -> None:
+def test_more_devices_than_query_heads_is_refused_for_tensor_parallelism() -> None:
+    with pytest.raises(PlanError, match=r"only 12 attention heads.*at most 12 devices"):
+        make_plan(gqa_config(), "tp", [1.0] * 13)
+
+
+def test_heads_that_split_a_kv_group_are_a_valid_plan() -> None:
     plan = ParallelPlan("tp", 2, heads=(4, 8), mlp_columns=(20, 20))
 
-    with pytest.raises(PlanError, match="not a whole number of key/value groups of 3"):
-        validate(gqa_config(), plan)
+    assert validate(gqa_config(), plan) == plan
+
+
+def test_a_split_group_is_projected_on_every_device_that_needs_it() -> None:
+    cfg = gqa_config()  # groups of 3
+    plan = ParallelPlan("tp", 3, heads=(4, 4, 4), mlp_columns=(10, 10, 20))
+
+    assert [kv_range(cfg, r) for r in (range(0, 4), range(4, 8), range(8, 12))] == [
+        range(0, 2),
+        range(1, 3),
+        range(2, 4),
+    ]
+    assert kv_heads(cfg, plan) == (2, 2, 2)
+
+
+def test_gathered_kv_heads_come_once_each_from_their_first_holder() -> None:
+    plan = ParallelPlan("tp", 3, heads=(4, 4, 4), mlp_columns=(10, 10, 20))
+
+    assert kv_owned(gqa_config(), plan) == [range(0, 2), range(2, 3), range(3, 4)]
+
+
+def test_a_device_inside_a_group_its_neighbour_started_owns_no_kv_head() -> None:
+    plan = ParallelPlan("tp", 3, heads=(1, 1, 10), mlp_columns=(10, 10, 20))
+
+    assert kv_owned(gqa_config(), plan) == [range(0, 1), range(1, 1), range(1, 4)]
+
+
+def test_fewer_devices_than_groups_still_split_by_whole_groups() -> None:
+    assert whole_groups(gqa_config(), make_plan(gqa_config(), "tp", [1.0, 1.0, 1.0]).heads)
 
 
 def test_pipeline_layers_must_cover_the_model() -> None:

@@ -131,3 +131,39 @@ def test_half_precision_on_the_wire_stays_close(wire: str, strategy: str) -> Non
 
     err = float((got - ref).abs().max())
     assert 0 < err < 0.05 * max(1.0, float(ref.abs().max()))
+
+
+GQA_SPLITS = [  # 12 query heads in 4 groups of 3, shares that split groups
+    ("tp", (4, 4, 4)),  # every rank holds two groups, the middle ones replicated
+    ("hmp", (1, 1, 10)),  # two ranks inside group 0, the last from mid-group 0 to the end
+    ("hmp", (5, 2, 3, 1, 1)),  # five devices: more than the four groups
+]
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize(("strategy", "heads"), GQA_SPLITS, ids=str)
+@pytest.mark.parametrize("overlap", [False, True], ids=["plain", "overlap"])
+def test_query_heads_that_split_kv_groups_match_hugging_face(
+    family: str, strategy: str, heads: tuple[int, ...], overlap: bool
+) -> None:
+    """More devices than KV groups (or uneven shares): K/V of split groups are replicated."""
+    model = tiny_model(family)
+    cfg, _ = from_hf(model)
+    n = len(heads)
+    cols = tuple(40 // n + (1 if r < 40 % n else 0) for r in range(n))
+    plan = validate(
+        cfg,
+        ParallelPlan(
+            strategy,  # type: ignore[arg-type]
+            n,
+            heads=heads,
+            mlp_columns=cols,
+            seq_weights=(1.0,) * n if strategy == "hmp" else (),
+            overlap=overlap and strategy == "hmp",
+        ),
+    )
+    ids = ids_for(2)
+
+    got = run(model, plan, ids)
+
+    assert_within_tolerance(got, reference(model, ids))

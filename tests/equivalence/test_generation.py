@@ -20,6 +20,8 @@ PLANS = [
     ("tp", [1.0, 1.0], "tp"),
     ("sp", [1.0, 2.0, 3.0], "tp"),
     ("pp", [1.0, 2.0, 1.0], "tp"),
+    ("hmp", [1.0] * 5, "tp"),  # GQA: 5 devices, 4 groups: query heads split, K/V replicated
+    ("hmp", [1.0] * 5, "local"),  # ...and the replicated K/V gathered once to the decoder
 ]
 
 

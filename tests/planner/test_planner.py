@@ -294,3 +294,29 @@ def test_half_precision_on_the_wire_only_when_allowed_and_with_its_error_stated(
     assert loose.to_json("bert-large-shape", 512)["wire_error"] == 2.5e-3
     assert "numerical cost" in explain(loose, "bert-large-shape", 512)
     assert strict.to_json("bert-large-shape", 512)["wire_error"] is None
+
+
+def test_a_gqa_model_with_fewer_groups_than_devices_uses_every_device() -> None:
+    """Qwen2.5-0.5B has 14 query heads in 2 KV groups: on three devices the query heads split
+    by speed, the group shared by two devices replicated, and the plan beats two devices."""
+    qwen = config_from_hf(load_config("qwen2.5-0.5b-shape"))
+    home = [dev("desk", 50), dev("laptop", 25), dev("pi", 15)]
+
+    choice = choose(qwen, home, 512)
+    two = candidate(qwen, "hmp", home[:2], 512, "float32")
+
+    assert [d.name for d in choice.ring] == ["desk", "laptop", "pi"]
+    assert choice.plan.heads == (8, 4, 2)
+    assert two is not None
+    three_ms = predict(qwen, home, choice.plan, 512).total_ms
+    assert three_ms < predict(qwen, home[:2], two, 512).total_ms
+
+
+def test_replicated_kv_heads_are_costed_and_budgeted() -> None:
+    qwen = config_from_hf(load_config("qwen2.5-0.5b-shape"))  # groups of 7
+    whole = ParallelPlan("tp", 2, heads=(7, 7), mlp_columns=(2432, 2432))
+    split = ParallelPlan("tp", 2, heads=(8, 6), mlp_columns=(2432, 2432))  # rank 0 needs both
+
+    assert memory_mb(qwen, split, 0, 512) > memory_mb(qwen, whole, 0, 512)
+    assert memory_mb(qwen, split, 1, 512) < memory_mb(qwen, whole, 1, 512)
+    assert layer_params(qwen, 8, 2432, 2) > layer_params(qwen, 8, 2432, 1)
