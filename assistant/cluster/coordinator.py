@@ -195,9 +195,11 @@ class Coordinator:
         weights: ModelWeights,
         plan: ParallelPlan,
         sessions: list[WorkerSession],
+        plain_ring: bool = False,
     ) -> tuple[str, list[P.Ready]]:
         """Send every rank its plan and shard (unless cached), and wait until the ring is up.
-        Returns the plan id to run requests on."""
+        Returns the plan id to run requests on. `plain_ring`: development workers only (the
+        bench's baseline without TLS)."""
         if len(sessions) != plan.world_size:
             raise GalaxyError(f"plan needs {plan.world_size} workers, {len(sessions)} given")
         token, plan_id = secrets.token_hex(16), secrets.token_hex(6)
@@ -208,7 +210,7 @@ class Coordinator:
         # that got its shard early must not wait out its ring deadline for a late one.
         await asyncio.gather(
             *(
-                self._assign(s, rank, cfg, weights, plan, plan_id, peers, token)
+                self._assign(s, rank, cfg, weights, plan, plan_id, peers, token, plain_ring)
                 for rank, s in enumerate(sessions)
             )
         )
@@ -232,6 +234,7 @@ class Coordinator:
         plan_id: str,
         peers: list[P.Peer],
         token: str,
+        plain_ring: bool = False,
     ) -> None:
         shard_meta, shard_hash = await self.shards.digest(cfg, weights, plan, rank)
         send_shard = shard_hash not in s.cached
@@ -257,6 +260,7 @@ class Coordinator:
                 full_hash=full_hash,
                 full_meta=full_meta,
                 full_tensors=len(full_t),
+                plain_ring=plain_ring,
             )
         )
         frames = [*shard_t.items(), *full_t.items()]

@@ -167,12 +167,19 @@ class RemoteCluster:
         return [s.hello for s in sessions]
 
     def deploy(
-        self, cfg: ModelConfig, weights: ModelWeights, plan: ParallelPlan, names: Sequence[str]
+        self,
+        cfg: ModelConfig,
+        weights: ModelWeights,
+        plan: ParallelPlan,
+        names: Sequence[str],
+        plain_ring: bool = False,
     ) -> list[P.Ready]:
-        """Assign ranks to the named workers (ring order = `names` order) and ship shards."""
+        """Assign ranks to the named workers (ring order = `names` order) and ship shards.
+        `plain_ring`: no TLS on the ring even for workers with credentials (development)."""
         validate(cfg, plan)
         sessions = [self.coordinator.sessions[n] for n in names]
-        self.plan_id, readies = self.call(self.coordinator.deploy(cfg, weights, plan, sessions))
+        deploying = self.coordinator.deploy(cfg, weights, plan, sessions, plain_ring)
+        self.plan_id, readies = self.call(deploying)
         self.plan = plan
         return readies
 

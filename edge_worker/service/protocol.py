@@ -77,6 +77,9 @@ class Assign(Message):
     full_hash: str | None = None  # the whole model, for a rank that decodes alone
     full_meta: dict[str, Any] | None = None
     full_tensors: int = 0
+    # Development workers only: a ring without TLS even though the worker has credentials
+    # (`galaxy bench` measures the cost of TLS beside the product's encrypted ring).
+    plain_ring: bool = False
 
 
 class Ready(Message):
@@ -100,7 +103,8 @@ class Run(Message):
 class Profile(Message):
     """Time one model's layer pieces on the compute thread (profile/compute.py `layer_costs`):
     the projections and MLP at every (row count, share), attention over `seq` tokens, a
-    decode step. Cached per request on the worker; `fresh` measures again."""
+    decode step. Cached per request on the worker, on disk across restarts
+    (profile/cache.py); `fresh` measures again."""
 
     type: Literal["profile"] = "profile"
     config: dict[str, Any]  # engine ModelConfig fields

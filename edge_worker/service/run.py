@@ -3,8 +3,9 @@
 http://.. the gateway's HTTP API (or none: found by mDNS): pair once with a code or the
           owner's approval, then serve over wss:// with mutual TLS, ring included.
 ws://...  a development coordinator (`galaxy verify --transport tcp`, `galaxy bench`):
-          no pairing, no TLS; sessions are protected by the plan's token only. Refused
-          unless the worker runs in development mode (`galaxy worker --development`).
+          no pairing, a plain control link; the ring uses mutual TLS if the data dir holds
+          credentials (the bench issues them), else only the plan's token protects it.
+          Refused unless the worker runs in development mode (`galaxy worker --development`).
 
 A data host of "auto" (`galaxy worker --data-host auto`) becomes this device's address on the
 route to the gateway once the gateway's address is known: the address its ring peers, on the
@@ -69,7 +70,10 @@ async def run_worker(
                 "allow it, or give the gateway's http:// API URL to pair with it"
             )
         _resolve_data_host(worker, gateway)
-        await worker.serve(gateway)
+        # Credentials in the data dir (`galaxy bench` issues them from a throwaway CA) make
+        # the ring use mutual TLS, as the product's does; the control link stays plain.
+        ring = Credentials.load(data_dir / "credentials")
+        await worker.serve(gateway, ring if ring is not None and ring.name == worker.name else None)
         return
     worker.on_link = link_status(data_dir / STATUS_FILE, worker.name)
     worker.on_link(None)

@@ -40,8 +40,8 @@ from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.model import RankModel
 from edge_worker.engine.weights import tensor_bytes
 from edge_worker.errors import CommError, GalaxyError
+from edge_worker.profile.cache import ProfileCache, machine_fingerprint
 from edge_worker.profile.compute import (
-    LayerCosts,
     available_memory_mb,
     layer_costs,
     reset_peak_rss,
@@ -101,8 +101,11 @@ class Worker:
         self.threads, self.ring_timeout = threads, ring_timeout
         self.store = ShardStore(data_dir / "shards", keep=shard_cache)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
-        self.profiles: dict[str, LayerCosts] = {}  # measured layer costs by shape
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
+        # Measured layer costs by request, kept on disk for this machine (profile/cache.py):
+        # the fingerprint is taken on the compute thread, whose CPU quota is the one measured.
+        fingerprint = self.compute.submit(machine_fingerprint, threads).result()
+        self.profiles = ProfileCache(data_dir / "profiles.json", fingerprint)
         # Plans this worker is part of, most recently used last: one ring and shard each.
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
         self.max_deployments = max_deployments
@@ -117,12 +120,13 @@ class Worker:
 
     async def serve(self, url: str, credentials: Credentials | None = None) -> bool:
         """Serve one coordinator until it says Shutdown (returns True) or the link closes
-        (False). With `credentials`, the link (wss://) and every ring connection use mutual
-        TLS."""
+        (False). With `credentials`, every ring connection uses mutual TLS, and so does the
+        link to a wss:// gateway (a ws:// development coordinator gets a plain link)."""
         if credentials is not None and self._renewed is not None:
             credentials = self._renewed  # renewed on an earlier link: the caller's are older
         self.credentials = credentials
-        ssl_ctx = credentials.client_context() if credentials else None
+        gateway = url.startswith("wss://")
+        ssl_ctx = credentials.client_context() if credentials and gateway else None
         async with websockets.connect(
             url,
             max_size=MAX_MESSAGE_BYTES,
@@ -133,7 +137,7 @@ class Worker:
         ) as ws:
             await ws.send(self.hello().model_dump_json())
             log.info("%s connected to %s", self.name, url)
-            if credentials is not None and credentials.needs_renewal():
+            if gateway and credentials is not None and credentials.needs_renewal():
                 self._renewal, csr = credentials.renewal()
                 await ws.send(P.Renew(csr=csr.decode()).model_dump_json())
                 log.info("%s: certificate nears its end: asked for a new one", self.name)
@@ -212,8 +216,9 @@ class Worker:
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
         key = msg.model_dump_json(exclude={"fresh", "seconds"})
-        cached = key in self.profiles and not msg.fresh
-        if not cached:
+        costs = None if msg.fresh else self.profiles.get(key)
+        cached = costs is not None
+        if costs is None:
             cfg = checks.profile_config(msg, available_memory_mb())
             loop = asyncio.get_running_loop()
             work = partial(
@@ -226,8 +231,9 @@ class Worker:
                 getattr(torch, msg.dtype),
                 msg.seconds,
             )
-            self.profiles[key] = await loop.run_in_executor(self.compute, work)
-        c, k = self.profiles[key], self.speed  # an emulated slow device reports its slowness
+            costs = await loop.run_in_executor(self.compute, work)
+            self.profiles.put(key, costs)
+        c, k = costs, self.speed  # an emulated slow device reports its slowness
         await ws.send(
             P.ProfileResult(
                 proj=[(m, n, g * k) for m, n, g in c.proj],
@@ -257,10 +263,19 @@ class Worker:
         log.info("%s: certificate renewed (serial %x)", self.name, creds.serial)
 
     def _ring(
-        self, rank: int, peers: list[P.Peer], token: str, max_tensor_bytes: int
+        self,
+        rank: int,
+        peers: list[P.Peer],
+        token: str,
+        max_tensor_bytes: int,
+        plain: bool = False,
     ) -> TcpRingCommunicator:
+        """This worker's side of a ring, with mutual TLS when it has credentials (unless
+        `plain`: development only, the bench's baseline)."""
         if rank >= len(peers):
             raise BadMessage("bad_message", f"rank {rank} of a ring of {len(peers)}")
+        if plain and not self.development:
+            raise BadMessage("bad_message", "a ring without TLS is a development mode")
         return TcpRingCommunicator(
             rank,
             len(peers),
@@ -269,7 +284,7 @@ class Worker:
             self.data_port,
             timeout=self.ring_timeout,
             names=[p.name for p in peers],
-            tls=self.credentials.ring_contexts() if self.credentials else None,
+            tls=self.credentials.ring_contexts() if self.credentials and not plain else None,
             max_tensor_bytes=max_tensor_bytes,
         )
 

@@ -1,0 +1,26 @@
+"""The product's ring TLS for the bench's development workers.
+
+Paired workers run their ring over mutual TLS with certificates from the home's CA. The bench's
+workers are not paired (a development coordinator), so the bench makes a throwaway CA and puts
+each worker's credentials in its data dir before starting it; the worker then encrypts its
+ring as a paired one does (edge_worker/service/run.py). A variant with `plain_ring` asks the
+workers for a ring without TLS, the baseline that shows what TLS costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from assistant.trust.ca import HomeCA
+from edge_worker.service.credentials import Credentials
+
+
+def issue_ring_credentials(root: Path, names: Sequence[str]) -> None:
+    """A CA in `root/ca` and, for each name, credentials in `root/<name>/credentials` (the
+    data dir `launch_workers` gives the worker of that name)."""
+    ca = HomeCA.load_or_create(root / "ca", "Galaxy bench")
+    for name in names:
+        pending, csr = Credentials.new_request(root / name / "credentials", name)
+        cert, _ = ca.issue_device_cert(csr, name)
+        pending.save(cert, ca.cert_pem, "ws://bench.invalid/")
