@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from ssl import SSLContext
-from typing import Literal
+from typing import Literal, TypeVar
 
 import websockets
 from torch import Tensor
@@ -33,6 +33,7 @@ from edge_worker.service import tensors as wire
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan
 
+M = TypeVar("M", P.Loaded, P.Ready)
 log = logging.getLogger(__name__)
 # The largest control message either side accepts: a whole tensor frame (a shard's largest
 # tensor, a result's hidden states or logits) fits; anything larger is refused unread.
@@ -197,31 +198,37 @@ class Coordinator:
         sessions: list[WorkerSession],
         plain_ring: bool = False,
     ) -> tuple[str, list[P.Ready]]:
-        """Send every rank its plan and shard (unless cached), and wait until the ring is up.
-        Returns the plan id to run requests on. `plain_ring`: development workers only (the
-        bench's baseline without TLS)."""
+        """Send every rank its plan and shard (unless cached); once every rank has loaded its
+        shard, tell them to form the ring, and wait until it is up. Returns the plan id to run
+        requests on. `plain_ring`: development workers only (the bench's baseline without
+        TLS)."""
         if len(sessions) != plan.world_size:
             raise GalaxyError(f"plan needs {plan.world_size} workers, {len(sessions)} given")
         token, plan_id = secrets.token_hex(16), secrets.token_hex(6)
         peers = [
             P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port) for s in sessions
         ]
-        # Ship every rank's shard at once: each goes over that device's own link, and a rank
-        # that got its shard early must not wait out its ring deadline for a late one.
+        # Ship every rank's shard at once: each goes over that device's own link.
         await asyncio.gather(
             *(
                 self._assign(s, rank, cfg, weights, plan, plan_id, peers, token, plain_ring)
                 for rank, s in enumerate(sessions)
             )
         )
-        readies = await asyncio.gather(*(self._ready(s, plan_id) for s in sessions))
+        # Only then the rings: every rank has its shard, so no one waits out its ring
+        # deadline for a peer whose shard is still on the way.
+        await asyncio.gather(*(self._expect(s, P.Loaded, plan_id) for s in sessions))
+        for s in sessions:
+            await s.send(P.Connect(plan_id=plan_id))
+        readies = await asyncio.gather(*(self._expect(s, P.Ready, plan_id) for s in sessions))
         self.deployments[plan_id] = sessions
         return plan_id, list(readies)
 
-    async def _ready(self, s: WorkerSession, plan_id: str) -> P.Ready:
+    async def _expect(self, s: WorkerSession, kind: type[M], plan_id: str) -> M:
+        """`s`'s next `kind` message (Loaded, Ready) for `plan_id`; an Error raises."""
         while True:  # skip what is left of earlier runs
             item = await s.next(self.timeout)
-            if isinstance(item, P.Ready) and item.plan_id == plan_id:
+            if isinstance(item, kind) and getattr(item, "plan_id", None) == plan_id:
                 return item
 
     async def _assign(

@@ -5,20 +5,36 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from torch import Tensor
 
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.model import RankModel, RankOutput
+from edge_worker.engine.weights import ModelWeights
 from edge_worker.profile.compute import peak_rss_mb
 from edge_worker.service import protocol as P
+from edge_worker.service import tensors as wire
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan
 
 
 @dataclass
 class Deployment:
     comm: TcpRingCommunicator
     model: RankModel
+
+
+@dataclass
+class LoadedShard:
+    """A plan whose shard arrived (Assign), waiting for Connect to join its ring."""
+
+    assign: P.Assign
+    cfg: ModelConfig
+    plan: ParallelPlan
+    weights: ModelWeights
+    full: ModelWeights | None
 
 
 def execute(dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
@@ -45,3 +61,30 @@ def execute(dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, A
         "layers": [{"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3} for t, w in dep.model.trace],
     }
     return out, trace
+
+
+def answer(
+    dep: Deployment, msg: P.Run, out: RankOutput | None, trace: dict[str, Any]
+) -> tuple[P.Result, list[bytes]]:
+    """The Result of a run and the tensor frames that follow it (this rank's rows)."""
+    names: list[Literal["hidden", "logits"]] = []
+    frames = []
+    if out is not None:
+        parts: list[tuple[Literal["hidden", "logits"], Tensor | None]] = [
+            ("hidden", out.hidden),
+            ("logits", out.logits),
+        ]
+        for name, t in parts:
+            if t is not None:
+                names.append(name)
+                frames.append(wire.encode(name, t))
+    seq = out.seq if out is not None else range(0, 0)
+    result = P.Result(
+        run_id=msg.run_id,
+        rank=dep.model.rank,
+        seq_start=seq.start,
+        seq_stop=seq.stop,
+        tensors=names,
+        **trace,
+    )
+    return result, frames

@@ -7,7 +7,9 @@ travel in binary frames (see `tensors.py`) right after the message that announce
       Hello(name, data port, cached shards) ->
                                           <- Assign(plan, rank, peers, token, shard hash)
                                           <- tensor frames (unless the shard is cached)
-      Ready(plan_id)                       ->
+      Loaded(plan_id)                      ->   (every rank's shard in place first...)
+                                          <- Connect(plan_id)
+      Ready(plan_id)                       ->   (...then the ring forms, within its deadline)
                                           <- Run(run_id, prefill|decode, ids)
       Result(run_id, trace) + tensor frames ->
                                           <- Profile(model, shapes)
@@ -82,7 +84,24 @@ class Assign(Message):
     plain_ring: bool = False
 
 
+class Loaded(Message):
+    """The rank's shard (and the whole model, for a rank that decodes alone) arrived and
+    checked out. The worker joins the ring only on `Connect`, once every rank has loaded: a
+    shard that takes minutes over a slow link never eats a peer's ring deadline."""
+
+    type: Literal["loaded"] = "loaded"
+    plan_id: str
+    shard_mb: float
+
+
+class Connect(Message):
+    type: Literal["connect"] = "connect"
+    plan_id: str
+
+
 class Ready(Message):
+    """The rank's ring is up: the plan takes requests."""
+
     type: Literal["ready"] = "ready"
     plan_id: str
     shard_mb: float
@@ -202,6 +221,8 @@ class Shutdown(Message):
 AnyMessage = Annotated[
     Hello
     | Assign
+    | Loaded
+    | Connect
     | Ready
     | Run
     | Result

@@ -28,12 +28,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import torch
 import websockets
 from pydantic import ValidationError
-from torch import Tensor
 from websockets.asyncio.client import ClientConnection
 
 from edge_worker.comm.tcp import TcpRingCommunicator
@@ -51,10 +49,9 @@ from edge_worker.profile.compute import (
 from edge_worker.profile.links import measure_ring
 from edge_worker.service import checks
 from edge_worker.service import protocol as P
-from edge_worker.service import tensors as wire
 from edge_worker.service.checks import BadMessage
 from edge_worker.service.credentials import Credentials, PendingCredentials
-from edge_worker.service.execute import Deployment, execute
+from edge_worker.service.execute import Deployment, LoadedShard, answer, execute
 from edge_worker.service.store import ShardStore
 
 log = logging.getLogger(__name__)
@@ -108,6 +105,7 @@ class Worker:
         self.profiles = ProfileCache(data_dir / "profiles.json", fingerprint)
         # Plans this worker is part of, most recently used last: one ring and shard each.
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
+        self.loaded: dict[str, LoadedShard] = {}  # shards in place, rings not joined yet
         self.max_deployments = max_deployments
         self.credentials: Credentials | None = None
         self._renewal: PendingCredentials | None = None  # a new key, until its certificate comes
@@ -170,6 +168,7 @@ class Worker:
         carries on with the next one."""
         handlers = {
             P.Assign: self._assign,
+            P.Connect: self._connect,
             P.Run: self._run,
             P.Profile: self._profile,
             P.Probe: self._probe,
@@ -331,21 +330,34 @@ class Worker:
             full = await checks.receive_weights(
                 ws, self.store, self.name, msg.full_hash, msg.full_meta, msg.full_tensors
             )
-        comm = self._ring(msg.rank, msg.peers, msg.token, checks.ring_bound(cfg))
+        self.loaded[msg.plan_id] = LoadedShard(msg, cfg, plan, weights, full)
+        while len(self.loaded) > self.max_deployments:
+            self.loaded.pop(next(iter(self.loaded)))
+        mb = round(tensor_bytes(weights) / 2**20, 2)
+        await ws.send(P.Loaded(plan_id=msg.plan_id, shard_mb=mb).model_dump_json())
+
+    async def _connect(self, ws: ClientConnection, msg: P.Connect) -> None:
+        """Join the ring of a loaded plan (every rank has its shard by now)."""
+        shard = self.loaded.pop(msg.plan_id, None)
+        if shard is None:
+            await self._error(ws, "plan", f"no loaded plan {msg.plan_id} on this worker")
+            return
+        a = shard.assign
+        comm = self._ring(a.rank, a.peers, a.token, checks.ring_bound(shard.cfg), a.plain_ring)
         try:
-            await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
+            await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in a.peers])
         except CommError as exc:
             comm.close()
             await self._error(ws, "worker_lost", f"ring did not form: {exc}")
             return
-        model = RankModel(cfg, weights, plan, comm, full=full)
+        model = RankModel(shard.cfg, shard.weights, shard.plan, comm, full=shard.full)
         if self.speed < 1.0:
             model.on_layer = self._slow_down
-        self.deployments[msg.plan_id] = Deployment(comm, model)
+        self.deployments[a.plan_id] = Deployment(comm, model)
         reset_peak_rss()
-        mb = tensor_bytes(weights) / 2**20
-        log.info("%s: rank %d of %d, shard %.1f MB", self.name, msg.rank, len(msg.peers), mb)
-        await ws.send(P.Ready(plan_id=msg.plan_id, shard_mb=round(mb, 2)).model_dump_json())
+        mb = tensor_bytes(shard.weights) / 2**20
+        log.info("%s: rank %d of %d, shard %.1f MB", self.name, a.rank, len(a.peers), mb)
+        await ws.send(P.Ready(plan_id=a.plan_id, shard_mb=round(mb, 2)).model_dump_json())
 
     async def _run(self, ws: ClientConnection, msg: P.Run) -> None:
         dep = self.deployments.get(msg.plan_id)
@@ -364,26 +376,7 @@ class Worker:
         except (GalaxyError, ValueError, IndexError, RuntimeError) as exc:
             await self._error(ws, "internal", f"{type(exc).__name__}: {exc}", msg.run_id)
             return
-        names: list[Literal["hidden", "logits"]] = []
-        frames = []
-        if out is not None:
-            parts: list[tuple[Literal["hidden", "logits"], Tensor | None]] = [
-                ("hidden", out.hidden),
-                ("logits", out.logits),
-            ]
-            for name, t in parts:
-                if t is not None:
-                    names.append(name)
-                    frames.append(wire.encode(name, t))
-        seq = out.seq if out is not None else range(0, 0)
-        result = P.Result(
-            run_id=msg.run_id,
-            rank=dep.model.rank,
-            seq_start=seq.start,
-            seq_stop=seq.stop,
-            tensors=names,
-            **trace,
-        )
+        result, frames = answer(dep, msg, out, trace)
         await ws.send(result.model_dump_json())
         for f in frames:
             await ws.send(f)

@@ -87,6 +87,9 @@ CASES: dict[str, Any] = {
     "assign: a rank outside its ring": lambda c, p: assign(c, rank=3),
     "assign: a shard neither sent nor cached": lambda c, p: assign(c),
     "assign: more tensors than any shard": lambda c, p: assign(c, shard_tensors=10**6),
+    # Connect
+    "connect: a plan never loaded": lambda c, p: msg("connect", plan_id="nope"),
+    "connect: no plan id": lambda c, p: msg("connect"),
     # Run
     "run: an unknown plan": lambda c, p: run("nope", [[1, 2]]),
     "run: ragged rows": lambda c, p: run(p, [[1, 2, 3], [4]]),
@@ -125,6 +128,7 @@ CASES: dict[str, Any] = {
         "hello", name="x", data_host="h", data_port=1
     ),
     "ready: not a worker's message": lambda c, p: msg("ready", plan_id="x", shard_mb=1.0),
+    "loaded: not a worker's message": lambda c, p: msg("loaded", plan_id="x", shard_mb=1.0),
     "error: not a worker's message": lambda c, p: msg("error", code="internal", text="x"),
     "not json": lambda c, p: "{not json",
     "a bare binary frame": lambda c, p: b"\x00\x01garbage",
