@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-VERSION = 1
+VERSION = 2  # 2: deployments load every shard (Loaded) before the ring forms (Connect)
 
 
 class Message(BaseModel):

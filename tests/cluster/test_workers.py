@@ -160,7 +160,7 @@ def test_a_worker_survives_malformed_frames(three_workers: Workers) -> None:
     async def poke() -> list[object]:
         await session.ws.send("{not json")
         await session.ws.send(b"\x00\x01garbage")
-        await session.ws.send('{"type": "run", "version": 1}')
+        await session.ws.send('{"type": "run", "version": 2}')
         return [await session.inbox.get() for _ in range(3)]
 
     replies = cluster.call(poke(), timeout=10)

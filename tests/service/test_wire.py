@@ -123,8 +123,8 @@ def test_messages_round_trip_through_json() -> None:
     "text",
     [
         '{"type": "run"}',
-        '{"type": "nonsense", "version": 1}',
-        '{"type": "shutdown", "version": 1, "extra": true}',
+        '{"type": "nonsense", "version": 2}',
+        '{"type": "shutdown", "version": 2, "extra": true}',
         "not json",
     ],
 )
