@@ -2,17 +2,16 @@
 
 Every function works on whatever share of heads or columns its weights hold, so the same code
 serves a whole model on one device and one rank's shard: the callers in `model.py` place the
-collectives around it.
+collectives around it. `attend` (the attention core) lives in `attention.py`.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from edge_worker.engine.attention import attend as attend
 from edge_worker.engine.weights import MLP, Attention, ModelWeights, Norm
 from edge_worker.spec.config import ModelConfig
 
@@ -85,42 +84,6 @@ def qkv(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Project `x` (B, T, h) to this shard's q, k, v heads (see `qkv_heads`)."""
     return qkv_heads(qkv_project(x, w), w, cfg, rope)
-
-
-def attend(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    *,
-    causal: bool,
-    q_start: int,
-    key_mask: Tensor | None = None,
-) -> Tensor:
-    """Softmax attention with explicit matmuls (faster than SDPA on this CPU at seq 512).
-
-    q: (B, n_heads, Tq, hd) for query positions q_start .. q_start+Tq-1;
-    k, v: (B, n_kv_heads, Tk, hd) for key positions 0 .. Tk-1 (whole GQA groups);
-    key_mask: (B, Tk) bool, False for padding. Returns (B, Tq, n_heads * hd).
-    """
-    b, n_heads, tq, hd = q.shape
-    group = n_heads // k.shape[1]
-    if group > 1:
-        k = k.repeat_interleave(group, dim=1)  # (B, n_heads, Tk, hd)
-        v = v.repeat_interleave(group, dim=1)
-    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd)  # (B, n_heads, Tq, Tk)
-    tk = k.shape[2]
-    allowed: Tensor | None = None
-    if causal:
-        qpos = torch.arange(q_start, q_start + tq, device=q.device)[:, None]
-        allowed = torch.arange(tk, device=q.device)[None, :] <= qpos  # (Tq, Tk)
-    if key_mask is not None:
-        km = key_mask[:, None, None, :].bool()  # (B, 1, 1, Tk)
-        allowed = km if allowed is None else (allowed & km)
-    if allowed is not None:
-        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
-    out = torch.matmul(probs, v)  # (B, n_heads, Tq, hd)
-    return out.transpose(1, 2).reshape(b, tq, n_heads * hd)  # (B, Tq, n_heads * hd)
 
 
 def mlp_partial(x: Tensor, w: MLP, cfg: ModelConfig) -> Tensor:
