@@ -52,6 +52,19 @@ class DecodeOpt(StrEnum):
     local = "local"
 
 
+class LossyWireOpt(StrEnum):
+    off = "off"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class WireOpt(StrEnum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -70,6 +83,10 @@ def verify(
     transport: Annotated[TransportOpt, typer.Option(help="how ranks talk")] = TransportOpt.inproc,
     seq_len: Annotated[int | None, typer.Option(min=1, help="prompt length in tokens")] = None,
     decode: Annotated[DecodeOpt, typer.Option(help="decode steps: tp, or local")] = DecodeOpt.tp,
+    wire: Annotated[
+        WireOpt,
+        typer.Option(help="activations on the wire; fp16, bf16 and int8 (row-scaled) are lossy"),
+    ] = WireOpt.fp32,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -87,6 +104,7 @@ def verify(
             transport=transport.value,
             seq_len=seq_len,
             decode=decode.value,
+            wire=wire.value,
         )
     except GalaxyError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -97,8 +115,9 @@ def verify(
         verdict = "PASS" if result.passed else "FAIL"
         typer.echo(
             f"{verdict} {result.model} {result.strategy} on {result.devices} device(s), "
-            f"split {result.split}, {result.seq_len} tokens: max |err| {result.max_abs_err:.3g} "
-            f"(tolerance {result.tolerance:.3g})"
+            f"split {result.split}, {result.wire} wire, {result.seq_len} tokens: max |err| "
+            f"{result.max_abs_err:.3g} (tolerance {result.tolerance:.3g}, output scale "
+            f"{result.ref_scale:.3g})"
         )
         if result.tokens_match is not None:
             typer.echo(f"  generated tokens identical to transformers: {result.tokens_match}")
@@ -290,9 +309,9 @@ def plan(
     devices: Annotated[Path, typer.Option(help="device profile file (JSON)")],
     seq_len: Annotated[int, typer.Option(min=1, help="prompt length in tokens")] = 512,
     decode_tokens: Annotated[int, typer.Option(min=0, help="tokens to generate after")] = 0,
-    allow_fp16_wire: Annotated[
-        bool, typer.Option(help="consider fp16 activations on the wire (error ~2.5e-3)")
-    ] = False,
+    lossy_wire: Annotated[
+        LossyWireOpt, typer.Option(help="most lossy wire format to cost (errors: DESIGN.md 6)")
+    ] = LossyWireOpt.off,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Choose the fastest plan for MODEL on the devices in FILE, and say why."""
@@ -307,7 +326,7 @@ def plan(
         home = load_home(devices)
         cfg = model_config(model)
         choice = choose(
-            cfg, home, seq_len, decode_tokens=decode_tokens, allow_half_wire=allow_fp16_wire
+            cfg, home, seq_len, decode_tokens=decode_tokens, lossy_wire=lossy_wire.value
         )
     except GalaxyError as exc:
         typer.echo(f"error: {exc}", err=True)

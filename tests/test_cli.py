@@ -108,3 +108,31 @@ def test_an_unknown_model_fails_fast_with_advice() -> None:
 
     assert out.returncode == 2
     assert "not an alias" in out.stderr or "offline" in out.stderr
+
+
+def test_verify_minilm_with_an_int8_wire_reports_its_error() -> None:
+    out = galaxy(
+        "verify", "--model", "minilm", "--devices", "3", "--split", "uneven", "--wire", "int8",
+        "--json",
+    )  # fmt: skip
+
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["wire"] == "int8"
+    scale = max(1.0, result["ref_scale"])
+    # Really lossy (far above the fp32 wire's tolerance), but within the int8 wire's bound.
+    assert 1e-3 * scale < result["max_abs_err"] <= result["tolerance"] == pytest.approx(0.1 * scale)
+
+
+@pytest.mark.slow
+def test_verify_smollm2_with_an_int8_wire_over_tcp_still_matches_20_greedy_tokens() -> None:
+    out = galaxy(
+        "verify", "--model", "smollm2-135m", "--devices", "3", "--split", "uneven",
+        "--wire", "int8", "--transport", "tcp", "--json",
+    )  # fmt: skip
+
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["wire"] == "int8" and result["transport"] == "tcp"
+    assert result["tokens_match"] is True and len(result["tokens"]) == 20
+    assert result["max_abs_err"] > 1e-4 * max(1.0, result["ref_scale"])

@@ -40,7 +40,7 @@ from edge_worker.spec.flops import (
     proj_flops,
     qkv_flops,
 )
-from edge_worker.spec.plan import ParallelPlan, kv_heads, kv_owned
+from edge_worker.spec.plan import ParallelPlan, kv_heads, kv_owned, wire_bytes
 
 CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
 PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)
@@ -49,7 +49,6 @@ PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/fr
 # transfers run. Calibrated with `galaxy bench` (bert-large-shape, 3 devices, 1000 Mbit/s):
 # the slowest device's compute was 15% higher with overlap than without (1374 vs 1197 ms).
 OVERLAP_COMPUTE = 1.15
-BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
 @dataclass(frozen=True)
@@ -258,9 +257,9 @@ def _overlapped_layer(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, t: int, act: float
 ) -> Breakdown:
     """One hmp layer with tile-based overlap (engine/overlap.py), simulated."""
-    n = len(ring)
+    n, h = len(ring), cfg.hidden_size
     rows = plan.seq_split(t)
-    chunk = [r * act for r in rows]
+    chunk, psum = [r * act for r in rows], [r * wire_bytes(plan.wire_dtype, h, True) for r in rows]
     heads, cols, kvs = plan.heads, plan.mlp_columns, kv_heads(cfg, plan)
     ring_order = [[(i - s) % n for s in range(n)] for i in range(n)]  # own chunk first
     reduce_order = [[(i - 1 - s) % n for s in range(n)] for i in range(n)]  # own chunk last
@@ -274,7 +273,7 @@ def _overlapped_layer(
         qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
         ready.append(_tiles(reduce_order[i], [0.0] * n, out, qkv_done + core))
         busy.append(sum(qkv) + core + sum(out))
-    attention = max(reduce_finish(ring, chunk, ready))
+    attention = max(reduce_finish(ring, psum, ready))
     conn = [conn_ms(cfg, d, r) for d, r in zip(ring, rows, strict=True)]
     # MLP: each chunk through the whole block as it arrives (own chunk first, fed last).
     ready = []
@@ -283,8 +282,8 @@ def _overlapped_layer(
         mlp_order = [i, *reduce_order[i][:-1]]
         ready.append(_tiles(mlp_order, arrived[i], block))
         busy[i] += sum(block) + 2 * conn[i]
-    wire = all_gather_ms(ring, chunk) + reduce_scatter_ms(ring, chunk)  # the same links
-    mlp = max(max(reduce_finish(ring, chunk, ready)), wire)
+    wire = all_gather_ms(ring, chunk) + reduce_scatter_ms(ring, psum)  # the same links
+    mlp = max(max(reduce_finish(ring, psum, ready)), wire)
     total = attention + mlp + 2 * max(conn)
     slow = max(busy)
     return Breakdown(total, slow, max(0.0, total - slow), slow - sum(busy) / n)
@@ -325,7 +324,8 @@ def _prefill_layers(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
 ) -> Breakdown:
     t, h, n = seq_len, cfg.hidden_size, len(ring)
-    act = BYTES[plan.wire_dtype] * h  # bytes of one token's activation on the wire
+    # Bytes of one token's activation on the wire: gathered or sent, and as a partial sum.
+    act, psum = wire_bytes(plan.wire_dtype, h), wire_bytes(plan.wire_dtype, h, summed=True)
     s = plan.strategy
     if s == "local":
         return _phase([layer_ms(cfg, ring[0], t)]).scaled(cfg.n_layers)
@@ -339,7 +339,9 @@ def _prefill_layers(
         return total
     rows = plan.seq_split(t)
     if s == "sp":
-        kv_bytes = [2 * r * (cfg.n_kv_heads * cfg.head_dim) * BYTES[plan.wire_dtype] for r in rows]
+        kv_bytes = [
+            2 * r * cfg.n_kv_heads * wire_bytes(plan.wire_dtype, cfg.head_dim) for r in rows
+        ]
         times = [
             attn_ms(cfg, d, r, cfg.n_heads, t)
             + mlp_ms(cfg, d, r, cfg.intermediate_size)
@@ -352,14 +354,14 @@ def _prefill_layers(
     mlp = [mlp_ms(cfg, d, t, c) for d, c in zip(ring, cols, strict=True)]
     if s == "tp":
         conn = [conn_ms(cfg, d, t) for d in ring]
-        ar = all_reduce_ms(ring, t * act)
+        ar = all_reduce_ms(ring, t * psum)
         layer = _phase(attn, ar) + _phase(conn) + _phase(mlp, ar) + _phase(conn)
         return layer.scaled(cfg.n_layers)
     # hmp: connective blocks on each device's own rows, joined by all-gather / reduce-scatter.
     if plan.overlap and n > 1:
         return _overlapped_layer(cfg, ring, plan, t, act).scaled(cfg.n_layers)
-    chunk = [r * act for r in rows]
-    ag, rs = all_gather_ms(ring, chunk), reduce_scatter_ms(ring, chunk)
+    ag = all_gather_ms(ring, [r * act for r in rows])
+    rs = reduce_scatter_ms(ring, [r * psum for r in rows])
     conn = [conn_ms(cfg, d, r) for d, r in zip(ring, rows, strict=True)]
     layer = _phase(attn, ag + rs) + _phase(conn) + _phase(mlp, ag + rs) + _phase(conn)
     return layer.scaled(cfg.n_layers)
@@ -389,5 +391,5 @@ def predict_decode(
             ring, plan.heads, plan.mlp_columns, kv_heads(cfg, plan), strict=True
         )
     ]
-    ar = all_reduce_ms(ring, h * BYTES[plan.wire_dtype])
+    ar = all_reduce_ms(ring, wire_bytes(plan.wire_dtype, h, summed=True))
     return _phase(times, 2 * ar).scaled(n_layers) + Breakdown(ends, ends, 0.0, 0.0)

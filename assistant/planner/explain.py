@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from assistant.planner.planner import HALF_WIRE_ERROR, Choice
+from assistant.planner.planner import WIRE_ERROR, Choice
+from edge_worker.spec.plan import wire_bytes
 
 
 def explain(choice: Choice, model: str, seq_len: int) -> str:
@@ -22,9 +23,12 @@ def explain(choice: Choice, model: str, seq_len: int) -> str:
         lines.append(f"  layers per device:      {list(p.layers)}")
     lines.append(f"  memory per device (MB): {[round(m) for m in choice.memory_mb]}")
     if p.wire_dtype != "float32":
+        row = 1024  # bytes a value, over a long row (int8 adds a scale per tile)
+        moved, summed = (wire_bytes(p.wire_dtype, row, s) / row for s in (False, True))
         lines.append(
-            f"  wire: {p.wire_dtype} activations, half the bytes of fp32; numerical cost: "
-            f"{HALF_WIRE_ERROR:.1e} max error after 24 layers (fp32 wire: 5.8e-6)"
+            f"  wire: {p.wire_dtype} activations, {moved:g} bytes a value gathered and "
+            f"{summed:g} summed (fp32: 4); numerical cost: max error "
+            f"{WIRE_ERROR[p.wire_dtype]:.1e} of the output's scale (fp32 wire: 5.8e-6)"
         )
     if choice.decode_ms is not None:
         where = "on " + names[-1] + " alone" if p.decode == "local" else "tensor-parallel"

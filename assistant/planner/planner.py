@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from assistant.planner.cost import Breakdown, handoff_ms, predict, predict_decode
 from assistant.planner.memory import memory_mb
@@ -32,9 +33,18 @@ from edge_worker.spec.plan import (
 )
 
 LABELS = ("local", "tp", "sp", "pp", "hmp", "hmp+overlap")
-# fp16/bf16 activations on the wire, measured (DESIGN.md section 6): max error after 24 layers
-# relative to the output's scale (the fp32 wire: 5.8e-6).
-HALF_WIRE_ERROR = 2.5e-3
+# The most lossy wire format the user allows (`galaxy plan --lossy-wire`, GALAXY_LOSSY_WIRE):
+# the planner tries every format up to it and keeps the fastest plan.
+LossyWire = Literal["off", "fp16", "int8"]
+WIRES: dict[str, tuple[str, ...]] = {
+    "off": ("float32",),
+    "fp16": ("float32", "float16"),
+    "int8": ("float32", "float16", "int8"),
+}
+WIRE_LABELS = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8"}
+# Lossy wires, measured (DESIGN.md section 6): max error relative to the output's scale (fp16:
+# 24 BERT-Large layers; int8: SmolLM2's logits, the worst packaged model). fp32 wire: 5.8e-6.
+WIRE_ERROR = {"float16": 2.5e-3, "bfloat16": 1.5e-2, "int8": 5.4e-2}
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,7 @@ class Choice:
             "seq": rows,
             "layers": list(self.plan.layers),
             "wire_dtype": self.plan.wire_dtype,
-            "wire_error": None if self.plan.wire_dtype == "float32" else HALF_WIRE_ERROR,
+            "wire_error": WIRE_ERROR.get(self.plan.wire_dtype),
             "decode": self.plan.decode,
             "predicted_ms": round(self.predicted.total_ms, 2),
             "breakdown_ms": {
@@ -207,14 +217,17 @@ def choose(
     seq_len: int,
     *,
     decode_tokens: int = 0,
-    allow_half_wire: bool = False,
+    lossy_wire: LossyWire = "off",
     labels: Sequence[str] = LABELS,
 ) -> Choice:
-    """The fastest predicted plan over every subset of devices and every strategy."""
+    """The fastest predicted plan over every subset of devices, every strategy and every
+    wire format up to `lossy_wire` (labels "hmp fp16", "hmp int8", ...)."""
     if not devices:
         raise PlanError("no devices to plan for")
+    if lossy_wire not in WIRES:
+        raise PlanError(f"lossy wire must be one of {', '.join(WIRES)}, not {lossy_wire!r}")
     ordered = sorted(devices, key=lambda d: -d.gflops)
-    wires = ["float32", "float16"] if allow_half_wire else ["float32"]
+    wires = WIRES[lossy_wire]
     best: dict[str, tuple[float, ParallelPlan, list[DeviceProfile], Breakdown]] = {}
     for k in range(1, len(ordered) + 1):
         for subset in itertools.combinations(ordered, k):
@@ -224,7 +237,7 @@ def choose(
                     for plan in candidates(cfg, label, ring, seq_len, wire):
                         cost = predict(cfg, ring, plan, seq_len)
                         total = objective(cfg, ring, plan, seq_len, decode_tokens)
-                        key = label if wire == "float32" else f"{label} fp16"
+                        key = label if wire == "float32" else f"{label} {WIRE_LABELS[wire]}"
                         if key not in best or total < best[key][0]:
                             best[key] = (total, plan, ring, cost)
     if not best:
@@ -307,9 +320,7 @@ def _excluded(
             )
             continue
         with_it = [*ring, d]
-        plans = candidates(
-            cfg, label.replace(" fp16", ""), with_it, seq_len, best[label][1].wire_dtype
-        )
+        plans = candidates(cfg, label.split(" ")[0], with_it, seq_len, best[label][1].wire_dtype)
         if not plans:
             reason = "the plan cannot use it (memory, or no whole share left for it)"
         else:

@@ -47,6 +47,7 @@ from edge_worker.engine.overlap import (
     project_then_reduce_scatter,
 )
 from edge_worker.engine.weights import Layer, ModelWeights
+from edge_worker.engine.wire import Wire
 from edge_worker.errors import PlanError
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan, offsets
@@ -87,7 +88,7 @@ class RankModel:
         self.trace: list[tuple[float, float]] = []  # per layer: (wall s, comm wait s)
         self.on_layer: Callable[[float, float], None] | None = None  # (wall s, wait s) hook
         self.decoder_rank = self.world - 1
-        self.wire = getattr(torch, plan.wire_dtype)  # float32 | float16 | bfloat16
+        self.wire = Wire(plan.wire_dtype)  # float32 | float16 | bfloat16 | int8 (wire.py)
         self.dtype = weights.layers[0].attn.wq.dtype if weights.layers else torch.float32
 
     # ----- public entry points ---------------------------------------------------------------
@@ -160,13 +161,14 @@ class RankModel:
     # ----- collectives, in the plan's wire dtype ------------------------------------------------
 
     def _all_gather(self, x: Tensor, sizes: list[int], dim: int) -> Tensor:
-        return self.comm.all_gather(x.to(self.wire), sizes, dim).to(x.dtype)
+        """Gathered along `dim` (never the last: int8 rows carry their scale there)."""
+        return self.wire.unpack(self.comm.all_gather(self.wire.pack(x), sizes, dim), x.dtype)
 
     def _reduce_scatter(self, x: Tensor, sizes: list[int], dim: int) -> Tensor:
-        return self.comm.reduce_scatter(x.to(self.wire), sizes, dim).to(x.dtype)
+        return self.comm.reduce_scatter(x.to(self.wire.reduce_dtype), sizes, dim).to(x.dtype)
 
     def _all_reduce(self, x: Tensor) -> Tensor:
-        return self.comm.all_reduce(x.to(self.wire)).to(x.dtype)
+        return self.comm.all_reduce(x.to(self.wire.reduce_dtype)).to(x.dtype)
 
     # ----- strategies -------------------------------------------------------------------------
 
@@ -239,15 +241,15 @@ class RankModel:
         t = sum(sizes)
 
         def qkv_tile(rows: Tensor) -> Tensor:
-            return L.qkv_project(rows.to(x.dtype), layer.attn)
+            return L.qkv_project(wire.unpack(rows, x.dtype), layer.attn)
 
         a_src = L.norm(x, layer.attn_norm, cfg) if pre else x
-        y = gather_then_project(comm, a_src.to(wire), sizes, qkv_tile)  # (B, T, qkv width)
+        y = gather_then_project(comm, wire.pack(a_src), sizes, qkv_tile)  # (B, T, qkv width)
         q, k, v = L.qkv_heads(y, layer.attn, cfg, self._rope(range(0, t)))
         o = self._attend(i, q, k, v, 0)
 
         def out_tile(rows: Tensor) -> Tensor:
-            return L.linear(rows, layer.attn.wo).to(wire)
+            return L.linear(rows, layer.attn.wo).to(wire.reduce_dtype)
 
         a = project_then_reduce_scatter(comm, o, sizes, out_tile).to(x.dtype)  # (B, T_i, h)
         if layer.attn.bo is not None:
@@ -255,10 +257,10 @@ class RankModel:
         x = x + a if pre else L.norm(x + a, layer.attn_norm, cfg)
 
         def mlp_tile(rows: Tensor) -> Tensor:
-            return L.mlp_partial(rows.to(x.dtype), layer.mlp, cfg).to(wire)
+            return L.mlp_partial(wire.unpack(rows, x.dtype), layer.mlp, cfg).to(wire.reduce_dtype)
 
         m_src = L.norm(x, layer.mlp_norm, cfg) if pre else x
-        m = gather_project_reduce(comm, m_src.to(wire), sizes, mlp_tile).to(x.dtype)
+        m = gather_project_reduce(comm, wire.pack(m_src), sizes, mlp_tile).to(x.dtype)
         if layer.mlp.b_down is not None:
             m = m + layer.mlp.b_down
         return x + m if pre else L.norm(x + m, layer.mlp_norm, cfg)
@@ -301,11 +303,11 @@ class RankModel:
         if self.rank == 0:
             x = L.embed(self.cfg, self.w, ids, types, pos)
         else:
-            x = self.comm.recv(self.rank - 1).to(self.dtype)  # (B, T, h) from the previous stage
+            x = self.wire.unpack(self.comm.recv(self.rank - 1), self.dtype)  # (B, T, h) from rank-1
         for i, layer in enumerate(self.w.layers):
             x = self._timed(self._tp_layer, x, layer, i, L_identity, L_identity, pos.start)
         if self.rank < self.world - 1:
-            self.comm.send(x.to(self.wire), self.rank + 1)
+            self.comm.send(self.wire.pack(x), self.rank + 1)
             return None
         return self._finish(self.w, x, pos, pos.stop, want)
 

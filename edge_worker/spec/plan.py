@@ -14,7 +14,12 @@ from typing import Literal
 from edge_worker.errors import PlanError
 from edge_worker.spec.config import ModelConfig
 
-WIRE_DTYPES = ("float32", "float16", "bfloat16")  # activations on the wire
+WireDtype = Literal["float32", "float16", "bfloat16", "int8"]
+# Activations on the wire; "int8" moves gathered rows as int8 (a scale per tile) and partial
+# sums as fp16 (engine/wire.py).
+WIRE_DTYPES: tuple[WireDtype, ...] = ("float32", "float16", "bfloat16", "int8")
+INT8_TILE = 32  # int8 wire: values sharing one fp32 scale
+_VALUE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 Strategy = Literal["local", "tp", "sp", "pp", "hmp"]
 STRATEGIES: tuple[Strategy, ...] = ("local", "tp", "sp", "pp", "hmp")
 DecodeStrategy = Literal["tp", "local"]
@@ -93,8 +98,9 @@ class ParallelPlan:
     `decode` says how a decoder's one-token steps run after prefill: "tp" over the same heads
     and columns (KV cache sharded by heads), or "local" on the last rank. `overlap` turns on
     hmp's tile-based overlap of the ring with the GEMMs (one tile per ring chunk).
-    `wire_dtype` is the dtype activations travel in (fp16/bf16 halve the bytes, at a cost in
-    accuracy that `galaxy verify` and the benchmark report).
+    `wire_dtype` is the dtype activations travel in (fp16/bf16 halve the bytes; int8 sends
+    gathered activations as int8 with a scale per row and partial sums as fp16, engine/wire.py;
+    all at a cost in accuracy that `galaxy verify --wire` and the benchmark report).
     """
 
     strategy: Strategy
@@ -105,7 +111,7 @@ class ParallelPlan:
     layers: tuple[int, ...] = ()
     decode: DecodeStrategy = "tp"
     overlap: bool = False
-    wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    wire_dtype: WireDtype = "float32"
     names: tuple[str, ...] = field(default=())
 
     def seq_split(self, seq_len: int) -> list[int]:
@@ -116,6 +122,16 @@ class ParallelPlan:
             # A prompt shorter than the ring: the first ranks take one token each.
             return [1] * seq_len + [0] * (self.world_size - seq_len)
         return split_by_weights(seq_len, list(self.seq_weights))
+
+
+def wire_bytes(wire_dtype: str, width: int, summed: bool = False) -> int:
+    """Bytes of one row of `width` activations on the wire: moved whole (all-gather, send),
+    or as a partial sum (reduce-scatter, all-reduce: an int8 wire sums in fp16)."""
+    if wire_dtype != "int8":
+        return _VALUE_BYTES[wire_dtype] * width
+    if summed:
+        return 2 * width
+    return width + 4 * -(-width // INT8_TILE)  # int8 values, then one fp32 scale per tile
 
 
 def plan_from_dict(fields: dict[str, object]) -> ParallelPlan:

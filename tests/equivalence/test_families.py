@@ -119,15 +119,23 @@ def test_overlapped_hybrid_equals_the_plain_hybrid(family: str, weights: list[fl
     assert_within_tolerance(overlapped, reference(model, ids))
 
 
-@pytest.mark.parametrize("wire", ["float16", "bfloat16"])
-@pytest.mark.parametrize("strategy", ["hmp", "tp", "sp", "pp"])
-def test_half_precision_on_the_wire_stays_close(wire: str, strategy: str) -> None:
+@pytest.mark.parametrize("wire", ["float16", "bfloat16", "int8"])
+@pytest.mark.parametrize("strategy", ["hmp", "hmp+overlap", "tp", "sp", "pp"])
+def test_lossy_wire_formats_stay_close(wire: str, strategy: str) -> None:
     model = tiny_model("llama")
     cfg, _ = from_hf(model)
     ids = ids_for(4)
     ref = reference(model, ids)
+    overlap = strategy == "hmp+overlap"
+    plan = make_plan(
+        cfg,
+        strategy.removesuffix("+overlap"),  # type: ignore[arg-type]
+        [1.0, 2.0, 3.0],
+        wire_dtype=wire,
+        overlap=overlap,
+    )
 
-    got = run(model, make_plan(cfg, strategy, [1.0, 2.0, 3.0], wire_dtype=wire), ids)  # type: ignore[arg-type]
+    got = run(model, plan, ids)
 
     err = float((got - ref).abs().max())
     assert 0 < err < 0.05 * max(1.0, float(ref.abs().max()))

@@ -21,13 +21,13 @@ from assistant.planner.cost import (
 )
 from assistant.planner.explain import explain
 from assistant.planner.memory import memory_mb
-from assistant.planner.planner import candidate, choose, fit_memory
+from assistant.planner.planner import WIRE_ERROR, candidate, choose, fit_memory
 from assistant.planner.profiles import DeviceProfile, load_home
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import load_config
 from edge_worker.spec.flops import layer_params
 from edge_worker.spec.hf_config import config_from_hf
-from edge_worker.spec.plan import ParallelPlan, make_plan
+from edge_worker.spec.plan import ParallelPlan, make_plan, wire_bytes
 
 BERT = config_from_hf(load_config("bert-large-shape"))  # 16 heads, 4096 columns, 24 layers
 OPT = config_from_hf(load_config("opt-1.3b-shape"))
@@ -285,7 +285,7 @@ def test_half_precision_on_the_wire_only_when_allowed_and_with_its_error_stated(
     home = [dev("a", 40, mbps=300), dev("b", 30, mbps=300)]
 
     strict = choose(BERT, home, 512)
-    loose = choose(BERT, home, 512, allow_half_wire=True)
+    loose = choose(BERT, home, 512, lossy_wire="fp16")
 
     assert strict.plan.wire_dtype == "float32"
     assert "local fp16" not in loose.alternatives  # nothing goes on the wire
@@ -294,6 +294,25 @@ def test_half_precision_on_the_wire_only_when_allowed_and_with_its_error_stated(
     assert loose.to_json("bert-large-shape", 512)["wire_error"] == 2.5e-3
     assert "numerical cost" in explain(loose, "bert-large-shape", 512)
     assert strict.to_json("bert-large-shape", 512)["wire_error"] is None
+
+
+def test_int8_on_the_wire_only_when_allowed_costed_at_one_byte_plus_scales() -> None:
+    home = [dev("a", 40, mbps=300), dev("b", 30, mbps=300)]
+
+    half = choose(BERT, home, 512, lossy_wire="fp16")
+    lossy = choose(BERT, home, 512, lossy_wire="int8")
+
+    assert not any(k.endswith(" int8") for k in half.alternatives)
+    assert "hmp int8" in lossy.alternatives and "local int8" not in lossy.alternatives
+    assert lossy.alternatives["hmp int8"] < lossy.alternatives["hmp fp16"]
+    assert lossy.plan.wire_dtype == "int8" and lossy.label.endswith(" int8")
+    assert lossy.to_json("bert-large-shape", 512)["wire_error"] == WIRE_ERROR["int8"]
+    assert "1.125 bytes a value gathered and 2 summed" in explain(lossy, "bert-large-shape", 512)
+    # Gathers move 1 byte a value plus a 4-byte scale per 32; partial sums stay fp16.
+    assert wire_bytes("int8", 1024) == 1024 + 4 * 32
+    assert wire_bytes("int8", 1024, summed=True) == wire_bytes("float16", 1024)
+    with pytest.raises(PlanError, match="lossy wire must be one of"):
+        choose(BERT, home, 512, lossy_wire="int4")  # type: ignore[arg-type]
 
 
 def test_a_gqa_model_with_fewer_groups_than_devices_uses_every_device() -> None:
