@@ -3,7 +3,10 @@
 Routes raise the domain's exceptions (assistant/errors.py, edge_worker/errors.py) and never
 build an `HTTPException` for them. Transient trouble answers 503 (429 for a rate limit) with
 `Retry-After`; a permanent refusal answers the 4xx below with its message, so a client knows
-not to retry. Every answer is `{"detail": message}`, as FastAPI's own errors are.
+not to retry. Every answer is `{"detail": message}`, as FastAPI's own errors are; a request
+validation error keeps FastAPI's 422 `{"detail": [{type, loc, msg, input, ctx}]}`, with every
+echoed value made safe to send (a non-finite number or a lone surrogate in the input made
+FastAPI's own answer fail with a 500) and cut short.
 
 The OpenAI-compatible routes (routes/openai.py) answer in OpenAI's shape instead, so OpenAI's
 clients raise their own exception types: `{"error": {"message", "type", "param", "code"}}`.
@@ -23,9 +26,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from assistant.api.guard import GuardedRoute
 from assistant.errors import (
     BadRequest,
     EmptyAudio,
@@ -39,6 +42,7 @@ from assistant.errors import (
     UnknownModel,
     UnsupportedAudio,
 )
+from assistant.strict_json import escaped
 from edge_worker.errors import (
     CommError,
     GalaxyError,
@@ -87,8 +91,41 @@ def install(app: FastAPI) -> None:
         code, retry = status_of(exc)
         if code >= 500:
             log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-        headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else None
-        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+        headers = {"Retry-After": str(max(1, math.ceil(retry)))} if retry is not None else {}
+        if code == 413:  # the rest of the body is never read: the connection cannot go on
+            headers["Connection"] = "close"
+        return JSONResponse({"detail": escaped(str(exc))}, status_code=code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": [_echoable(e) for e in exc.errors()]}, status_code=422)
+
+
+ECHO_CHARS = 200  # of a refused value, in the answer
+ECHO_ITEMS = 20
+
+
+def _echoable(error: dict[str, Any]) -> dict[str, Any]:
+    """One of pydantic's errors, safe to serialise: values shown as JSON can carry them."""
+    out = {k: _safe(v) for k, v in error.items() if k in ("type", "loc", "msg", "input", "ctx")}
+    if error.get("type") == "json_invalid":
+        out["msg"] = f"JSON decode error: {_safe((error.get('ctx') or {}).get('error', ''))}"
+    return out
+
+
+def _safe(value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return escaped(value[:ECHO_CHARS]) + ("..." if len(value) > ECHO_CHARS else "")
+    if depth < 4 and isinstance(value, dict):
+        items = list(value.items())[:ECHO_ITEMS]
+        return {_safe(str(k)): _safe(v, depth + 1) for k, v in items}
+    if depth < 4 and isinstance(value, list | tuple):
+        return [_safe(v, depth + 1) for v in value[:ECHO_ITEMS]]
+    return _safe(str(value)) if depth < 4 else "..."
 
 
 # ----- OpenAI's error format, for the OpenAI-compatible routes only -----
@@ -106,7 +143,7 @@ def openai_error(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An error as OpenAI's API answers it (its clients read `error.message` and `error.code`)."""
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    body = {"error": {"message": escaped(message), "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -158,8 +195,9 @@ def _is_mismatch(err: dict[str, Any]) -> bool:
     return str(err.get("type", "")).endswith("_type")
 
 
-class OpenAIRoute(APIRoute):
-    """A route whose every error, from the body's parsing to the handler, is in OpenAI's shape.
+class OpenAIRoute(GuardedRoute):
+    """A route whose every error, from the body's parsing to the handler, is in OpenAI's shape
+    (its body read and decoded as every route's is, guard.py).
 
     (An error raised while a streamed answer is already under way cannot change the status any
     more: the route sends it as a server-sent event instead.)"""

@@ -6,8 +6,9 @@ An event is a JSON header line (`{"type", "data"?, "data_length"?, "payload_leng
 any length it is told; here:
 
 - a header that is not a JSON object with a string `type`, or extra data that is not a JSON
-  object: `BadEvent`. The framing is intact (the line, and any lengths it announced, were
-  consumed), so the connection can go on with the next event;
+  object, or JSON the gateway does not take (a non-finite number, a lone surrogate in a string,
+  deep nesting: assistant/strict_json.py): `BadEvent`. The framing is intact (the line, and any
+  lengths it announced, were consumed), so the connection can go on with the next event;
 - a header line over `MAX_HEADER` bytes, a length that is not a non-negative integer, or more
   data or payload than the limits: `BrokenStream`. What follows cannot be found (or should not
   be read), so the connection must end after saying why.
@@ -20,6 +21,8 @@ import json
 from typing import Any
 
 from wyoming.event import Event
+
+from assistant.strict_json import decode_json
 
 MAX_HEADER = 64 * 1024  # the StreamReader's line limit (bytes); set on the server
 MAX_DATA = 1 << 20  # extra JSON data of one event (bytes)
@@ -77,9 +80,9 @@ async def read_event(reader: asyncio.StreamReader, max_payload: int) -> Event | 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
-    except ValueError:
-        raise BadEvent(f"{what} is not JSON: {raw[:80]!r}") from None
+        value = decode_json(raw, what)
+    except json.JSONDecodeError as exc:
+        raise BadEvent(f"{what} is not JSON the gateway takes: {exc.msg} ({raw[:80]!r})") from None
     if not isinstance(value, dict):
         raise BadEvent(f"{what} is not a JSON object")
     return value

@@ -78,6 +78,10 @@ class WyomingHandler(AsyncEventHandler):
         self._speaker: Speaker | None = None  # a streamed synthesis in progress
         self._streamed_chars = 0
         self._stream_started = 0.0
+        # When this connection started waiting for a client's next request (monotonic s), or
+        # None while it is in one (an answer, an utterance, a streamed synthesis): the server
+        # closes the longest idle connection to make room for a new one (server.py).
+        self.idle_since: float | None = time.monotonic()
 
     # ----- the connection -----
 
@@ -85,6 +89,8 @@ class WyomingHandler(AsyncEventHandler):
         """Read and answer events until the client leaves or the stream breaks."""
         try:
             while True:
+                between = self._recording is None and self._speaker is None
+                self.idle_since = time.monotonic() if between and not self._refused else None
                 try:
                     event = await read_event(self.reader, self.max_bytes)
                 except BadEvent as exc:
@@ -96,6 +102,7 @@ class WyomingHandler(AsyncEventHandler):
                     return
                 if event is None:
                     return
+                self.idle_since = None
                 await self._answer(event)
         except ConnectionError:
             log.debug("Wyoming client %s left mid-answer", self.peer)

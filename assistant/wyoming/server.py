@@ -7,9 +7,12 @@
 Listens on `wyoming_host` (the HTTP API's host when unset) and `wyoming_port` (10300, the port
 Home Assistant's Wyoming integration expects; 0: any free port, `port` says which), and
 announces `_wyoming._tcp.local.` on the interfaces `mdns_interfaces` allows. One handler per
-connection (handler.py), at most `MAX_CONNECTIONS` at once: beyond that a client gets an `error`
-and the connection closes. A port already in use is logged as an error and the gateway carries
-on without Wyoming; an announcement that fails is a warning (the server still answers).
+connection (handler.py), at most `MAX_CONNECTIONS` at once. A new connection beyond that closes
+the connection that has waited longest for its client's next request (after an `error` saying
+so), so clients that connect and say nothing cannot lock Home Assistant out; when every
+connection is in the middle of a request, the new client gets an `error` and is closed. A port
+already in use is logged as an error and the gateway carries on without Wyoming; an
+announcement that fails is a warning (the server still answers).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import logging
 
 from wyoming.error import Error
@@ -42,7 +46,7 @@ class WyomingServer:
         self.info = describe(state.settings, state.voice)
         self.advert: WyomingAdvert | None = None
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], WyomingHandler] = {}
 
     @property
     def uri(self) -> str:
@@ -84,8 +88,8 @@ class WyomingServer:
                 self.host,
                 interfaces,
             )
-        advert = WyomingAdvert(name=settings.home_name, port=self.port, interfaces=interfaces)
-        try:
+        try:  # an interface setting zeroconf refuses (none at all: mDNS off) lands here too
+            advert = WyomingAdvert(name=settings.home_name, port=self.port, interfaces=interfaces)
             await advert.start()
         except Exception as exc:  # discovery is a convenience: Wyoming works without it
             log.warning("Wyoming: mDNS announcement is off (%s); add it by host and port", exc)
@@ -95,17 +99,34 @@ class WyomingServer:
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._connections) >= MAX_CONNECTIONS:
+        if len(self._connections) >= MAX_CONNECTIONS and not self._make_room():
             with contextlib.suppress(Exception):
-                text = f"{MAX_CONNECTIONS} Wyoming clients are connected: try again later"
+                text = f"{MAX_CONNECTIONS} Wyoming clients are busy: try again later"
                 await async_write_event(Error(text=text, code="busy").event(), writer)
             writer.close()
             return
-        self._connections.add(task)
+        handler = WyomingHandler(reader, writer, self.state, self.info)
+        self._connections[task] = handler
         try:
-            await WyomingHandler(reader, writer, self.state, self.info).run()
+            await handler.run()
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
+
+    def _make_room(self) -> bool:
+        """Close the connection idle the longest (between requests); False if none is."""
+        idle = [(h.idle_since, t) for t, h in self._connections.items() if h.idle_since is not None]
+        if not idle:
+            return False
+        _, task = min(idle, key=lambda pair: pair[0])
+        handler = self._connections.pop(task)
+        log.info("Wyoming: closing idle client %s to make room for a new one", handler.peer)
+        text = f"closed after waiting the longest of {MAX_CONNECTIONS} clients: reconnect"
+        line = json.dumps(Error(text=text, code="idle").event().to_dict()) + "\n"
+        with contextlib.suppress(Exception):  # best effort: it may not be reading
+            handler.writer.write(line.encode())
+        # Not close(): that would wait for a client that does not read to take its bytes.
+        handler.writer.transport.abort()  # its read ends, and so does its handler
+        return True
 
 
 async def start_wyoming(state: GatewayState) -> WyomingServer | None:

@@ -5,7 +5,9 @@
                                              its answer; retries until it is listening
     accept(listener, me, peer, deadline)     wait for the previous rank; refuse (close) any
                                              connection whose hello has the wrong token, rank
-                                             or world size, and keep waiting for the right one
+                                             or world size, and keep waiting for the right one;
+                                             connections are greeted at once, each within
+                                             HELLO_TIMEOUT_S, so silent ones delay nobody
 
 `me` and `peer` are `Identity`s: the rank, the world size, the plan's session token (checked
 with `hmac.compare_digest`) and a name for messages. Errors: `CommTimeout` when the deadline
@@ -15,10 +17,14 @@ wrap sockets in `secure()`, the single point both ends pass through before the h
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
+import math
+import select
 import socket
 import ssl
+import threading
 import time
 from typing import NamedTuple
 
@@ -30,7 +36,8 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
-HELLO_TIMEOUT_S = 5.0  # an accepted connection must say hello this fast, or it is dropped
+HELLO_TIMEOUT_S = 5.0  # an accepted connection must finish TLS and its hello this fast
+MAX_GREETINGS = 16  # connections greeted at once by `accept`; a newer one ends the oldest
 
 
 class Identity(NamedTuple):
@@ -132,32 +139,144 @@ def accept(
     deadline: float,
     ctx: ssl.SSLContext | None = None,
 ) -> socket.socket:
-    refused = 0
-    while (remaining := deadline - time.monotonic()) > 0:
-        listener.settimeout(remaining)
-        try:
-            conn, source = listener.accept()
-        except TimeoutError:
-            break
-        tune(conn)
-        conn.settimeout(min(HELLO_TIMEOUT_S, remaining))
-        try:
-            conn = secure(conn, ctx, server_side=True, peer_name=peer.name)
-            hello = F.decode_hello(recv_exactly(conn, F.HELLO_BYTES))
-            if peer.matches(hello, recv_exactly(conn, hello.token_bytes)):
-                conn.sendall(me.hello())
-                conn.settimeout(None)
-                return conn
-            reason = f"wrong session token, or not rank {peer.rank} of {peer.world_size}"
-        except (OSError, EOFError, ValueError) as exc:
-            reason = str(exc) or type(exc).__name__
-        refused += 1
-        log.warning("%s refused a ring connection from %s:%s: %s", me.name, *source[:2], reason)
-        conn.close()
+    """The connection from `peer`, once its TLS handshake and hello check out.
+
+    Every connection is greeted (TLS, then its hello read and checked) on a thread of its own,
+    within `HELLO_TIMEOUT_S` in all, so connections that say nothing, say it a byte at a time
+    or say the wrong thing cannot hold up the right one; at most `MAX_GREETINGS` are greeted
+    at once (a newer connection ends the oldest greeting). Refused connections are closed
+    without an answer. CommTimeout when `deadline` passes first.
+    """
+    hall = _Hall(me, peer, ctx, deadline)
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            if hall.chosen is not None:
+                return hall.chosen
+            wait = min(remaining, hall.next_expiry() - time.monotonic())
+            ready, _, _ = select.select([listener, hall.bell], [], [], max(0.0, wait))
+            hall.expire()
+            if hall.bell in ready:
+                hall.bell.recv(4096)
+            if listener in ready:
+                listener.settimeout(remaining)
+                try:
+                    conn, source = listener.accept()
+                except TimeoutError:
+                    continue
+                hall.greet(conn, source)
+        if hall.chosen is not None:
+            return hall.chosen
+    finally:
+        hall.close()
     raise CommTimeout(
-        f"{me.name} waited for {peer.name} to connect until its deadline ({refused} "
+        f"{me.name} waited for {peer.name} to connect until its deadline ({hall.refused} "
         "connections refused); is it running with the same plan?"
     )
+
+
+class _Hall:
+    """The connections `accept` is greeting: one thread each, a deadline each, and the first
+    one that proves to be `peer` (`chosen`). `bell` wakes the accepting thread."""
+
+    def __init__(
+        self, me: Identity, peer: Identity, ctx: ssl.SSLContext | None, deadline: float
+    ) -> None:
+        self.me, self.peer, self.ctx, self.deadline = me, peer, ctx, deadline
+        self.chosen: socket.socket | None = None  # set once, after our hello went out
+        self._claimed = False  # a greeting is answering its peer's hello
+        self.refused = 0
+        self.bell, self._ring = socket.socketpair()
+        self._lock = threading.Lock()
+        self._open = True
+        # A duplicate of each greeted socket (its descriptor outlives TLS wrapping) and the
+        # time its greeting must end (inf once ended): shutting the duplicate down ends the
+        # greeting's reads and writes.
+        self._greeting: dict[socket.socket, float] = {}
+
+    def greet(self, conn: socket.socket, source: Address) -> None:
+        tune(conn)
+        ends = min(time.monotonic() + HELLO_TIMEOUT_S, self.deadline)
+        conn.settimeout(max(0.001, ends - time.monotonic()))
+        handle = conn.dup()
+        with self._lock:
+            live = {h: t for h, t in self._greeting.items() if t != math.inf}
+            if len(live) >= MAX_GREETINGS:
+                self._end(min(live, key=live.__getitem__))  # the oldest
+            self._greeting[handle] = ends
+        threading.Thread(
+            target=self._greet, args=(conn, source, handle), name="ring-greet", daemon=True
+        ).start()
+
+    def _greet(self, conn: socket.socket, source: Address, handle: socket.socket) -> None:
+        try:
+            conn = secure(conn, self.ctx, server_side=True, peer_name=self.peer.name)
+            hello = F.decode_hello(recv_exactly(conn, F.HELLO_BYTES))
+            if self.peer.matches(hello, recv_exactly(conn, hello.token_bytes)):
+                if self._choose(conn, handle):
+                    return
+                reason = f"{self.peer.name} is connected already"
+            else:
+                reason = f"wrong session token, or not rank {self.peer.rank} of "
+                reason += str(self.peer.world_size)
+        except (OSError, EOFError, ValueError) as exc:
+            reason = str(exc) or type(exc).__name__
+        finally:
+            with self._lock:
+                self._greeting.pop(handle, None)
+            handle.close()
+        with self._lock:
+            self.refused += 1
+        who = f"{source[0]}:{source[1]}"
+        log.warning("%s refused a ring connection from %s: %s", self.me.name, who, reason)
+        conn.close()
+
+    def _choose(self, conn: socket.socket, handle: socket.socket) -> bool:
+        """Answer `conn`'s hello and hand it to `accept`, unless another got there first."""
+        with self._lock:
+            if self._claimed or not self._open:
+                return False
+            self._claimed = True
+        try:
+            conn.sendall(self.me.hello())
+            conn.settimeout(None)
+        except OSError:
+            with self._lock:
+                self._claimed = False
+            raise
+        with self._lock:
+            self._greeting.pop(handle, None)  # no longer ours to end
+            if not self._open:  # `accept` gave up meanwhile: nobody will take it
+                conn.close()
+                return True
+            self.chosen = conn
+        with contextlib.suppress(OSError):
+            self._ring.send(b"!")
+        return True
+
+    def next_expiry(self) -> float:
+        with self._lock:
+            return min(self._greeting.values(), default=self.deadline)
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for handle in [h for h, ends in self._greeting.items() if ends <= now]:
+                self._end(handle)
+
+    def close(self) -> None:
+        """End every greeting still running (the chosen connection stays open)."""
+        with self._lock:
+            self._open = False
+            for handle in list(self._greeting):
+                self._end(handle)
+        self.bell.close()
+        self._ring.close()
+
+    def _end(self, handle: socket.socket) -> None:
+        """(With the lock held.) Its greeting's next read or write fails at once."""
+        self._greeting[handle] = math.inf
+        with contextlib.suppress(OSError):
+            handle.shutdown(socket.SHUT_RDWR)
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:

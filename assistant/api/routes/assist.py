@@ -20,12 +20,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api.deps import Authorized, StateDep
+from assistant.api.guard import GuardedRoute
 from assistant.api.state import GatewayState
 from assistant.errors import InvalidInput, TooLarge, Unavailable, UnsupportedAudio
 from assistant.voice.audio import decode
 from assistant.voice.pipeline import Turn, VoiceAssistant
 
-router = APIRouter(tags=["assist"])
+router = APIRouter(tags=["assist"], route_class=GuardedRoute)
 
 
 def get_voice(state: StateDep) -> VoiceAssistant:

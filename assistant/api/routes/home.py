@@ -19,10 +19,11 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assistant.api.deps import Authorized, StateDep
+from assistant.api.guard import GuardedRoute
 from assistant.errors import Unavailable
 from assistant.home.actions import HomeService
 
-router = APIRouter(tags=["home"])
+router = APIRouter(tags=["home"], route_class=GuardedRoute)
 
 AttributeValue = bool | int | float | str | None
 

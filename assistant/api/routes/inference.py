@@ -8,13 +8,14 @@ from typing import Any, TypeVar
 from fastapi import APIRouter
 
 from assistant.api.deps import Authorized, StateDep
+from assistant.api.guard import GuardedRoute
 from assistant.api.schemas import EmbedRequest, EmbedResponse, GenerateRequest, GenerateResponse
 from assistant.api.state import GatewayState
 from assistant.cluster.inference import Answer, Embedded, SamplingParams, chat, embed
 from assistant.errors import InvalidInput, TooLarge, UnknownModel
 from edge_worker.errors import GalaxyError
 
-router = APIRouter(tags=["inference"])
+router = APIRouter(tags=["inference"], route_class=GuardedRoute)
 R = TypeVar("R", Answer, Embedded)
 
 

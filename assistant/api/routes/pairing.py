@@ -22,6 +22,7 @@ import time
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
 from assistant.api.deps import Authorized, StateDep
+from assistant.api.guard import GuardedRoute
 from assistant.api.schemas import (
     Credentials,
     PairingCodeOut,
@@ -35,7 +36,7 @@ from assistant.errors import PairingRefused
 from assistant.store import PairingRequest
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/pairing", tags=["pairing"])
+router = APIRouter(prefix="/pairing", tags=["pairing"], route_class=GuardedRoute)
 
 
 def _issue(state: StateDep, name: str, csr: str) -> Credentials:

@@ -20,10 +20,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api.deps import Owner, StateDep
+from assistant.api.guard import GuardedRoute
 from assistant.trust.backup import make_backup
 from assistant.trust.tokens import hash_token, new_token
 
-router = APIRouter(tags=["credentials"])
+router = APIRouter(tags=["credentials"], route_class=GuardedRoute)
 
 
 class TokenIn(BaseModel):
