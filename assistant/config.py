@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     strategy: str = Field(
         "auto", description="auto (the planner chooses) or a fixed hmp | tp | sp | pp | local"
     )
+    lossy_wire: Literal["off", "fp16", "int8"] = Field(
+        "off",
+        description="most lossy format the planner may send activations in: off (fp32), fp16, "
+        "or int8 (a scale per 32 values; partial sums fp16). Errors: DESIGN.md section 6",
+    )
     queue_size: int = Field(8, ge=1, description="requests waiting or running before 503")
     request_timeout_s: float = Field(120.0, gt=0, description="deadline of one request")
     max_text_chars: int = Field(8000, ge=1, description="longest prompt or text accepted")
@@ -43,7 +49,10 @@ class Settings(BaseSettings):
     )
     link_mbps: float = Field(1000.0, gt=0, description="assumed link speed until measured")
     link_check_s: float = Field(
-        300.0, gt=0, description="re-measure links this often; re-plan when one changed >30%"
+        300.0,
+        gt=0,
+        description="re-measure links this often (and at once when a request's ring slowed); "
+        "re-plan when one changed >30% (strategy auto)",
     )
 
     device_cert_days: int = Field(

@@ -9,6 +9,7 @@ served models; mDNS. Shut-down reverses it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -105,6 +106,7 @@ def make_state(settings: Settings) -> GatewayState:
     manager = ClusterManager(
         coordinator,
         strategy=settings.strategy,
+        lossy_wire=settings.lossy_wire,
         queue_size=settings.queue_size,
         link_mbps=settings.link_mbps,
     )
@@ -199,9 +201,14 @@ def _wildcard(host: str) -> list[str]:
 
 
 async def _watch_links(state: GatewayState) -> None:
-    """Re-measure the data plane now and then; a link that changed makes the plans stale."""
+    """Re-measure the data plane every `link_check_s`, and at once when a request's ring ran
+    much slower than the plan's best (cluster/linkwatch.py); a link that changed makes the
+    plans stale."""
+    suspect = state.manager.drift.suspect
     while True:
-        await asyncio.sleep(state.settings.link_check_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(suspect.wait(), state.settings.link_check_s)
+        suspect.clear()
         try:
             await state.manager.recheck_links()
         except GalaxyError as exc:

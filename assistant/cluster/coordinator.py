@@ -70,6 +70,7 @@ class Coordinator:
         self.shards = ShardCache()
         # Shards on their way: worker -> (bytes sent, bytes to send); shown by GET /v1/plan.
         self.transfers: dict[str, tuple[int, int]] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # links being closed in the background
 
     @property
     def url(self) -> str:
@@ -243,6 +244,7 @@ class Coordinator:
         token: str,
         plain_ring: bool = False,
     ) -> None:
+        await s.settle(self.timeout)  # busy with a run that broke elsewhere: let it answer
         shard_meta, shard_hash = await self.shards.digest(cfg, weights, plan, rank)
         send_shard = shard_hash not in s.cached
         shard_t = (await self.shards.cut(cfg, weights, plan, rank))[0] if send_shard else {}
@@ -277,6 +279,14 @@ class Coordinator:
                 self.transfers[s.name] = (sent, total)
                 await s.ws.send(wire.encode(name, t))
                 sent += t.numel() * t.element_size()
+        except BaseException:
+            # Cut short (cancelled, or the link failed): the worker would read whatever comes
+            # next as the missing tensors. Close its link; it reconnects by itself, in step.
+            s.alive = False
+            closing = asyncio.get_running_loop().create_task(s.ws.close(1011, "transfer cut short"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            raise
         finally:
             self.transfers.pop(s.name, None)
         log.info(
@@ -289,6 +299,7 @@ class Coordinator:
 
     async def profile(self, s: WorkerSession, request: P.Profile) -> P.ProfileResult:
         """Measure a worker's layer costs (GEMMs, attention, connective block)."""
+        await s.settle(self.timeout)
         await s.send(request)
         while True:
             item = await s.next(self.timeout)
@@ -310,6 +321,7 @@ class Coordinator:
         peers = [
             P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port) for s in sessions
         ]
+        await asyncio.gather(*(s.settle(self.timeout) for s in sessions))
         for rank, s in enumerate(sessions):
             await s.send(
                 P.Probe(probe_id=probe_id, rank=rank, peers=peers, token=token, nbytes=nbytes)
@@ -355,17 +367,15 @@ class Coordinator:
             session=session,
         )
         for s in ranks:
+            s.running = msg.run_id
             await s.send(msg)
-        return list(await asyncio.gather(*(self._collect(s, msg.run_id) for s in ranks)))
-
-    async def _collect(self, s: WorkerSession, run_id: int) -> RankResult:
-        while True:  # skip what is left of earlier, failed runs
-            item = await s.next(self.timeout, run_id)
-            if isinstance(item, P.Result) and item.run_id == run_id:
-                break
-        tensors = {}
-        for _ in item.tensors:
-            frame = await s.next(self.timeout, run_id)
-            name, t = wire.decode(frame)
-            tensors[name] = t
-        return RankResult(item, tensors)
+        # One rank failing fails the run: the others' collectors stop at once rather than
+        # read (and drop) what their workers send next; `running` says who still owes an
+        # answer, read by `WorkerSession.settle` before the next deployment.
+        collectors = [asyncio.ensure_future(s.result(msg.run_id, self.timeout)) for s in ranks]
+        try:
+            return list(await asyncio.gather(*collectors))
+        except BaseException:
+            for c in collectors:
+                c.cancel()
+            raise

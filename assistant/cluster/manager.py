@@ -1,10 +1,11 @@
 """The gateway's cluster: served models, which plan each runs on, requests with failover.
 
-- Workers join and leave through the coordinator; every change (and a measured link that moved
-  by more than 30%) makes the current plans stale, and `replan.py` re-plans every served model
-  in the background and ships its shards, so even the first request after a worker came online
-  finds its plan ready. In-flight requests finish on the plan they started with, or are re-run
-  if it broke under them. When the background re-plan fails, the next request re-plans.
+- Workers join and leave through the coordinator; every change (and, when the planner chooses
+  the strategy, a measured link that moved by more than 30%: linkwatch.py) makes the current
+  plans stale, and `replan.py` re-plans every served model in the background and ships its
+  shards, so even the first request after a worker came online finds its plan ready.
+  In-flight requests finish on the plan they started with, or are re-run if it broke under
+  them. When the background re-plan fails, the next request re-plans.
 - A worker is profiled for every served model when it registers, and again on demand.
 - Requests share the cluster step by step (gate.py): one prefill or decode step at a time on
   the ring, first come first served, so a short request runs between the decode steps of a long
@@ -27,12 +28,13 @@ from typing import Any, TypeVar
 
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.gate import ClusterGate, StepRunner
+from assistant.cluster.linkwatch import RingDrift
 from assistant.cluster.models import ServedModel, load_served
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster
 from assistant.cluster.replan import Replanner
 from assistant.errors import DeadlineExceeded, QueueFull, UnknownModel
-from assistant.planner.planner import choose
+from assistant.planner.planner import LossyWire, choose
 from edge_worker.errors import CommError, GalaxyError, PlanError
 from edge_worker.service import protocol as P
 from edge_worker.spec.plan import STRATEGIES, ParallelPlan, make_plan
@@ -66,12 +68,20 @@ class Deployment:
         }
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Done callback of a shared planning task: its failure reaches the callers still waiting;
+    retrieving it here keeps asyncio from reporting it as never retrieved when none is."""
+    if not task.cancelled():
+        task.exception()
+
+
 class ClusterManager:
     def __init__(
         self,
         coordinator: Coordinator,
         *,
         strategy: str = "auto",
+        lossy_wire: LossyWire = "off",
         queue_size: int = 8,
         link_mbps: float = 1000.0,
         replan_delay_s: float = 0.5,
@@ -79,14 +89,18 @@ class ClusterManager:
         if strategy != "auto" and strategy not in STRATEGIES:
             raise PlanError(f"strategy must be auto or one of {', '.join(STRATEGIES)}")
         self.coordinator, self.strategy, self.link_mbps = coordinator, strategy, link_mbps
+        self.lossy_wire = lossy_wire  # the planner may pick wire formats up to this one
         self.models: dict[str, ServedModel] = {}
         self.deployments: dict[str, Deployment] = {}
         self.measured: dict[tuple[str, str], P.ProfileResult] = {}
         self._profiling: set[asyncio.Task[None]] = set()  # workers being profiled on joining
+        # model -> (generation, the task planning it for that generation)
+        self._deploying: dict[str, tuple[int, asyncio.Task[Deployment]]] = {}
         self._fresh: set[tuple[str, str]] = set()  # measure again, past the worker's cache
         # Links measured over the data plane, for one set of online workers.
         self.links: dict[str, tuple[float, float]] = {}
         self._links_for: frozenset[str] = frozenset()
+        self.drift = RingDrift()  # sets drift.suspect when a ring slows mid-run
         self.gate = ClusterGate()
         self._waiting = 0  # requests in flight or waiting
         self.queue_size = queue_size
@@ -144,7 +158,8 @@ class ClusterManager:
 
     async def close(self) -> None:
         """Stop background profiling and a pending or running re-plan (gateway shut-down)."""
-        for t in [t for t in self._profiling if not t.done()]:
+        tasks = [*self._profiling, *(t for _, t in self._deploying.values())]
+        for t in [t for t in tasks if not t.done()]:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await t
@@ -199,7 +214,9 @@ class ClusterManager:
                 for n in names
             ]
             decode = PLAN_DECODE if m.cfg.causal else 0
-            choice = choose(m.cfg, profiles, PLAN_SEQ, decode_tokens=decode)
+            choice = choose(
+                m.cfg, profiles, PLAN_SEQ, decode_tokens=decode, lossy_wire=self.lossy_wire
+            )
             ring = [d.name for d in choice.ring]
             plan = choice.plan
             why = {
@@ -230,12 +247,14 @@ class ClusterManager:
         return self.links
 
     async def recheck_links(self, threshold: float = 0.3) -> bool:
-        """Measure the links again (between requests); re-plan when any device's link changed by
-        more than `threshold`. Returns True when plans were dropped."""
+        """Measure the links again, as one step on the cluster (between two steps of the
+        requests in flight: a busy home is checked too); re-plan when any device's link changed
+        by more than `threshold`. Returns True when plans were dropped. Only the planner uses
+        links: with a strategy fixed by the operator nothing is measured."""
         names = self.online()
-        if len(names) < 2 or self.gate.busy:
+        if len(names) < 2 or self.strategy != "auto":
             return False
-        async with self.gate.exclusive():
+        async with self.gate.step:
             before = dict(self.links)
             self._links_for = frozenset()
             after = await self.measure_links(names)
@@ -251,8 +270,24 @@ class ClusterManager:
 
     async def deployment(self, model: str) -> Deployment:
         """The model's current plan, planned and deployed first if there is none (one step on
-        the cluster: profiling and shipping shards use the workers)."""
-        if model not in self.deployments:
+        the cluster: profiling and shipping shards use the workers).
+
+        The planning runs in a task of its own that every caller waiting for this model shares
+        and none cancels: a request whose deadline passes (or a re-plan that gives up) stops
+        waiting, but shards half-way to a worker are not cut off (the next caller finds the
+        deployment done, or still on its way)."""
+        if model in self.deployments:
+            return self.deployments[model]
+        generation, task = self._deploying.get(model, (-1, None))
+        if task is None or task.done() or generation != self.replanner.generation:
+            # (planning for a home that has changed since is left to finish; not shared)
+            task = asyncio.get_running_loop().create_task(self._deploy(model))
+            self._deploying[model] = (self.replanner.generation, task)
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _deploy(self, model: str) -> Deployment:
+        try:
             async with self.gate.step:
                 if model in self.deployments:  # planned while this request waited its turn
                     return self.deployments[model]
@@ -262,7 +297,10 @@ class ClusterManager:
                     # Membership changed while planning: run on it this once, re-plan after.
                     return dep
                 self.deployments[model] = dep
-        return self.deployments[model]
+                return dep
+        finally:
+            if self._deploying.get(model, (0, None))[1] is asyncio.current_task():
+                del self._deploying[model]
 
     # ----- re-planning in the background (replan.py) -----
 
@@ -312,11 +350,18 @@ class ClusterManager:
                         )
                         result = await asyncio.wait_for(asyncio.to_thread(work, runner), left)
                         timings["trace"] = runner.trace
+                        if self.strategy == "auto" and dep.plan_id is not None:
+                            self._watch_ring(dep.plan_id, runner.trace)
                         return result, dep, timings
                     except (CommError, TimeoutError) as exc:
                         await self._failover(model, dep, exc, timings, start)
         finally:
             self._waiting -= 1
+
+    def _watch_ring(self, plan_id: str, trace: list[dict[str, Any]]) -> None:
+        if self.drift.observe(plan_id, trace):
+            ms_per_mb, _ = self.drift.wait_per_mb(trace)
+            log.warning("the ring waits %.0f ms/MB now: checking the links", ms_per_mb)
 
     def _runner(self, dep: Deployment) -> Any:
         if not dep.workers:

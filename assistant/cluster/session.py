@@ -12,6 +12,7 @@ from websockets.asyncio.server import ServerConnection
 
 from edge_worker.errors import CommTimeout, GalaxyError, WorkerLost
 from edge_worker.service import protocol as P
+from edge_worker.service import tensors as wire
 
 _CLOSED = object()
 
@@ -25,6 +26,9 @@ class WorkerSession:
     inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     alive: bool = True
     cached: set[str] = field(default_factory=set)  # shard hashes the worker holds on disk
+    # A run sent and not answered yet: the worker reads nothing else until it answers (e.g. a
+    # run that failed on a peer and waits for its ring to time out); see `settle`.
+    running: int | None = None
 
     def __post_init__(self) -> None:
         self.cached.update(self.hello.cached_shards)
@@ -55,6 +59,39 @@ class WorkerSession:
                     raise WorkerLost(self.name, item.text)
                 raise GalaxyError(f"worker {self.name} reports {item.code}: {item.text}")
             return item
+
+    async def settle(self, timeout: float) -> None:
+        """Wait until the worker has answered its last run (and drop the answer): a worker
+        still inside a run reads no message, so a shard streamed to it meanwhile would fill
+        its link's buffers and stop its heartbeats. CommTimeout if it is still busy after
+        `timeout` seconds without a word."""
+        while self.running is not None:
+            try:
+                await self.result(self.running, timeout)
+            except CommTimeout:
+                raise
+            except GalaxyError:  # its Error for that run, or the link closed: done with it
+                return
+
+    async def result(self, run_id: int, timeout: float) -> RankResult:
+        """The worker's answer to run `run_id`: its Result and tensors (what is left of
+        earlier, failed runs is skipped); its Error for the run raises. Clears `running`."""
+        try:
+            while True:
+                item = await self.next(timeout, run_id)
+                if isinstance(item, P.Result) and item.run_id == run_id:
+                    break
+        except CommTimeout:
+            raise
+        except GalaxyError:  # the worker answered this run with an Error: it is free again
+            self.running = None
+            raise
+        tensors = {}
+        for _ in item.tensors:
+            name, t = wire.decode(await self.next(timeout, run_id))
+            tensors[name] = t
+        self.running = None
+        return RankResult(item, tensors)
 
     def link_closed(self) -> None:
         """Called by the link's reader when the socket closes: every reader then sees it."""

@@ -41,6 +41,17 @@ def bench(
             help="the spoken voice turn: intent accuracy, word error rate, stage latencies",
         ),
     ] = False,
+    soak: Annotated[
+        bool,
+        typer.Option(
+            "--soak",
+            help="faults survived: requests while a worker is killed (SIGKILL) and restarted "
+            "every 20 s; counts and latency calm vs during faults",
+        ),
+    ] = False,
+    soak_requests: Annotated[
+        int, typer.Option(min=1, help="--soak: requests to send (at least one kill happens)")
+    ] = 300,
     reference: Annotated[
         bool, typer.Option("--reference", help="only the reference home, all strategies")
     ] = False,
@@ -75,6 +86,13 @@ def bench(
         from galaxy_bench.voice import run_voice
 
         run_voice(out, typer.echo, rounds=reps or 2)
+        return
+    if soak:
+        from galaxy_bench.soak import run_soak
+
+        result = run_soak(out, typer.echo, requests=soak_requests)
+        if not all(result["acceptance"].values()):
+            raise typer.Exit(1)
         return
     from galaxy_bench import settings, suite
 

@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -262,6 +262,15 @@ class Home:
         atexit.unregister(self.close)
         self._quotas.close()
         self._network.close()
+
+    def set_bandwidth(self, i: int, mbps: float) -> None:
+        """Device i's link at `mbps` (Mbit/s, each way) from now on: a link that degrades mid-run.
+        Needs links="netns" (raises EmulationError on loopback: nothing to shape)."""
+        self._check(i)
+        if self.links != "netns":
+            raise EmulationError(f"cannot shape {self.devices[i].name}'s link: links are loopback")
+        self._network.set_rate(i, mbps)
+        self.devices[i] = replace(self.devices[i], bandwidth_mbps=mbps)
 
     # ----- CPU speed -------------------------------------------------------------------
 

@@ -102,19 +102,31 @@ class Network:
         run(f"ip link set {host_if} up")
         dev = DEVICE_INTERFACE
         for i in range(len(self.rates_mbps)):
-            ns, port, tbf = self.namespace(i), f"{_PORT}{i}", self.tbf(i)
+            ns, port = self.namespace(i), f"{_PORT}{i}"
             run(f"ip netns add {ns}")
             run(f"ip -n {hub} link add {port} type veth peer name {dev} netns {ns}")
             run(f"ip -n {hub} link set {port} master {_BRIDGE} up")
             run(f"ip -n {ns} addr add {self.ip(10 + i)}/{plen} dev {dev}")
             run(f"ip -n {ns} link set {dev} up")
             run(f"ip -n {ns} link set lo up")
-            shape = (
-                f"root tbf rate {tbf['rate_bit']}bit burst {tbf['burst_bytes']} "
-                f"limit {tbf['limit_bytes']}"
-            )
-            run(f"tc -n {ns} qdisc replace dev {dev} {shape}")  # upload
-            run(f"tc -n {hub} qdisc replace dev {port} {shape}")  # download
+            self._shape(i)
+
+    def set_rate(self, i: int, mbps: float) -> None:
+        """Shape device i's link at `mbps` from now on, both ways (a link that degrades or
+        recovers while the home runs); the connections on it stay up."""
+        if not self._made:
+            raise RuntimeError("the home's network exists only inside `with Home(...)`")
+        self.rates_mbps[i] = mbps
+        self._shape(i)
+
+    def _shape(self, i: int) -> None:
+        tbf, ns, hub = self.tbf(i), self.namespace(i), f"{self.tag}-hub"
+        shape = (
+            f"root tbf rate {tbf['rate_bit']}bit burst {tbf['burst_bytes']} "
+            f"limit {tbf['limit_bytes']}"
+        )
+        run(f"tc -n {ns} qdisc replace dev {DEVICE_INTERFACE} {shape}")  # upload
+        run(f"tc -n {hub} qdisc replace dev {_PORT}{i} {shape}")  # download
 
     def _pick_subnet(self) -> ipaddress.IPv4Network:
         used = []

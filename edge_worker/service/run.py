@@ -48,6 +48,7 @@ from edge_worker.service.worker import Worker
 
 log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
+BACKOFF_CAP_S = 5.0  # longest wait between two attempts to reach the gateway
 
 
 class Refused(GalaxyError):
@@ -142,10 +143,13 @@ async def _serve_forever(
 
     - A lost link, a gateway that cannot be reached and a gateway that stops cleanly (its
       Shutdown: a restart or an upgrade) are all waited out: the next attempt comes after a
-      backoff of 1 s doubling to 30 s, each wait drawn from its upper half so a home's workers
-      do not all call back at once; a link that came up resets it to 1 s.
+      backoff of 1 s doubling to `BACKOFF_CAP_S`, each wait drawn from its upper half so a
+      home's workers do not all call back at once; a link that came up resets it to 1 s. The
+      cap is short because a home has a handful of workers (their attempts cost the gateway
+      nothing) and a restarted gateway should have its workers back within seconds.
     - Each wait is spent browsing mDNS (`browse_gateways`): a gateway found at another address
-      than the saved one (restarted on another port, or moved) is tried at once. The TLS
+      than the saved one (restarted on another port, or moved) is tried at once, and the
+      saved one right after it (mDNS also finds other homes' gateways). The TLS
       handshake decides: it accepts only a certificate from the home CA pinned at pairing, for
       the address dialled. The first link up at a new address saves it (`Credentials.moved`);
       nothing is paired again.
@@ -162,7 +166,9 @@ async def _serve_forever(
         record(url)
 
     worker.on_link = on_link
-    found: list[str] = []  # addresses mDNS gave, to try before the saved one
+    # Addresses to try before waiting again: those mDNS gave, then the saved one (another
+    # home's gateway on the network is found too, and must not keep the saved one untried).
+    found: list[str] = []
     while True:
         url = found.pop(0) if found else creds.gateway
         try:
@@ -183,8 +189,9 @@ async def _serve_forever(
         if found:
             continue
         wait = backoff * random.uniform(0.5, 1.0)
-        backoff = min(30.0, backoff * 2)
-        found = await _look_up(creds.gateway, interfaces, wait)
+        backoff = min(BACKOFF_CAP_S, backoff * 2)
+        others = await _look_up(creds.gateway, interfaces, wait)
+        found = [*others, creds.gateway] if others else []
 
 
 async def _look_up(saved: str, interfaces: Sequence[str], wait: float) -> list[str]:

@@ -37,9 +37,7 @@ def test_a_shard_slower_than_the_ring_deadline_still_deploys(
         await original(self, s, rank, *args)
 
     monkeypatch.setattr(Coordinator, "_assign", slow_for_rank_1)
-    workers = [
-        Worker(f"w{i}", tmp_path / f"w{i}", ring_timeout=RING_DEADLINE_S) for i in range(2)
-    ]
+    workers = [Worker(f"w{i}", tmp_path / f"w{i}", ring_timeout=RING_DEADLINE_S) for i in range(2)]
     model = tiny_model("llama")
     cfg, weights = from_hf(model)
     ids = torch.tensor([[5, 17, 3, 9, 41, 2]])

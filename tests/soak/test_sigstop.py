@@ -1,0 +1,65 @@
+"""A worker frozen (SIGSTOP) in the middle of a generation: its control link stops answering
+heartbeats, the gateway takes it offline, and the request in flight is re-run on the other
+workers to the right answer. Thawed (SIGCONT), the worker finds its link gone and rejoins."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.config import Settings
+from assistant.launcher import RunningGateway
+from galaxy_bench.soak_traffic import References, Request
+from tests.soak.conftest import MAX_NEW_TOKENS
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+NAMES = ["hall-pi", "den-pc", "attic-nas"]
+
+
+def test_a_frozen_worker_is_taken_offline_and_its_request_re_run(
+    tmp_path: Path, references: References
+) -> None:
+    settings = Settings(
+        port=0,
+        data_dir=tmp_path / "gateway",
+        strategy="hmp",
+        max_new_tokens=64,
+        request_timeout_s=240,
+    )
+    request = Request("generate", 1)
+    path, body = request.body(MAX_NEW_TOKENS)
+    with RunningGateway(settings) as gw:
+        workers = gw.add_workers(NAMES, tmp_path / "workers")
+        gw.wait_online(NAMES)
+        assert references.right(request, gw.call("POST", path, body))  # plans made
+        assert gw.call("GET", "/v1/plan")["plans"]["smollm2-135m"]["devices"] == sorted(NAMES)
+        victim = workers[1]
+        answer: dict[str, Any] = {}
+        ask = threading.Thread(target=lambda: answer.update(gw.call("POST", path, body)))
+
+        ask.start()
+        deadline = time.monotonic() + 60
+        while gw.state.manager.in_flight == 0:
+            assert time.monotonic() < deadline, "the request never started"
+            time.sleep(0.02)
+        os.kill(victim.proc.pid, signal.SIGSTOP)
+        try:
+            ask.join(300)
+            assert not ask.is_alive(), "the request hung"
+            assert references.right(request, answer), answer
+            failovers = answer["timings"]["failovers"]
+            assert failovers and failovers[0]["lost"] == [victim.name], failovers
+            assert victim.name not in answer["plan"]["devices"]
+            assert victim.name not in gw.state.manager.online()
+        finally:
+            os.kill(victim.proc.pid, signal.SIGCONT)
+
+        gw.wait_online(NAMES, timeout=120)  # the same process, back by itself
+        assert victim.proc.poll() is None
+        assert references.right(request, gw.call("POST", path, body))
