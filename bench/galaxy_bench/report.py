@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from galaxy_bench.bounds import gap_closed
+
 
 def machine() -> dict[str, Any]:
     cpu = "unknown"
@@ -72,6 +74,14 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         exposed = hmp["latency_ms_median"] - hmp["compute_ms"]
         out["exposed_comm_ms"] = exposed
         out["overlap_hides"] = (hmp["latency_ms_median"] - best) / exposed if exposed > 0 else None
+        if "compute_bound_ms" in hmp:
+            bound = hmp["compute_bound_ms"]
+            out["compute_bound_ms"] = bound
+            out["overlap_vs_compute_bound"] = bound / best  # 1.0: as fast as the FLOPs allow
+            out["overlap_gap_closed"] = gap_closed(hmp["latency_ms_median"], best, bound)
+    plain = lat.get("hmp+overlap plain")
+    if best and plain:  # the product's ring encrypts; the plain one shows what that costs
+        out["tls_cost"] = best / plain - 1.0
     planned = next((r for r in runs if r["label"] == "planned"), None)
     # Like for like: the planner keeps fp32 on the wire unless the user allows half precision
     # (it changes the numbers), so it is compared with the fixed variants of its wire dtype.
@@ -105,6 +115,13 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
             abs(out["planned_predicted_ms"] - out["planned_ms"]) / out["planned_ms"]
         )
     out["prediction_error"] = {r["label"]: _error(r) for r in runs if "predicted_ms" in r}
+    local = next((r for r in runs if r["label"] == "local"), None)
+    if planned is not None and local is not None and "decode_tokens_per_s" in planned:
+        # Long prompts (issue 16): the first token's wait and the decode rate, each vs local.
+        out["planned_ttft_speedup"] = local["latency_ms_median"] / planned["latency_ms_median"]
+        out["planned_decode_vs_local"] = (
+            planned["decode_tokens_per_s"] / local["decode_tokens_per_s"]
+        )
     return out
 
 
@@ -119,17 +136,23 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
     lat = {r["label"]: r["latency_ms_median"] for r in runs}
     names = [d["name"] for d in runs[0]["devices"]]
     decode = "decode_ms_per_token_median" in runs[0]
+    tok_ms = {r["label"]: r["decode_ms_per_token_median"] for r in runs if decode}
     head = [
         "variant",
-        "latency ms",
+        "TTFT ms" if decode else "latency ms",
         "predicted ms",
         "error",
         "x local",
         "x tp",
         "wait on ring ms",
         "compute ms",
+        "wire bound ms",
     ]
-    head += ["decode ms/token", "predicted decode ms"] if decode else []
+    head += (
+        ["decode ms/token", "predicted decode ms", "decode tok/s", "decode x local"]
+        if decode
+        else []
+    )
     head += [f"peak MB {n}" for n in names]
     lines = [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
@@ -145,10 +168,13 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
             _ratio(lat.get("tp"), r["latency_ms_median"]),
             f"{r['comm_ms']:.0f}",
             f"{r['compute_ms']:.0f}",
+            f"{r['wire_bound_ms']:.0f}" if "wire_bound_ms" in r else "-",
         ]
         if decode:
             cells.append(f"{r['decode_ms_per_token_median']:.1f}")
             cells.append(f"{r['predicted_decode_ms']:.1f}" if "predicted_decode_ms" in r else "-")
+            cells.append(f"{1e3 / r['decode_ms_per_token_median']:.2f}")
+            cells.append(_ratio(tok_ms.get("local"), r["decode_ms_per_token_median"]))
         cells += [f"{m:.0f}" if m else "-" for m in r["peak_mem_mb"]]
         lines.append("| " + " | ".join(cells) + " |")
     s = summary(title, runs)
@@ -159,6 +185,22 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
             f"{s['hmp_overlap_vs_tp']:.2f}x tp; "
             f"overlap hides {s['overlap_hides']:.0%} of hmp's exposed communication "
             f"({s['exposed_comm_ms']:.0f} ms = hmp latency - hmp's slowest compute).",
+        ]
+    if s.get("compute_bound_ms") is not None:
+        closed = s.get("overlap_gap_closed")
+        lines += [
+            "",
+            f"compute-only bound (all FLOPs over every device's measured speed, free links): "
+            f"{s['compute_bound_ms']:.0f} ms; hmp+overlap reaches "
+            f"{s['overlap_vs_compute_bound']:.0%} of it"
+            + (f" and removed {closed:.0%} of hmp's gap to it." if closed is not None else ".")
+            + " Wire bound: the plan's transfers alone (cost model, compute free).",
+        ]
+    if s.get("tls_cost") is not None:
+        lines += [
+            "",
+            f"the ring's TLS costs hmp+overlap {s['tls_cost']:+.0%} latency against the same "
+            "plan on a plain ring (every other variant runs the product's encrypted ring).",
         ]
     if s.get("planned_vs_best_fixed") is not None:
         lines += [
@@ -171,6 +213,12 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
                 else ""
             )
             + f"prediction off by {s['planned_prediction_error']:.0%}.",
+        ]
+    if s.get("planned_ttft_speedup") is not None:
+        lines += [
+            "",
+            f"planned, long prompt: time to first token {s['planned_ttft_speedup']:.2f}x "
+            f"faster than local; decode {s['planned_decode_vs_local']:.2f}x local's tokens/s.",
         ]
     return "\n".join(lines)
 

@@ -4,7 +4,9 @@ For each setting: build the home (namespaces + shaped links, CPU quotas on each 
 compute thread), start one worker per device, measure each worker's GEMM throughput, then run
 every variant `reps` times, interleaved (rep 1 of every variant, then rep 2, ...) after one
 warm-up round, so a noisy machine hurts all variants alike. Only ratios within one run are
-meaningful.
+meaningful. In a setting that decodes, the timed prefill is the one `generate` runs: its
+latency is the time to the first token (`ttft_ms_median`), then `decode_tokens` greedy steps
+give `decode_ms_per_token_median` and `decode_tokens_per_s`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from edge_worker.engine.loader import from_hf
 from edge_worker.models.catalog import load_model
 from edge_worker.service import protocol as P
 from edge_worker.spec.plan import ParallelPlan, make_plan
+from galaxy_bench.bounds import compute_bound_ms, wire_bound_ms
 from galaxy_bench.emulation import CpuMode, EmulationError, Home, LinkMode
+from galaxy_bench.ring_tls import issue_ring_credentials
 from galaxy_bench.settings import Setting, Variant
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,11 @@ def _plan_for(
         )
         return choice.plan, [d.name for d in choice.ring], choice.label
     if variant.strategy == "local":
-        fastest = max(names, key=lambda n: gflops[n])
+        # The baseline is the strongest device by its emulated speed, not by a profile taken on
+        # a busy machine: in the first smollm2-2048 run the 25% device measured 10.9 GFLOP/s
+        # and the 50% one 10.6, and local ran on the slower device (bench/RESULTS.md).
+        speed = {d.name: d.speed for d in setting.devices}
+        fastest = max(names, key=lambda n: speed[n])
         return make_plan(cfg, "local", [1.0]), [fastest], variant.label
     if variant.strategy in ("tp", "hmp") and len(names) > cfg.n_kv_heads:
         # One whole key/value group per device at least: the fastest devices, in ring order.
@@ -92,6 +100,7 @@ def run_setting(
         cluster = RemoteCluster.start(home.coordinator_host, timeout=600)
         # Keep only one plan's cut shards: after the warm-up round every worker has them all.
         cluster.coordinator.shards.keep = len(devices)
+        issue_ring_credentials(Path(tmp), names)  # the ring encrypts, as the product's does
         procs = launch_workers(
             cluster.url,
             names,
@@ -160,11 +169,22 @@ def _measure(
     for rep in range(reps + 1):  # round 0 warms up (shard shipping, allocator, caches)
         for v in setting.variants:
             plan, ranks, _ = plans[v.label]
-            cluster.deploy(cfg, weights, plan, ranks)
-            t0 = time.perf_counter()
-            cluster.prefill(ids, want=want)
-            latency = (time.perf_counter() - t0) * 1e3
-            results = [r.result for r in cluster.last]
+            cluster.deploy(cfg, weights, plan, ranks, plain_ring=v.plain_ring)
+            decode_ms = None
+            if setting.decode_tokens:  # the prefill is generate's: latency = time to 1st token
+                runner = _FirstToken(cluster)
+                gen = generate(
+                    runner,
+                    ids[0].tolist(),
+                    SamplingParams(setting.decode_tokens, stop_ids=frozenset()),
+                )
+                latency, results = gen.prefill_ms, runner.prefill_results
+                decode_ms = statistics.median(gen.decode_ms)
+            else:
+                t0 = time.perf_counter()
+                cluster.prefill(ids, want=want)
+                latency = (time.perf_counter() - t0) * 1e3
+                results = [r.result for r in cluster.last]
             sample: dict[str, Any] = {
                 "latency_ms": latency,
                 "comm_ms": max(r.comm_wait_ms for r in results),
@@ -173,24 +193,22 @@ def _measure(
             }
             for name, r in zip(ranks, results, strict=True):
                 sample["peak_mem_mb"][name] = round(r.peak_rss_mb, 1)
-            if setting.decode_tokens:
-                gen = generate(
-                    cluster,
-                    ids[0].tolist(),
-                    SamplingParams(setting.decode_tokens, stop_ids=frozenset()),
-                )
-                sample["decode_ms"] = statistics.median(gen.decode_ms)
+            if decode_ms is not None:
+                sample["decode_ms"] = decode_ms
             if rep > 0:
                 samples[v.label].append(sample)
             if progress:
                 progress(f"  round {rep}/{reps} {v.label:<18} {latency:9.1f} ms")
     rows = []
+    bound = compute_bound_ms(cfg, setting.seq_len, list(known.values()))
     for v in setting.variants:
         plan, ranks, chose = plans[v.label]
         row = _row(setting, v, (plan, ranks), samples[v.label], names)
         ring = [known[n] for n in ranks]
         predicted = predict(cfg, ring, plan, setting.seq_len).total_ms
         row["predicted_ms"] = round(predicted, 1)
+        row["compute_bound_ms"] = round(bound, 1)  # every device, no communication
+        row["wire_bound_ms"] = round(wire_bound_ms(cfg, ring, plan, setting.seq_len), 1)
         if setting.decode_tokens and cfg.causal:
             row["predicted_decode_ms"] = round(
                 predict_decode(cfg, ring, plan, setting.seq_len).total_ms, 2
@@ -199,6 +217,23 @@ def _measure(
             row["planner_chose"] = chose
         rows.append(row)
     return rows
+
+
+class _FirstToken:
+    """The cluster as `generate`'s step runner, keeping each rank's result of the prefill (the
+    decode steps replace `cluster.last`)."""
+
+    def __init__(self, cluster: RemoteCluster) -> None:
+        self.cluster = cluster
+        self.prefill_results: list[P.Result] = []
+
+    def prefill_last_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        logits = self.cluster.prefill_last_logits(input_ids)
+        self.prefill_results = [r.result for r in self.cluster.last]
+        return logits
+
+    def decode(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return self.cluster.decode(token_ids)
 
 
 def _row(
@@ -235,4 +270,6 @@ def _row(
     if setting.decode_tokens:
         row["decode_tokens"] = setting.decode_tokens
         row["decode_ms_per_token_median"] = statistics.median(s["decode_ms"] for s in samples)
+        row["ttft_ms_median"] = row["latency_ms_median"]  # the prefill ends with the 1st token
+        row["decode_tokens_per_s"] = 1e3 / row["decode_ms_per_token_median"]
     return row

@@ -1,7 +1,11 @@
 """What `galaxy bench` measures: the emulated homes, models and strategy variants.
 
 The reference home (issue 3): three devices at 50% / 25% / 15% of one core (compute-thread
-quotas), 1000 Mbit/s links, bert-large-shape, sequence 512, 24 layers, fp32 on the wire.
+quotas), 1000 Mbit/s links, bert-large-shape, sequence 512, 24 layers, fp32 on the wire. Every
+ring runs the product's mutual TLS (ring_tls.py) but `hmp+overlap plain`, the cost-of-TLS baseline.
+Long prompts (issue 16): `smollm2-1024` and `smollm2-2048`, the packaged SmolLM2-135M in the
+reference home with a 1024- or 2048-token prompt and 32 decode steps, judged on time to first
+token and decode tokens/s.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from edge_worker.spec.plan import Strategy
+from edge_worker.spec.plan import Strategy, WireDtype
 from galaxy_bench.emulation import DeviceSpec
 
 
@@ -20,9 +24,10 @@ class Variant:
     label: str
     strategy: Strategy
     overlap: bool = False
-    wire_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    wire_dtype: WireDtype = "float32"
     split: Literal["even", "speed"] = "even"  # speed: shares in proportion to measured GFLOP/s
     planned: bool = False  # the planner chooses strategy, devices and shares (issue 4)
+    plain_ring: bool = False  # the ring without TLS (every other variant encrypts it)
 
 
 LOCAL = Variant("local", "local")
@@ -36,9 +41,29 @@ HMP_OVERLAP_FP16 = Variant(
     "hmp+overlap fp16", "hmp", overlap=True, wire_dtype="float16", split="speed"
 )
 TP_FP16 = Variant("tp fp16", "tp", wire_dtype="float16")
+# int8 gathers (a scale per 32 values) and fp16 partial sums: engine/wire.py
+HMP_OVERLAP_INT8 = Variant(
+    "hmp+overlap int8", "hmp", overlap=True, wire_dtype="int8", split="speed"
+)
 PLANNED = Variant("planned", "hmp", planned=True)
+# The cost of TLS: the product's ring always encrypts; this one does not (ring_tls.py).
+HMP_OVERLAP_PLAIN = Variant(
+    "hmp+overlap plain", "hmp", overlap=True, split="speed", plain_ring=True
+)
 
-ALL_VARIANTS = (LOCAL, TP, SP, PP, HMP, HMP_OVERLAP, TP_FP16, HMP_FP16, HMP_OVERLAP_FP16, PLANNED)
+ALL_VARIANTS = (
+    LOCAL,
+    TP,
+    SP,
+    PP,
+    HMP,
+    HMP_OVERLAP,
+    HMP_OVERLAP_PLAIN,
+    TP_FP16,
+    HMP_FP16,
+    HMP_OVERLAP_FP16,
+    PLANNED,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +100,8 @@ def named() -> dict[str, Setting]:
     # pp runs 2.3x slower than local in the reference home (bench/RESULTS.md); the other
     # models' settings leave it out to keep the run short.
     basic = (LOCAL, TP, SP, HMP, HMP_OVERLAP, PLANNED)
-    links = (LOCAL, TP, SP, HMP, HMP_OVERLAP, HMP_OVERLAP_FP16, PLANNED)
+    long_prompt = (LOCAL, TP, HMP, HMP_OVERLAP, PLANNED)  # issue 16: time to first token
+    links = (LOCAL, TP, SP, HMP, HMP_OVERLAP, HMP_OVERLAP_FP16, HMP_OVERLAP_INT8, PLANNED)
     return {
         "reference": REFERENCE,
         "bert-seq256": replace(REFERENCE, seq_len=256),
@@ -85,6 +111,12 @@ def named() -> dict[str, Setting]:
         "qwen2.5-0.5b": Setting("qwen2.5-0.5b-shape", 512, home(1000), variants=basic),
         "smollm2-decode": Setting(
             "smollm2-135m", 512, home(1000), variants=basic, decode_tokens=32
+        ),
+        "smollm2-1024": Setting(
+            "smollm2-135m", 1024, home(1000), variants=long_prompt, decode_tokens=32
+        ),
+        "smollm2-2048": Setting(
+            "smollm2-135m", 2048, home(1000), variants=long_prompt, decode_tokens=32
         ),
     }
 
@@ -102,6 +134,6 @@ def quick() -> list[Setting]:
             128,
             home(1000),
             num_layers=2,
-            variants=(LOCAL, TP, HMP, HMP_OVERLAP, PLANNED),
+            variants=(LOCAL, TP, HMP, HMP_OVERLAP, HMP_OVERLAP_PLAIN, PLANNED),
         )
     ]

@@ -38,9 +38,11 @@ def test_the_ring_is_encrypted_with_the_bench_credentials_and_plain_on_request(
     plan = make_plan(cfg, "hmp", [1.0, 1.0])
     ids = torch.tensor([[5, 17, 3, 9, 41, 2]])
 
-    with local_workers(2, data_dir=tmp_path / "one") as (cluster, names):
-        with pytest.raises(GalaxyError, match="ring did not form"):
-            cluster.deploy(cfg, weights, plan, names)
+    with (
+        local_workers(2, data_dir=tmp_path / "one") as (cluster, names),
+        pytest.raises(GalaxyError, match="ring did not form"),
+    ):
+        cluster.deploy(cfg, weights, plan, names)
     with local_workers(2, data_dir=tmp_path / "one") as (cluster, names):
         cluster.deploy(cfg, weights, plan, names, plain_ring=True)
         out = cluster.prefill(ids, want="logits")
