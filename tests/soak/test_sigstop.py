@@ -18,7 +18,7 @@ from assistant.launcher import RunningGateway
 from galaxy_bench.soak_traffic import References, Request
 from tests.soak.conftest import MAX_NEW_TOKENS
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(900)]
 NAMES = ["hall-pi", "den-pc", "attic-nas"]
 
 
