@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint typecheck pytest clean chromium compose-test soak-test
+.PHONY: demo test lint typecheck pytest clean chromium compose-test long-test
 
 $(STAMP): pyproject.toml bench/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,12 +30,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Slow tests are deselected by default for quick local runs; `make test` runs them too, all
-# but the soaks (minutes of killed and frozen workers each), which `make soak-test` runs.
+# but the long suites (marker `long`: tests/soak, tests/security), which `make long-test` runs.
 pytest: $(STAMP) chromium
-	$(BIN)/pytest -m "not gpu and not soak" -q --durations=10
+	$(BIN)/pytest -m "not gpu and not long" -q --durations=10
 
-soak-test: $(STAMP)
-	$(BIN)/pytest -m soak -q --durations=10
+long-test: $(STAMP)
+	$(BIN)/pytest -m long -q --durations=10
 
 # The dashboard's end-to-end tests drive Debian's Chromium (never a browser download).
 chromium:

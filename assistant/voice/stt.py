@@ -276,11 +276,13 @@ class SpeechToText:
                 _FULL_FRAMES * _HOP / SAMPLE_RATE,
             )
             (kept if judged.text else dropped).append(judged)
-        if not kept:
+        text = " ".join(t.text for t in kept)
+        if not kept or _one_word_repeated(text):
             reason = dropped[0].reason if dropped else "no speech (whisper VAD)"
+            reason = "unreliable: one word repeated" if kept else reason
             return Transcript("", 0.0, 0.0, reason=reason, window_s=30.0)
         return Transcript(
-            " ".join(t.text for t in kept),
+            text,
             0.0,
             0.0,
             no_speech_prob=max(t.no_speech_prob or 0.0 for t in kept),
@@ -314,6 +316,12 @@ def _repeats_a_sentence(text: str) -> bool:
     return any(a and a == b for a, b in itertools.pairwise(said))
 
 
+def _one_word_repeated(text: str) -> bool:
+    """Whether the text is one word, three times or more, and nothing else."""
+    words = re.findall(r"\w+", text.lower())
+    return len(words) >= 3 and len(set(words)) == 1
+
+
 def _judge(text: str, no_speech_prob: float, avg_logprob: float, window_s: float) -> Transcript:
     """Apply Whisper's rules to one decoded result (duration and time are filled in later)."""
     ratio = compression_ratio(text)
@@ -324,6 +332,10 @@ def _judge(text: str, no_speech_prob: float, avg_logprob: float, window_s: float
         reason = f"unreliable: repetitive output (compression ratio {ratio:.2f})"
     elif avg_logprob < LOGPROB_FLOOR:
         reason = f"unreliable: low confidence (avg log-probability {avg_logprob:.2f})"
+    elif _one_word_repeated(text):
+        # A tone came out as "beep beep beep beep beep beep" (no-speech 0.65, log-prob -0.62,
+        # compression 1.8: too short for the ratio rule). No command is one word said over.
+        reason = "unreliable: one word repeated"
     elif not any(ch.isalnum() for ch in text):
         reason = "no speech (whisper)"
     return Transcript(

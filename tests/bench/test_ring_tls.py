@@ -22,6 +22,7 @@ NAMES = ["worker-0", "worker-1"]
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_the_ring_is_encrypted_with_the_bench_credentials_and_plain_on_request(
     tmp_path: Path,
 ) -> None:

@@ -45,7 +45,7 @@ from tests.security.hostile import (
 )
 from tests.trust.test_pake import Impostor
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # ----- credentials ---------------------------------------------------------------------------
 

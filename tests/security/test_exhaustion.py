@@ -28,7 +28,7 @@ from tests.security.hostile import (
     idle,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # ----- exhaustion ----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from tests.security.hostile import (
     request,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # ----- numbers and strings -------------------------------------------------------------------
 

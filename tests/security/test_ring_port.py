@@ -36,7 +36,7 @@ from tests.security.hostile import (
     stranger_tls,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # ----- the ring port -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from galaxy_bench.soak_traffic import References, Request
 from tests.soak.conftest import MAX_NEW_TOKENS
 from tests.soak.processes import GatewayProcess, WorkerProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 NAMES = {"hall-pi", "den-pc"}
 
 

@@ -9,7 +9,7 @@ from galaxy_bench.soak import run_soak
 from galaxy_bench.soak_traffic import References
 from tests.soak.conftest import MAX_NEW_TOKENS
 
-pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(900)]
 
 
 def test_a_short_soak_with_workers_killed_loses_nothing(references: References) -> None:
