@@ -18,7 +18,15 @@ from assistant.launcher import RunningGateway
 from galaxy_bench.soak_traffic import References, Request
 from tests.soak.conftest import MAX_NEW_TOKENS
 
-pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.long,
+    pytest.mark.timeout(900),
+    # Known bug, open in issue 12: passed once (379 s), then failed twice on 2026-12-02 - once
+    # right but with no failover recorded, once a 503 after the 240 s deadline: the failover
+    # named no lost worker ("lost: none") and the re-plan waited on the frozen one.
+    pytest.mark.xfail(reason="a worker frozen mid-run can stall the request (issue 12)"),
+]
 NAMES = ["hall-pi", "den-pc", "attic-nas"]
 
 
@@ -53,11 +61,8 @@ def test_a_frozen_worker_is_taken_offline_and_its_request_re_run(
             ask.join(300)
             assert not ask.is_alive(), "the request hung"
             assert references.right(request, answer), answer
-            # Frozen mid-run: the run fails over and is re-run without it. (If the freeze lands
-            # before the request's run starts, e.g. while a deployment waits on the frozen
-            # worker, the request is planned without it and never needs a failover.)
             failovers = answer["timings"]["failovers"]
-            assert not failovers or failovers[0]["lost"] == [victim.name], failovers
+            assert failovers and failovers[0]["lost"] == [victim.name], failovers
             assert victim.name not in answer["plan"]["devices"]
             assert victim.name not in gw.state.manager.online()
         finally:
