@@ -26,6 +26,7 @@ RUN_KEYS = {
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_quick_bench_completes_with_valid_json(tmp_path: Path) -> None:
     out_file = tmp_path / "quick.json"
 

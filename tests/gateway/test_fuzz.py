@@ -15,6 +15,7 @@ from tests.gateway.conftest import gateway_settings
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
     # No workers: requests run on the gateway's own device; small limits keep valid cases fast.
     settings = gateway_settings(tmp_path, max_new_tokens=4, max_text_chars=200)
