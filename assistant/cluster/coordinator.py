@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # The largest control message either side accepts: a whole tensor frame (a shard's largest
 # tensor, a result's hidden states or logits) fits; anything larger is refused unread.
 MAX_MESSAGE_BYTES = 1 << 30
+# A worker that takes no byte of a shard for this long is frozen (session.send_frame).
+SEND_STALL_S = 15.0
 Authorize = Callable[[ServerConnection, P.Hello | None], str | None]
 Renew = Callable[[str, str], str]  # (device name, CSR PEM) -> certificate PEM
 OnChange = Callable[[str, bool], None]
@@ -277,7 +279,7 @@ class Coordinator:
         try:
             for name, t in frames:
                 self.transfers[s.name] = (sent, total)
-                await s.ws.send(wire.encode(name, t))
+                await s.send_frame(wire.encode(name, t), SEND_STALL_S)
                 sent += t.numel() * t.element_size()
         except BaseException:
             # Cut short (cancelled, or the link failed): the worker would read whatever comes

@@ -13,7 +13,9 @@
   in flight; beyond that `QueueFull` (the API answers 503 with Retry-After).
 - A worker lost mid-request: it is cut off, the model is re-planned on the workers left (or on
   the gateway's own in-process device when none are left) and the request re-run from the
-  start, within the request's deadline. The answer's timings list every failover.
+  start, within the request's deadline. The answer's timings list every failover. Lost means
+  its link closed, or (frozen: SIGSTOP, a hung machine, whose socket stays open) it answered
+  no ping after the failure, or it took no byte of a shard for 15 s (session.send_frame).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from assistant.cluster.remote import RemoteCluster
 from assistant.cluster.replan import Replanner
 from assistant.errors import DeadlineExceeded, QueueFull, UnknownModel
 from assistant.planner.planner import LossyWire, choose
-from edge_worker.errors import CommError, GalaxyError, PlanError
+from edge_worker.errors import CommError, GalaxyError, PlanError, WorkerLost
 from edge_worker.service import protocol as P
 from edge_worker.spec.plan import STRATEGIES, ParallelPlan, make_plan
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PLAN_SEQ = 256  # typical request length the plans are optimised for
 PLAN_DECODE = 64
+PONG_S = 5.0  # a worker that answers no ping for this long after a failure is frozen
 
 
 @dataclass
@@ -131,6 +134,8 @@ class ClusterManager:
         worker is profiled for every served model at once (its registration)."""
         what = f"{name} {'joined' if online else 'left'}"
         log.info("worker %s; plans will be re-made", what)
+        if online:  # its link is measured again (it may have moved, say to Wi-Fi)
+            self._links_for -= {name}
         if online and self.models:
             with contextlib.suppress(RuntimeError):  # no running loop: profiled when planned
                 task = asyncio.get_running_loop().create_task(self._profile_joined(name))
@@ -237,9 +242,10 @@ class ClusterManager:
         return Deployment(m.name, plan, ring, plan_id, why)
 
     async def measure_links(self, names: list[str]) -> dict[str, tuple[float, float]]:
-        """Per device (Mbit/s, latency ms) over the data plane; measured again when the set of
-        online workers changes."""
-        if frozenset(names) != self._links_for:
+        """Per device (Mbit/s, latency ms) over the data plane; measured again when a worker
+        joins. A worker that leaves changes no one else's link (each device's figure is its
+        own), so a failover re-plans on what was measured, without a probe."""
+        if not frozenset(names) <= self._links_for:
             sessions = [self.coordinator.sessions[n] for n in names]
             self.links = await self.coordinator.probe_links(sessions)
             self._links_for = frozenset(names)
@@ -358,6 +364,16 @@ class ClusterManager:
         finally:
             self._waiting -= 1
 
+    async def _unresponsive(self, names: list[str]) -> list[str]:
+        """Those of `names` that answer no ping within PONG_S seconds; their links are cut."""
+        sessions = [self.coordinator.sessions[n] for n in names]
+        answered = await asyncio.gather(*(s.responsive(PONG_S) for s in sessions))
+        frozen = [s for s, ok in zip(sessions, answered, strict=True) if not ok]
+        for s in frozen:
+            log.warning("worker %s answers no ping: cutting it off", s.name)
+            s.cut()
+        return [s.name for s in frozen]
+
     def _watch_ring(self, plan_id: str, trace: list[dict[str, Any]]) -> None:
         if self.drift.observe(plan_id, trace):
             ms_per_mb, _ = self.drift.wait_per_mb(trace)
@@ -380,12 +396,19 @@ class ClusterManager:
     ) -> None:
         self.deployments.pop(model, None)
         await asyncio.sleep(0.3)  # let the dead link's close reach us
-        # Whoever's control link closed is gone; if every link is up, the ring itself broke
-        # and a fresh deployment on the same workers re-forms it.
-        gone = [n for n in (dep.workers if dep else []) if n not in self.online()]
+        # Whoever's control link closed is gone, and so is a worker whose link is open but
+        # who answers no ping (frozen: SIGSTOP, a hung machine); if every worker answers, the
+        # ring itself broke and a fresh deployment on the same workers re-forms it. A failed
+        # deployment (no `dep`) may have involved any worker.
+        involved = dep.workers if dep else self.online()
+        if isinstance(exc, WorkerLost) and exc.peer not in involved:
+            involved = [*involved, exc.peer]
+        gone = [n for n in involved if n not in self.online()]
         for name in gone:
             with contextlib.suppress(Exception):
                 await self.coordinator.disconnect(name, "lost during a request")
+        frozen = await self._unresponsive([n for n in involved if n not in gone])
+        gone += frozen
         log.warning("%s: %s; re-planning (lost: %s)", model, exc, ", ".join(gone) or "none")
         timings["failovers"].append(
             {

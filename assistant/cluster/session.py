@@ -93,6 +93,44 @@ class WorkerSession:
         self.running = None
         return RankResult(item, tensors)
 
+    async def responsive(self, timeout: float) -> bool:
+        """Whether the worker answers a ping within `timeout` seconds. Its event loop answers
+        even while its compute thread is busy; a frozen process (SIGSTOP, a hung machine) does
+        not, though its socket stays open."""
+        try:
+            async with asyncio.timeout(timeout):
+                await (await self.ws.ping())
+        except (TimeoutError, websockets.ConnectionClosed):
+            return False
+        return True
+
+    def cut(self) -> None:
+        """Drop the link at once, with no closing handshake (a frozen worker would never answer
+        it). The link's reader then ends the session as for any closed link."""
+        self.alive = False
+        self.ws.transport.abort()
+
+    async def send_frame(self, frame: bytes, stall_s: float) -> None:
+        """Send one (large) frame, cutting the link when the worker takes nothing of it for
+        `stall_s` seconds. A frozen worker's socket stays open, so the send would wait forever,
+        and the heartbeats, queued behind the frame, could not notice (the websockets library
+        waits for its buffer to drain before it gives up on a missed pong)."""
+        send = asyncio.ensure_future(self.ws.send(frame))
+        transport, last, still = self.ws.transport, -1, 0.0
+        try:
+            while not (await asyncio.wait({send}, timeout=1.0))[0]:
+                size = transport.get_write_buffer_size()
+                last, still = size, (still + 1.0 if size == last else 0.0)
+                if still >= stall_s:
+                    self.cut()
+                    raise WorkerLost(self.name, f"took no data for {stall_s:.0f} s: frozen?")
+            send.result()
+        except websockets.ConnectionClosed as exc:
+            self.alive = False
+            raise WorkerLost(self.name, "control link closed") from exc
+        finally:
+            send.cancel()  # (a no-op once sent)
+
     def link_closed(self) -> None:
         """Called by the link's reader when the socket closes: every reader then sees it."""
         self.inbox.put_nowait(_CLOSED)

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,7 @@ from assistant.launcher import RunningGateway
 from galaxy_bench.soak_traffic import References, Request
 from tests.soak.conftest import MAX_NEW_TOKENS
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.long,
-    pytest.mark.timeout(900),
-    # Known bug, open in issue 12: passed once (379 s), then failed twice on 2026-12-02 - once
-    # right but with no failover recorded, once a 503 after the 240 s deadline: the failover
-    # named no lost worker ("lost: none") and the re-plan waited on the frozen one.
-    pytest.mark.xfail(reason="a worker frozen mid-run can stall the request (issue 12)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(900)]
 NAMES = ["hall-pi", "den-pc", "attic-nas"]
 
 
@@ -48,14 +41,14 @@ def test_a_frozen_worker_is_taken_offline_and_its_request_re_run(
         assert references.right(request, gw.call("POST", path, body))  # plans made
         assert gw.call("GET", "/v1/plan")["plans"]["smollm2-135m"]["devices"] == sorted(NAMES)
         victim = workers[1]
+        manager = gw.state.manager
+        _wait(lambda: manager.replan_status["state"] == "idle", "the plans settled")
         answer: dict[str, Any] = {}
         ask = threading.Thread(target=lambda: answer.update(gw.call("POST", path, body)))
 
-        ask.start()
-        deadline = time.monotonic() + 60
-        while gw.state.manager.in_flight == 0:
-            assert time.monotonic() < deadline, "the request never started"
-            time.sleep(0.02)
+        ask.start()  # frozen while it has a run of the request in hand:
+        session = manager.coordinator.sessions[victim.name]
+        _wait(lambda: session.running is not None, "the request reached the victim")
         os.kill(victim.proc.pid, signal.SIGSTOP)
         try:
             ask.join(300)
@@ -71,3 +64,10 @@ def test_a_frozen_worker_is_taken_offline_and_its_request_re_run(
         gw.wait_online(NAMES, timeout=120)  # the same process, back by itself
         assert victim.proc.poll() is None
         assert references.right(request, gw.call("POST", path, body))
+
+
+def _wait(ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.01)
