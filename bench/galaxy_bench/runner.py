@@ -185,10 +185,13 @@ def _measure(
                 cluster.prefill(ids, want=want)
                 latency = (time.perf_counter() - t0) * 1e3
                 results = [r.result for r in cluster.last]
+            slowest = max(results, key=lambda r: r.compute_ms)
             sample: dict[str, Any] = {
                 "latency_ms": latency,
                 "comm_ms": max(r.comm_wait_ms for r in results),
-                "compute_ms": max(r.compute_ms for r in results),
+                "compute_ms": slowest.compute_ms,
+                # the slowest device's trace: per layer, compute and the time it waited
+                "layers": [(x.compute_ms, x.comm_ms) for x in slowest.layers],
                 "peak_mem_mb": {names_i: 0.0 for names_i in names},
             }
             for name, r in zip(ranks, results, strict=True):
@@ -265,6 +268,7 @@ def _row(
         "comm_ms": statistics.median(s["comm_ms"] for s in samples),
         "compute_ms": statistics.median(s["compute_ms"] for s in samples),
         "hidden_comm_ms": None,
+        "layers_ms": _per_layer(samples),
         "peak_mem_mb": [max(s["peak_mem_mb"][n] for s in samples) for n in names],
     }
     if setting.decode_tokens:
@@ -273,3 +277,16 @@ def _row(
         row["ttft_ms_median"] = row["latency_ms_median"]  # the prefill ends with the 1st token
         row["decode_tokens_per_s"] = 1e3 / row["decode_ms_per_token_median"]
     return row
+
+
+def _per_layer(samples: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per layer of the slowest device, the median over samples of its compute and of the time
+    its compute waited on the ring (empty when the ranks sent no per-layer trace)."""
+    n = min((len(s["layers"]) for s in samples), default=0)
+    return [
+        {
+            "compute_ms": round(statistics.median(s["layers"][i][0] for s in samples), 2),
+            "wait_ms": round(statistics.median(s["layers"][i][1] for s in samples), 2),
+        }
+        for i in range(n)
+    ]

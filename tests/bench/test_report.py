@@ -55,3 +55,17 @@ def test_every_table_title_names_the_emulation_that_ran() -> None:
     ]
 
     assert all(t.startswith("**") and t.endswith(f"{sleep}**") for t in titles)
+
+
+def test_overlap_is_judged_against_the_plain_path_it_hides_the_ring_behind() -> None:
+    runs = [
+        run("local", 3000, "local", ["a"]),
+        run("hmp", 2000, "hmp", ["a", "b"]),  # computes 1600: 400 ms of exposed ring
+        run("hmp+overlap", 1800, "hmp", ["a", "b"], overlap=True),  # computes 1440
+    ]
+    runs[2]["compute_ms"] = 1760.0  # the overlapped layers computed 10% longer
+
+    s = summary("home", runs)
+
+    assert s["exposed_comm_ms"] == 400 and s["overlap_hides"] == 0.5
+    assert s["overlap_compute_vs_plain"] == 1.1
