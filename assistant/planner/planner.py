@@ -143,32 +143,47 @@ def candidates(
     if label == "local" and wire != "float32":
         return []  # nothing goes on the wire
     plans: list[ParallelPlan] = []
-    for by_groups in (True, False):
+    for first in (True, False):  # the first way to split, then the second (if the label has one)
         try:
             if label == "local":
                 plan = ParallelPlan("local", 1)
             elif label == "tp":  # Megatron-LM: even split
-                plan = _tensor(cfg, "tp", [1.0] * n, options, by_groups)
+                plan = _tensor(cfg, "tp", [1.0] * n, options, first)
             elif label == "sp":
-                # Even rows, as the baseline. Rows split by speed were predicted within 6% at
-                # 1000 Mbit/s but measured 18% slower than predicted at 500 Mbit/s (the slowest
-                # device's compute 31% over its prediction, cause not yet found), so the planner
-                # does not offer a plan its cost model cannot vouch for (bench/RESULTS.md).
-                plan = ParallelPlan("sp", n, seq_weights=(1.0,) * n, **options)  # type: ignore[arg-type]
+                # Even rows, as the baseline; for a decoder also rows by speed. An encoder's
+                # rows by speed were predicted within 6% at 1000 Mbit/s but measured 18%
+                # slower than predicted at 500 Mbit/s (the slowest device's compute 31% over
+                # its prediction, cause not yet found), so they are not offered there. A
+                # decoder's long prompt is where sp pays (it moves only K and V: bench/
+                # RESULTS.md, long prompts), with its ring's fastest device last (`sp_ring`).
+                weights = (1.0,) * n if first else tuple(speeds)
+                plan = ParallelPlan("sp", n, seq_weights=weights, **options)  # type: ignore[arg-type]
             elif label == "pp":  # layers weighted by memory, as exo and llama.cpp RPC do
                 layers = _units(cfg.n_layers, [d.budget_mb for d in ring])
                 plan = ParallelPlan("pp", n, layers=tuple(layers), **options)  # type: ignore[arg-type]
             else:
                 hmp = {**options, "overlap": label == "hmp+overlap"}
-                plan = _tensor(cfg, "hmp", speeds, hmp, by_groups)
+                plan = _tensor(cfg, "hmp", speeds, hmp, first)
             fitted = fit_memory(cfg, validate(cfg, plan), ring, seq_len)
         except PlanError:
             continue
         if fitted is not None and fitted not in plans:
             plans.append(fitted)
-        if label not in ("tp", "hmp", "hmp+overlap") or cfg.group_size == 1:
-            break  # one way to split: no groups to keep whole
+        two_ways = (label in ("tp", "hmp", "hmp+overlap") and cfg.group_size > 1) or (
+            label == "sp" and cfg.causal  # heads by KV groups or not; rows even or by speed
+        )
+        if not two_ways:
+            break
     return plans
+
+
+def sp_ring(cfg: ModelConfig, ring: Sequence[DeviceProfile]) -> list[DeviceProfile]:
+    """The ring order for sp: a decoder's sp decodes on its last device, which holds every
+    K/V after the prefill, so the fastest device goes last (the others stay in order)."""
+    if not cfg.causal or len(ring) < 2:
+        return list(ring)
+    fastest = max(range(len(ring)), key=lambda r: ring[r].gflops)
+    return [d for r, d in enumerate(ring) if r != fastest] + [ring[fastest]]
 
 
 def candidate(
@@ -231,8 +246,8 @@ def choose(
     best: dict[str, tuple[float, ParallelPlan, list[DeviceProfile], Breakdown]] = {}
     for k in range(1, len(ordered) + 1):
         for subset in itertools.combinations(ordered, k):
-            ring = list(subset)
             for label in labels:
+                ring = sp_ring(cfg, subset) if label == "sp" else list(subset)
                 for wire in wires:
                     for plan in candidates(cfg, label, ring, seq_len, wire):
                         cost = predict(cfg, ring, plan, seq_len)
@@ -319,8 +334,9 @@ def _excluded(
                 )
             )
             continue
-        with_it = [*ring, d]
-        plans = candidates(cfg, label.split(" ")[0], with_it, seq_len, best[label][1].wire_dtype)
+        base_label = label.split(" ")[0]
+        with_it = sp_ring(cfg, [*ring, d]) if base_label == "sp" else [*ring, d]
+        plans = candidates(cfg, base_label, with_it, seq_len, best[label][1].wire_dtype)
         if not plans:
             reason = "the plan cannot use it (memory, or no whole share left for it)"
         else:

@@ -322,13 +322,16 @@ def test_a_gqa_model_with_fewer_groups_than_devices_uses_every_device() -> None:
     home = [dev("desk", 50), dev("laptop", 25), dev("pi", 15)]
 
     choice = choose(qwen, home, 512)
+    three = candidate(qwen, "hmp", home, 512, "float32")
     two = candidate(qwen, "hmp", home[:2], 512, "float32")
 
-    assert [d.name for d in choice.ring] == ["desk", "laptop", "pi"]
-    assert choice.plan.heads == (8, 4, 2)
+    assert three is not None and three.heads == (8, 4, 2)
     assert two is not None
-    three_ms = predict(qwen, home, choice.plan, 512).total_ms
-    assert three_ms < predict(qwen, home[:2], two, 512).total_ms
+    two_ms = predict(qwen, home[:2], two, 512).total_ms
+    assert predict(qwen, home, three, 512).total_ms < two_ms
+    # The choice (sp by speed: it moves only K and V, 2 groups of 64) also uses all three.
+    assert sorted(d.name for d in choice.ring) == ["desk", "laptop", "pi"]
+    assert choice.predicted.total_ms <= predict(qwen, home, three, 512).total_ms
 
 
 def test_replicated_kv_heads_are_costed_and_budgeted() -> None:
@@ -339,3 +342,19 @@ def test_replicated_kv_heads_are_costed_and_budgeted() -> None:
     assert memory_mb(qwen, split, 0, 512) > memory_mb(qwen, whole, 0, 512)
     assert memory_mb(qwen, split, 1, 512) < memory_mb(qwen, whole, 1, 512)
     assert layer_params(qwen, 8, 2432, 2) > layer_params(qwen, 8, 2432, 1)
+
+
+def test_a_decoder_s_sp_splits_rows_by_speed_and_decodes_on_its_fastest_device() -> None:
+    """A long prompt on a decoder: sp moves only K and V, and decodes on its ring's last
+    device, so the planner offers rows by speed with the fastest device last."""
+    smollm2 = config_from_hf(load_config("smollm2-135m"))
+    home = [dev("desk", 20), dev("laptop", 11.5), dev("pi", 5)]
+
+    sp = [p for p in choose(smollm2, home, 2048, decode_tokens=32).alternatives if p == "sp"]
+    choice = choose(smollm2, home, 2048, decode_tokens=32, labels=("sp",))
+
+    assert sp and choice.ring[-1].name == "desk"
+    assert choice.plan.seq_split(2048)[-1] > 1000  # the fastest device's share, by speed
+    assert candidate(BERT, "sp", home, 512, "float32") == ParallelPlan(
+        "sp", 3, seq_weights=(1.0, 1.0, 1.0)
+    )  # an encoder: even rows only
