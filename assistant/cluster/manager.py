@@ -25,10 +25,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.deployment import Deployment
 from assistant.cluster.gate import ClusterGate, StepRunner
 from assistant.cluster.linkwatch import RingDrift
 from assistant.cluster.models import ServedModel, load_served
@@ -39,36 +39,13 @@ from assistant.errors import DeadlineExceeded, QueueFull, UnknownModel
 from assistant.planner.planner import LossyWire, choose
 from edge_worker.errors import CommError, GalaxyError, PlanError, WorkerLost
 from edge_worker.service import protocol as P
-from edge_worker.spec.plan import STRATEGIES, ParallelPlan, make_plan
+from edge_worker.spec.plan import STRATEGIES, make_plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 PLAN_SEQ = 256  # typical request length the plans are optimised for
 PLAN_DECODE = 64
 PONG_S = 5.0  # a worker that answers no ping for this long after a failure is frozen
-
-
-@dataclass
-class Deployment:
-    model: str
-    plan: ParallelPlan
-    workers: list[str]  # ring order; empty: the gateway's in-process device
-    plan_id: str | None
-    why: dict[str, Any] = field(default_factory=dict)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "strategy": self.plan.strategy,
-            "overlap": self.plan.overlap,
-            "decode": self.plan.decode,
-            "devices": self.workers or ["gateway (in-process)"],
-            "heads": list(self.plan.heads),
-            "mlp_columns": list(self.plan.mlp_columns),
-            "layers": list(self.plan.layers),
-            "seq_weights": [round(w, 3) for w in self.plan.seq_weights],
-            **self.why,
-        }
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

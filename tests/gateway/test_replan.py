@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from assistant.cluster.coordinator import Coordinator
-from assistant.cluster.manager import ClusterManager, Deployment
+from assistant.cluster.deployment import Deployment
+from assistant.cluster.manager import ClusterManager
 from assistant.launcher import RunningGateway
 from edge_worker.errors import WorkerLost
 from edge_worker.spec.plan import make_plan

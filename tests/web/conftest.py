@@ -36,9 +36,11 @@ _shots_taken: list[Path] = []
 @pytest.fixture(scope="session")
 def fake_microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What Chromium's fake microphone plays: the command, 16 kHz 16-bit mono PCM WAV (the
-    format Chromium's fake capture reads), with silence around it."""
+    format Chromium's fake capture reads), with silence around it. The file starts when the
+    page opens the microphone, and a busy machine may take a second or more before the page
+    records (one such run heard "Front on the kitchen lights"): 2.5 s of silence lead in."""
     path = tmp_path_factory.mktemp("microphone") / "command.wav"
-    path.write_bytes(to_wav(padded(SPOKEN, before_s=1.0, after_s=1.5), 16000))
+    path.write_bytes(to_wav(padded(SPOKEN, before_s=2.5, after_s=1.5), 16000))
     return path
 
 

@@ -239,7 +239,7 @@ def test_a_spoken_command_from_the_microphone_acts(
 
     console.locator("#console-mic").click()  # Chromium's fake microphone plays the WAV
     expect(console.locator("#console-mic")).to_have_text("Stop")
-    dash.page.wait_for_timeout(4500)  # the command lasts about 2 s, with silence around it
+    dash.page.wait_for_timeout(6500)  # the command lasts about 2 s, with 4 s of silence
     console.locator("#console-mic").click()
 
     turn = console.locator(".turn")
