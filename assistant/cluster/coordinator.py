@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 1 << 30
 # A worker that takes no byte of a shard for this long is frozen (session.send_frame).
 SEND_STALL_S = 15.0
+PONG_S = 5.0  # a worker that answers no ping for this long after a failure is frozen
 Authorize = Callable[[ServerConnection, P.Hello | None], str | None]
 Renew = Callable[[str, str], str]  # (device name, CSR PEM) -> certificate PEM
 OnChange = Callable[[str, bool], None]
@@ -179,6 +180,17 @@ class Coordinator:
         if s is not None and s.alive:
             s.alive = False
             await s.ws.close(1008, reason[:120])
+
+    async def unresponsive(self, names: list[str], timeout: float = PONG_S) -> list[str]:
+        """Those of `names` that answer no ping within `timeout` seconds (frozen: SIGSTOP, a
+        hung machine, whose sockets stay open); their links are cut."""
+        sessions = [self.sessions[n] for n in names]
+        answered = await asyncio.gather(*(s.responsive(timeout) for s in sessions))
+        frozen = [s for s, ok in zip(sessions, answered, strict=True) if not ok]
+        for s in frozen:
+            log.warning("worker %s answers no ping: cutting it off", s.name)
+            s.cut()
+        return [s.name for s in frozen]
 
     async def wait_for_workers(self, n: int, timeout: float = 60.0) -> list[WorkerSession]:
         deadline = time.monotonic() + timeout

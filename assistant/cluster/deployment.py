@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.plan import ParallelPlan
 
 
@@ -16,6 +17,7 @@ class Deployment:
     workers: list[str]  # ring order; empty: the gateway's in-process device
     plan_id: str | None
     why: dict[str, Any] = field(default_factory=dict)
+    profiles: list[DeviceProfile] = field(default_factory=list)  # as planned (planner's choice)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -73,8 +73,9 @@ class StepRunner:
     called from the request's worker thread: every call waits its turn for the ring on the
     event loop `loop`, and names the request's KV-cache `session`.
 
-    `trace` records every step: `{"op", "start_ms" (since the request's first step), "ms",
-    "devices": {name: {"total_ms", "compute_ms", "wait_ms", "sent", "received", "layers"}}}`
+    `trace` records every step: `{"op", "tokens", "start_ms" (since the request's first step),
+    "ms", "devices": {name: {"total_ms", "compute_ms", "wait_ms", "sent", "received",
+    "layers"}}}` (`tokens`: the step's rows, a batch's padded length)
     from the workers' own reports (`layers`: per layer [compute ms, ring wait ms], prefill only),
     for the dashboard's timeline. The gateway's in-process device reports wall time only."""
 
@@ -101,10 +102,11 @@ class StepRunner:
         finally:
             with contextlib.suppress(RuntimeError):  # the loop closed: the gateway is stopping
                 self.loop.call_soon_threadsafe(self.step.release)
-        self.trace.append(self._entry(op, start, time.perf_counter()))
+        tokens = int(args[0].shape[-1]) if args and hasattr(args[0], "shape") else 0
+        self.trace.append(self._entry(op, tokens, start, time.perf_counter()))
         return out
 
-    def _entry(self, op: str, start: float, end: float) -> dict[str, Any]:
+    def _entry(self, op: str, tokens: int, start: float, end: float) -> dict[str, Any]:
         assert self._t0 is not None
         devices: dict[str, dict[str, Any]] = {}
         for r in getattr(self.inner, "last", None) or []:
@@ -127,6 +129,7 @@ class StepRunner:
             devices = {self.devices[0]: {"total_ms": round((end - start) * 1e3, 2)}}
         return {
             "op": op,
+            "tokens": tokens,
             "start_ms": round((start - self._t0) * 1e3, 2),
             "ms": round((end - start) * 1e3, 2),
             "devices": devices,

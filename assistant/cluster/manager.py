@@ -36,6 +36,7 @@ from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster
 from assistant.cluster.replan import Replanner
 from assistant.errors import DeadlineExceeded, QueueFull, UnknownModel
+from assistant.planner.calibrate import SETTLED, OverlapLearner
 from assistant.planner.planner import LossyWire, choose
 from edge_worker.errors import CommError, GalaxyError, PlanError, WorkerLost
 from edge_worker.service import protocol as P
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PLAN_SEQ = 256  # typical request length the plans are optimised for
 PLAN_DECODE = 64
-PONG_S = 5.0  # a worker that answers no ping for this long after a failure is frozen
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -81,6 +81,7 @@ class ClusterManager:
         self.links: dict[str, tuple[float, float]] = {}
         self._links_for: frozenset[str] = frozenset()
         self.drift = RingDrift()  # sets drift.suspect when a ring slows mid-run
+        self.overlap = OverlapLearner()  # what overlap costs each device, from traces
         self.gate = ClusterGate()
         self._waiting = 0  # requests in flight or waiting
         self.queue_size = queue_size
@@ -192,6 +193,7 @@ class ClusterManager:
                     self.coordinator.sessions[n].hello,
                     measured[n],
                     links.get(n, (self.link_mbps, 0.5)),
+                    self.overlap.factor(n, m.name, SETTLED),
                 )
                 for n in names
             ]
@@ -199,8 +201,7 @@ class ClusterManager:
             choice = choose(
                 m.cfg, profiles, PLAN_SEQ, decode_tokens=decode, lossy_wire=self.lossy_wire
             )
-            ring = [d.name for d in choice.ring]
-            plan = choice.plan
+            ring, plan, planned_on = [d.name for d in choice.ring], choice.plan, choice.ring
             why = {
                 "predicted_ms": round(choice.predicted.total_ms, 1),
                 "alternatives_ms": {k: round(v, 1) for k, v in choice.alternatives.items()},
@@ -212,11 +213,12 @@ class ClusterManager:
                 ring = [max(names, key=lambda n: speeds[n])]
             plan = make_plan(m.cfg, self.strategy, [speeds[n] for n in ring])  # type: ignore[arg-type]
             why = {"reason": f"strategy fixed to {self.strategy} by the operator"}
+            planned_on = []
         why["gflops"] = {n: round(speeds[n], 1) for n in ring}
         sessions = [self.coordinator.sessions[n] for n in ring]
         plan_id, _ = await self.coordinator.deploy(m.cfg, m.weights, plan, sessions)
         log.info("%s: %s on %s", m.name, plan.strategy, ring)
-        return Deployment(m.name, plan, ring, plan_id, why)
+        return Deployment(m.name, plan, ring, plan_id, why, planned_on)
 
     async def measure_links(self, names: list[str]) -> dict[str, tuple[float, float]]:
         """Per device (Mbit/s, latency ms) over the data plane; measured again when a worker
@@ -335,21 +337,21 @@ class ClusterManager:
                         timings["trace"] = runner.trace
                         if self.strategy == "auto" and dep.plan_id is not None:
                             self._watch_ring(dep.plan_id, runner.trace)
+                            self._learn_overlap(dep, runner.trace)
                         return result, dep, timings
                     except (CommError, TimeoutError) as exc:
                         await self._failover(model, dep, exc, timings, start)
         finally:
             self._waiting -= 1
 
-    async def _unresponsive(self, names: list[str]) -> list[str]:
-        """Those of `names` that answer no ping within PONG_S seconds; their links are cut."""
-        sessions = [self.coordinator.sessions[n] for n in names]
-        answered = await asyncio.gather(*(s.responsive(PONG_S) for s in sessions))
-        frozen = [s for s, ok in zip(sessions, answered, strict=True) if not ok]
-        for s in frozen:
-            log.warning("worker %s answers no ping: cutting it off", s.name)
-            s.cut()
-        return [s.name for s in frozen]
+    def _learn_overlap(self, dep: Deployment, trace: list[dict[str, Any]]) -> None:
+        """Each device's overlap cost, learned from the traces (planner/calibrate.py); one
+        that has moved far from what the plan assumed re-plans with it."""
+        if not (dep.plan.overlap and dep.profiles):
+            return
+        cfg = self.models[dep.model].cfg
+        if self.overlap.observe_trace(dep.model, cfg, dep.plan, dep.profiles, trace):
+            self._stale(f"{dep.model}: overlap cost re-learned")
 
     def _watch_ring(self, plan_id: str, trace: list[dict[str, Any]]) -> None:
         if self.drift.observe(plan_id, trace):
@@ -384,7 +386,7 @@ class ClusterManager:
         for name in gone:
             with contextlib.suppress(Exception):
                 await self.coordinator.disconnect(name, "lost during a request")
-        frozen = await self._unresponsive([n for n in involved if n not in gone])
+        frozen = await self.coordinator.unresponsive([n for n in involved if n not in gone])
         gone += frozen
         log.warning("%s: %s; re-planning (lost: %s)", model, exc, ", ".join(gone) or "none")
         timings["failovers"].append(

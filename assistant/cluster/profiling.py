@@ -31,10 +31,14 @@ def profile_request(
 
 
 def device_profile(
-    hello: P.Hello, measured: P.ProfileResult, link: tuple[float, float]
+    hello: P.Hello,
+    measured: P.ProfileResult,
+    link: tuple[float, float],
+    overlap_compute: float | None = None,
 ) -> DeviceProfile:
     """A planner profile from measurements: the worker's memory (free at start, less its
-    reserve), its layer costs, and its link (Mbit/s, latency ms)."""
+    reserve), its layer costs, its link (Mbit/s, latency ms) and, once learned from traces,
+    what overlap costs it (None: the prior)."""
     free = hello.memory_mb or 4096.0  # an old worker that does not say: assume 4 GiB
     return DeviceProfile(
         name=hello.name,
@@ -48,4 +52,5 @@ def device_profile(
         attention_curve=measured.attention,
         connective_ns=measured.connective_ns,
         decode_points=measured.decode,
+        **({"overlap_compute": overlap_compute} if overlap_compute else {}),
     )

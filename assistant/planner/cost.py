@@ -21,7 +21,8 @@ phase last as long as its slowest device: the rest of that time is "idle".
 Overlap (hmp): simulated chunk by chunk as `engine/overlap.py` runs it. A device computes the
 tile of a ring chunk once that chunk has arrived; the ring relays each chunk as it arrives
 (cut-through in `PIECES` pieces) and a reduce-scatter partial leaves a device only once that
-device's own tile for the chunk is computed. The MLP's all-gather and reduce-scatter share the
+device's own tile for the chunk is computed. Tiles cost the device's `overlap_compute` times
+their GEMMs' measured time. The MLP's all-gather and reduce-scatter share the
 same links, so they can never take less than their bytes on the wire together.
 """
 
@@ -44,11 +45,6 @@ from edge_worker.spec.plan import ParallelPlan, kv_heads, kv_owned, wire_bytes
 
 CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
 PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)
-# Overlapped layers spend more compute than their tiles' GEMMs at measured speed: slicing,
-# concatenation, and the compute thread sharing the interpreter with the ring's threads while
-# transfers run. Calibrated with `galaxy bench` (bert-large-shape, 3 devices, 1000 Mbit/s):
-# the slowest device's compute was 15% higher with overlap than without (1374 vs 1197 ms).
-OVERLAP_COMPUTE = 1.15
 
 
 @dataclass(frozen=True)
@@ -267,8 +263,8 @@ def _overlapped_layer(
     arrived = gather_arrivals(ring, chunk)
     ready, busy = [], []
     for i, d in enumerate(ring):
-        qkv = [qkv_ms(cfg, d, r, heads[i], kvs[i]) * OVERLAP_COMPUTE for r in rows]
-        out = [out_ms(cfg, d, r, heads[i]) * OVERLAP_COMPUTE for r in rows]
+        qkv = [qkv_ms(cfg, d, r, heads[i], kvs[i]) * d.overlap_compute for r in rows]
+        out = [out_ms(cfg, d, r, heads[i]) * d.overlap_compute for r in rows]
         core = core_ms(cfg, d, t, heads[i], t)
         qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
         ready.append(_tiles(reduce_order[i], [0.0] * n, out, qkv_done + core))
@@ -278,7 +274,7 @@ def _overlapped_layer(
     # MLP: each chunk through the whole block as it arrives (own chunk first, fed last).
     ready = []
     for i, d in enumerate(ring):
-        block = [mlp_ms(cfg, d, r, cols[i]) * OVERLAP_COMPUTE for r in rows]
+        block = [mlp_ms(cfg, d, r, cols[i]) * d.overlap_compute for r in rows]
         mlp_order = [i, *reduce_order[i][:-1]]
         ready.append(_tiles(mlp_order, arrived[i], block))
         busy[i] += sum(block) + 2 * conn[i]

@@ -23,6 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge_worker.errors import PlanError
 
+# Overlapped layers spend more compute than their tiles' GEMMs at measured speed: slicing,
+# concatenation, and the compute thread sharing the cores with the ring's threads while
+# transfers run. The prior, from `galaxy bench` (bert-large-shape, 3 devices, 1000 Mbit/s: the
+# slowest device's compute 1374 ms with overlap against 1197 without); the gateway learns each
+# device's own from the traces of the requests it runs (planner/calibrate.py).
+OVERLAP_COMPUTE = 1.15
+
 
 def interpolate(points: list[tuple[int, float]], x: float) -> float:
     """Piecewise-linear in log(x) through measured (x, value) points (repeated x averaged),
@@ -72,6 +79,12 @@ class DeviceProfile(BaseModel):
         default=None,
         min_length=1,
         description="measured (layer parameters, ms) of one decode step through one layer",
+    )
+    overlap_compute: float = Field(
+        default=OVERLAP_COMPUTE,
+        gt=0,
+        description="compute of overlapped tiles over the same GEMMs unsplit (learned from "
+        "traces: planner/calibrate.py)",
     )
 
     @property

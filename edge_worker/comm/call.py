@@ -173,6 +173,10 @@ class RingWork(Work):
         super().__init__(future)
         self._stats, self._timeout, self._who, self._on_wait = stats, timeout, who, on_wait
 
+    def waited(self, seconds: float) -> None:
+        """The caller blocked `seconds` on this call outside `wait()` (a streamed chunk)."""
+        self._on_wait(self._stats, seconds)
+
     def wait(self, timeout: float | None = None) -> Tensor:
         limit = self._timeout if timeout is None else timeout
         start = time.monotonic()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from torch import Tensor
 
 from edge_worker.comm.base import GatherStream, ReduceScatterStream, Work, reduce_order
-from edge_worker.comm.call import RingCall
+from edge_worker.comm.call import RingCall, RingWork
 from edge_worker.comm.ring import reduce_feed_call
 from edge_worker.errors import CommTimeout
 
@@ -34,7 +34,10 @@ class RingGatherStream(GatherStream):
     def part(self, r: int) -> Tensor:
         if r == self.rank:
             return self.mine
+        start = time.monotonic()
         _wait_for(self.call, self.call.events[r], self.timeout, f"rank {r}'s chunk")
+        if isinstance(self.work, RingWork):  # compute waited on the ring: the trace says so
+            self.work.waited(time.monotonic() - start)
         assert self.call.buffer is not None
         start = sum(self.sizes[:r])
         return self.call.buffer[start : start + self.sizes[r]].movedim(0, self.dim)

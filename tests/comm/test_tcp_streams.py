@@ -131,3 +131,27 @@ def test_a_lost_peer_releases_stream_readers_and_feeders(
     got = outcomes(ring[:2], run)
 
     assert all(isinstance(e, WorkerLost) for e in got), got
+
+
+@pytest.mark.parametrize("ring", [2], indirect=True)
+def test_waiting_for_a_streamed_chunk_counts_as_waiting_on_the_ring(
+    ring: list[TcpRingCommunicator],
+) -> None:
+    """The engine's trace splits each layer into compute and ring wait from the communicator's
+    `stats.wait_s`: time blocked in `part(c)` is wait, not compute (it was counted as compute,
+    which made overlapped layers look slower to compute)."""
+    late = 0.4
+
+    def run(c: Communicator) -> Any:
+        if c.rank == 1:
+            threading.Event().wait(late)
+        stream = c.all_gather_stream(torch.full((2, 1), float(c.rank)), [1, 1], 1)
+        before = c.stats.wait_s  # type: ignore[attr-defined]
+        stream.part(1 - c.rank)
+        waited = c.stats.wait_s - before  # type: ignore[attr-defined]
+        stream.wait()
+        return waited
+
+    waited = on_ranks(ring, run)
+
+    assert waited[0] >= late * 0.75  # rank 0 waited for rank 1's late chunk

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from assistant.planner.cost import (
-    OVERLAP_COMPUTE,
     all_gather_ms,
     gather_arrivals,
     predict,
@@ -22,7 +21,7 @@ from assistant.planner.cost import (
 from assistant.planner.explain import explain
 from assistant.planner.memory import memory_mb
 from assistant.planner.planner import WIRE_ERROR, candidate, choose, fit_memory
-from assistant.planner.profiles import DeviceProfile, load_home
+from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile, load_home
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import load_config
 from edge_worker.spec.flops import layer_params

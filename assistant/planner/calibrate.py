@@ -1,0 +1,115 @@
+"""Learning what overlap costs each device, from the requests it runs.
+
+The cost model charges an overlapped hmp layer's ring tiles (QKV, out-projection, MLP, one per
+ring chunk) `overlap_compute` times their GEMMs' measured time (profiles.py: slicing, copies,
+and the ring's threads taking the cores while the tiles compute). How much more depends on the
+device: its cores, what else runs on it, its link's CPU cost. After a prefill on an overlapped
+plan, every device's trace gives its compute per layer (wall time less its wait on the ring,
+`gate.StepRunner.trace`); the part that is not tiles (the attention core, the two connective
+blocks) is priced as the cost model prices it, and what is left over the tiles' predicted time
+is that device's factor for this request:
+
+    learner = OverlapLearner()
+    learner.observe("smollm2-135m", cfg, plan, profiles, tokens=512, layers=[[...], [...]])
+    learner.factor("kitchen-pi", "smollm2-135m")    # a moving average, or None
+
+The planner then costs overlap with each device's learned factor (`DeviceProfile.
+overlap_compute`). A factor also carries the profile's own error on that device (a profile
+taken on a busy machine), which is what the planner needs to predict that device's tiles.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from assistant.planner.cost import conn_ms, core_ms, mlp_ms, out_ms, qkv_ms
+from assistant.planner.profiles import DeviceProfile
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan, kv_heads
+
+MIN_TOKENS = 128  # shorter prefills are mostly fixed costs (2.6-3.6x at 114 tokens)
+BOUNDS = (0.5, 8.0)  # a factor outside is a measurement gone wrong (a stalled device)
+SETTLED, DRIFT = 3, 0.25  # prefills before a learned factor counts; how far off re-plans
+
+
+def observed_factor(
+    cfg: ModelConfig,
+    d: DeviceProfile,
+    plan: ParallelPlan,
+    rank: int,
+    tokens: int,
+    layer_compute_ms: Sequence[float],
+) -> float | None:
+    """Device `rank`'s overlap factor in one prefill of `tokens` rows: its median compute per
+    layer less the untiled work, over its tiles' predicted GEMM time. None when the prefill is
+    too short to tell or the figure is out of bounds."""
+    if tokens < MIN_TOKENS or not layer_compute_ms:
+        return None
+    rows = plan.seq_split(tokens)
+    heads, cols, kv = plan.heads[rank], plan.mlp_columns[rank], kv_heads(cfg, plan)[rank]
+    tiles = sum(
+        qkv_ms(cfg, d, r, heads, kv) + out_ms(cfg, d, r, heads) + mlp_ms(cfg, d, r, cols)
+        for r in rows
+        if r
+    )
+    untiled = core_ms(cfg, d, tokens, heads, tokens) + 2 * conn_ms(cfg, d, rows[rank])
+    factor = (statistics.median(layer_compute_ms) - untiled) / tiles
+    return factor if BOUNDS[0] <= factor <= BOUNDS[1] else None
+
+
+class OverlapLearner:
+    """Per (device, model), a moving average of observed factors (`weight` for the newest)."""
+
+    def __init__(self, weight: float = 0.3) -> None:
+        self.weight = weight
+        self.factors: dict[tuple[str, str], float] = {}
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def observe(
+        self,
+        model: str,
+        cfg: ModelConfig,
+        plan: ParallelPlan,
+        ring: Sequence[DeviceProfile],
+        tokens: int,
+        layers: Sequence[Sequence[float]],
+    ) -> None:
+        """One prefill on `plan` over `ring` (the profiles it was planned with, ring order):
+        `layers[rank]` is that device's compute ms per layer."""
+        if not plan.overlap or plan.strategy != "hmp" or len(ring) < 2:
+            return
+        for rank, (d, per_layer) in enumerate(zip(ring, layers, strict=True)):
+            factor = observed_factor(cfg, d, plan, rank, tokens, per_layer)
+            if factor is None:
+                continue
+            key = (d.name, model)
+            old = self.factors.get(key)
+            self.factors[key] = factor if old is None else old + self.weight * (factor - old)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def observe_trace(
+        self,
+        model: str,
+        cfg: ModelConfig,
+        plan: ParallelPlan,
+        ring: Sequence[DeviceProfile],
+        trace: Sequence[dict[str, Any]],
+    ) -> bool:
+        """Every prefill step of a request's trace (`gate.StepRunner.trace`); True when a
+        device's learned factor, over `SETTLED` prefills, is `DRIFT` off the one `ring` was
+        planned with (then re-plan with it)."""
+        for step in trace:
+            devices = step.get("devices", {})
+            layers = [devices.get(d.name, {}).get("layers") for d in ring]
+            if step.get("op") == "prefill" and all(layers):
+                per_layer = [[compute for compute, _ in device] for device in layers]
+                self.observe(model, cfg, plan, ring, int(step.get("tokens", 0)), per_layer)
+        learned = [(self.factor(d.name, model, SETTLED), d.overlap_compute) for d in ring]
+        return any(f is not None and abs(f - used) > DRIFT * used for f, used in learned)
+
+    def factor(self, device: str, model: str, min_count: int = 1) -> float | None:
+        """The learned factor, once `min_count` prefills have been seen; else None."""
+        key = (device, model)
+        return self.factors[key] if self.counts.get(key, 0) >= min_count else None

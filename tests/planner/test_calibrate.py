@@ -1,0 +1,87 @@
+"""The gateway learns what overlap costs each device from the traces of the requests it runs,
+and the planner costs overlap with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from assistant.planner.calibrate import SETTLED, OverlapLearner, observed_factor
+from assistant.planner.cost import conn_ms, core_ms, mlp_ms, out_ms, predict, qkv_ms
+from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile
+from edge_worker.models.catalog import load_config
+from edge_worker.spec.hf_config import config_from_hf
+from edge_worker.spec.plan import kv_heads, make_plan
+
+BERT = config_from_hf(load_config("bert-large-shape"))
+RING = [
+    DeviceProfile(name=n, gflops=g, memory_mb=16384, bandwidth_mbps=1000)
+    for n, g in (("desk", 50.0), ("laptop", 25.0), ("pi", 15.0))
+]
+PLAN = make_plan(BERT, "hmp", [50.0, 25.0, 15.0], overlap=True)
+TOKENS = 512
+
+
+def layer_ms(rank: int, factor: float) -> float:
+    """What device `rank` computes in one overlapped layer if its tiles cost `factor` times
+    their GEMMs (the cost model's pricing of the untiled rest)."""
+    d, rows = RING[rank], PLAN.seq_split(TOKENS)
+    heads, cols, kv = PLAN.heads[rank], PLAN.mlp_columns[rank], kv_heads(BERT, PLAN)[rank]
+    tiles = sum(
+        qkv_ms(BERT, d, r, heads, kv) + out_ms(BERT, d, r, heads) + mlp_ms(BERT, d, r, cols)
+        for r in rows
+    )
+    return (
+        factor * tiles + core_ms(BERT, d, TOKENS, heads, TOKENS) + 2 * conn_ms(BERT, d, rows[rank])
+    )
+
+
+def trace(factors: list[float], tokens: int = TOKENS) -> list[dict[str, Any]]:
+    layers = {d.name: [[layer_ms(i, factors[i]), 3.0]] * 4 for i, d in enumerate(RING)}
+    return [
+        {
+            "op": "prefill",
+            "tokens": tokens,
+            "devices": {n: {"layers": v} for n, v in layers.items()},
+        },
+        {"op": "decode", "tokens": 1, "devices": {d.name: {} for d in RING}},
+    ]
+
+
+def test_a_device_s_factor_is_read_back_from_its_per_layer_compute() -> None:
+    for rank, factor in ((0, 1.1), (2, 1.6)):
+        got = observed_factor(BERT, RING[rank], PLAN, rank, TOKENS, [layer_ms(rank, factor)] * 3)
+        assert got == pytest.approx(factor, rel=1e-9)
+    assert observed_factor(BERT, RING[0], PLAN, 0, 16, [1.0]) is None  # too short to tell
+    assert observed_factor(BERT, RING[0], PLAN, 0, TOKENS, [1e6]) is None  # a stalled device
+
+
+def test_a_factor_far_from_the_planned_one_asks_for_a_re_plan_once_settled() -> None:
+    learner = OverlapLearner()
+    slow_pi = [OVERLAP_COMPUTE, OVERLAP_COMPUTE, 1.9]
+
+    asked = [
+        learner.observe_trace("bert", BERT, PLAN, RING, trace(slow_pi)) for _ in range(SETTLED)
+    ]
+
+    assert asked == [False] * (SETTLED - 1) + [True]
+    assert learner.factor("pi", "bert", SETTLED) == pytest.approx(1.9)
+    assert learner.factor("desk", "bert", SETTLED) == pytest.approx(OVERLAP_COMPUTE)
+    # Planned with what it learned, the same traces no longer ask for anything.
+    learned = [
+        d.model_copy(update={"overlap_compute": learner.factor(d.name, "bert")}) for d in RING
+    ]
+    assert not learner.observe_trace("bert", BERT, PLAN, learned, trace(slow_pi))
+    # Its cost is now the planner's: overlap costs the pi more.
+    assert (
+        predict(BERT, learned, PLAN, TOKENS).total_ms > predict(BERT, RING, PLAN, TOKENS).total_ms
+    )
+
+
+def test_plans_without_overlap_teach_nothing() -> None:
+    learner = OverlapLearner()
+    plain = make_plan(BERT, "hmp", [50.0, 25.0, 15.0])
+
+    assert not learner.observe_trace("bert", BERT, plain, RING, trace([2.0, 2.0, 2.0]))
+    assert learner.factors == {}
