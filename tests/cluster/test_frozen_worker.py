@@ -21,7 +21,7 @@ from edge_worker.engine.loader import from_hf
 from edge_worker.errors import WorkerLost
 from edge_worker.spec.plan import make_plan
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(300)]
 STALL_S = 5.0
 
 

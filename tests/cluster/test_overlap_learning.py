@@ -15,7 +15,7 @@ from assistant.planner.calibrate import BOUNDS, DRIFT, SETTLED
 from assistant.planner.profiles import OVERLAP_COMPUTE
 from edge_worker.spec.plan import make_plan
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.long, pytest.mark.timeout(600)]
 TEXTS = ["the porch lamp, the hall thermostat and the kitchen lights " * 16] * 2  # ~200 tokens
 
 
