@@ -21,8 +21,9 @@ import torch
 
 from assistant.cluster.inference import embed
 from assistant.cluster.manager import ClusterManager
-from assistant.cluster.remote import RemoteCluster, launch_workers
+from assistant.cluster.remote import RemoteCluster
 from galaxy_bench.emulation import DeviceSpec, Home
+from tests.bench.homes import launch_in_home
 
 pytestmark = [
     pytest.mark.slow,
@@ -55,13 +56,7 @@ def test_a_link_slowed_mid_run_loses_its_share_of_the_work() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cluster.call(manager.load(MODEL))
             reference, _ = ask()  # no worker yet: the gateway computes alone
-            procs = launch_workers(
-                cluster.url,
-                [d.name for d in devices],
-                Path(tmp),
-                prefix=[home.prefix(i) for i in range(3)],
-                hosts=[home.device_host(i) for i in range(3)],
-            )
+            procs = launch_in_home(home, cluster, Path(tmp))
             try:
                 cluster.wait_for_workers(3, timeout=120)
                 plan = _until(ask, lambda devs: len(devs) >= 2, reference, "a plan on 2+ devices")
