@@ -163,6 +163,7 @@ def wait_re_planned(gw: RunningGateway, runs_before: int, timeout: float = 120) 
         time.sleep(0.2)
 
 
+@pytest.mark.long  # 75 s: with the long suites, so make test stays under 25 minutes
 def test_a_joining_worker_has_its_shard_before_the_next_request(tmp_path: Path) -> None:
     prompt = "Name three herbs that grow on a windowsill."
     with RunningGateway(gateway_settings(tmp_path)) as gw:

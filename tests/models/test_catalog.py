@@ -167,6 +167,7 @@ def test_smollm2_num_layers_runs_a_shorter_decoder() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 80 s: with the long suites, so make test stays under 25 minutes
 def test_smollm2_conversion_cache_gives_identical_logits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
