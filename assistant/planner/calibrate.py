@@ -29,7 +29,7 @@ from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan, kv_heads
 
-MIN_TOKENS = 128  # shorter prefills are mostly fixed costs (2.6-3.6x at 114 tokens)
+MIN_TOKENS = 128  # shorter prefills are mostly per-tile fixed costs, unlike the plans' 256
 BOUNDS = (0.5, 8.0)  # a factor outside is a measurement gone wrong (a stalled device)
 SETTLED, DRIFT = 3, 0.25  # prefills before a learned factor counts; how far off re-plans
 
@@ -54,6 +54,8 @@ def observed_factor(
         for r in rows
         if r
     )
+    if tiles <= 0:
+        return None
     untiled = core_ms(cfg, d, tokens, heads, tokens) + 2 * conn_ms(cfg, d, rows[rank])
     factor = (statistics.median(layer_compute_ms) - untiled) / tiles
     return factor if BOUNDS[0] <= factor <= BOUNDS[1] else None
