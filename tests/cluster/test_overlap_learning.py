@@ -41,6 +41,7 @@ def test_overlapped_requests_teach_each_device_its_factor() -> None:
                 break  # re-planned with what it learned
             out = cluster.call(embed(manager, "minilm", TEXTS, 120))
             assert out.plan["overlap"] and out.vectors.shape == (2, 384)
+        cluster.call(manager.close())  # a re-plan it asked for stops with the test
 
     for n in names:
         assert manager.overlap.counts.get((n, "minilm"), 0) >= 1
