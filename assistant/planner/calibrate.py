@@ -24,10 +24,10 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.planner.cost import conn_ms, core_ms, mlp_ms, out_ms, qkv_ms
+from assistant.planner.cost import conn_ms, core_ms, tile_ms
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
-from edge_worker.spec.plan import ParallelPlan, kv_heads
+from edge_worker.spec.plan import ParallelPlan
 
 MIN_TOKENS = 128  # shorter prefills are mostly per-tile fixed costs, unlike the plans' 256
 BOUNDS = (0.5, 8.0)  # a factor outside is a measurement gone wrong (a stalled device)
@@ -48,14 +48,10 @@ def observed_factor(
     if tokens < MIN_TOKENS or not layer_compute_ms:
         return None
     rows = plan.seq_split(tokens)
-    heads, cols, kv = plan.heads[rank], plan.mlp_columns[rank], kv_heads(cfg, plan)[rank]
-    tiles = sum(
-        qkv_ms(cfg, d, r, heads, kv) + out_ms(cfg, d, r, heads) + mlp_ms(cfg, d, r, cols)
-        for r in rows
-        if r
-    )
+    tiles = sum(map(sum, tile_ms(cfg, d, plan, rank, rows)))
     if tiles <= 0:
         return None
+    heads = plan.heads[rank]
     untiled = core_ms(cfg, d, tokens, heads, tokens) + 2 * conn_ms(cfg, d, rows[rank])
     factor = (statistics.median(layer_compute_ms) - untiled) / tiles
     return factor if BOUNDS[0] <= factor <= BOUNDS[1] else None

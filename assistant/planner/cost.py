@@ -249,6 +249,19 @@ def _tiles(
     return done
 
 
+def tile_ms(
+    cfg: ModelConfig, d: DeviceProfile, plan: ParallelPlan, rank: int, rows: Sequence[int]
+) -> tuple[list[float], list[float], list[float]]:
+    """Device `rank`'s ring tiles of an overlapped hmp layer, one per chunk of `rows`, at their
+    GEMMs' measured speed (before `overlap_compute`): QKV, out-projection and MLP block."""
+    heads, cols, kv = plan.heads[rank], plan.mlp_columns[rank], kv_heads(cfg, plan)[rank]
+    return (
+        [qkv_ms(cfg, d, r, heads, kv) if r else 0.0 for r in rows],
+        [out_ms(cfg, d, r, heads) if r else 0.0 for r in rows],
+        [mlp_ms(cfg, d, r, cols) if r else 0.0 for r in rows],
+    )
+
+
 def _overlapped_layer(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, t: int, act: float
 ) -> Breakdown:
@@ -256,15 +269,16 @@ def _overlapped_layer(
     n, h = len(ring), cfg.hidden_size
     rows = plan.seq_split(t)
     chunk, psum = [r * act for r in rows], [r * wire_bytes(plan.wire_dtype, h, True) for r in rows]
-    heads, cols, kvs = plan.heads, plan.mlp_columns, kv_heads(cfg, plan)
+    heads = plan.heads
+    tiles = [tile_ms(cfg, d, plan, i, rows) for i, d in enumerate(ring)]
     ring_order = [[(i - s) % n for s in range(n)] for i in range(n)]  # own chunk first
     reduce_order = [[(i - 1 - s) % n for s in range(n)] for i in range(n)]  # own chunk last
     # Attention: QKV tiles as chunks arrive; the core; out-projection tiles feed the ring.
     arrived = gather_arrivals(ring, chunk)
     ready, busy = [], []
     for i, d in enumerate(ring):
-        qkv = [qkv_ms(cfg, d, r, heads[i], kvs[i]) * d.overlap_compute for r in rows]
-        out = [out_ms(cfg, d, r, heads[i]) * d.overlap_compute for r in rows]
+        qkv = [ms * d.overlap_compute for ms in tiles[i][0]]
+        out = [ms * d.overlap_compute for ms in tiles[i][1]]
         core = core_ms(cfg, d, t, heads[i], t)
         qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
         ready.append(_tiles(reduce_order[i], [0.0] * n, out, qkv_done + core))
@@ -274,7 +288,7 @@ def _overlapped_layer(
     # MLP: each chunk through the whole block as it arrives (own chunk first, fed last).
     ready = []
     for i, d in enumerate(ring):
-        block = [mlp_ms(cfg, d, r, cols[i]) * d.overlap_compute for r in rows]
+        block = [ms * d.overlap_compute for ms in tiles[i][2]]
         mlp_order = [i, *reduce_order[i][:-1]]
         ready.append(_tiles(mlp_order, arrived[i], block))
         busy[i] += sum(block) + 2 * conn[i]
