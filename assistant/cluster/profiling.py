@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from assistant.planner.profiles import DeviceProfile
+from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile
 from edge_worker.service import protocol as P
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import split_columns
@@ -52,5 +52,5 @@ def device_profile(
         attention_curve=measured.attention,
         connective_ns=measured.connective_ns,
         decode_points=measured.decode,
-        **({"overlap_compute": overlap_compute} if overlap_compute else {}),
+        overlap_compute=overlap_compute or OVERLAP_COMPUTE,
     )
