@@ -13,14 +13,13 @@ from memory once per token; a decoder's step also runs its output head over the 
 sends the logits back to the gateway. Profiles without measurements (a hypothetical home in a
 profile file) use `gflops` for prefill and `gemv_gflops` for decode.
 
-Communication: a transfer of b bytes from device i to j takes b / min(bandwidth_i, bandwidth_j)
-plus the mean of their latencies; the pipelined ring moves a collective in max-over-links(bytes
-on that link / link rate) plus one latency per step. Synchronising collectives make every
-phase last as long as its slowest device: the rest of that time is "idle".
+Communication is priced in `ring.py` (links, pipelined ring collectives). Synchronising
+collectives make every phase last as long as its slowest device: the rest of that time is
+"idle".
 
 Overlap (hmp): simulated chunk by chunk as `engine/overlap.py` runs it. A device computes the
 tile of a ring chunk once that chunk has arrived; the ring relays each chunk as it arrives
-(cut-through in `PIECES` pieces) and a reduce-scatter partial leaves a device only once that
+(cut-through in pieces, `ring.py`) and a reduce-scatter partial leaves a device only once that
 device's own tile for the chunk is computed. Tiles cost the device's `overlap_compute` times
 their GEMMs' measured time. The MLP's all-gather and reduce-scatter share the
 same links, so they can never take less than their bytes on the wire together.
@@ -32,6 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistant.planner.profiles import DeviceProfile
+from assistant.planner.ring import (
+    all_gather_ms,
+    all_reduce_ms,
+    gather_arrivals,
+    link_ms,
+    reduce_finish,
+    reduce_scatter_ms,
+)
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.flops import (
     core_flops,
@@ -44,7 +51,6 @@ from edge_worker.spec.flops import (
 from edge_worker.spec.plan import ParallelPlan, kv_heads, kv_owned, wire_bytes
 
 CONNECTIVE_FLOPS = 20.0  # per element of a (T, h) activation, when not measured
-PIECES = 4  # the transport cuts every ring chunk into this many pieces (comm/framing.py)
 
 
 @dataclass(frozen=True)
@@ -143,98 +149,6 @@ def ends_ms(cfg: ModelConfig, last: DeviceProfile) -> float:
     line = last.decode_line()
     head = line[1] * weights if line else 2 * weights / (last.decode_gflops * 1e9) * 1e3
     return head + link_ms(last, last, cfg.vocab_size * 4) + last.latency_ms
-
-
-# ----- links --------------------------------------------------------------------------------
-
-
-def link_ms(a: DeviceProfile, b: DeviceProfile, nbytes: float) -> float:
-    rate = min(a.bandwidth_mbps, b.bandwidth_mbps) * 1e6 / 8
-    return nbytes / rate * 1e3 + (a.latency_ms + b.latency_ms) / 2
-
-
-def ring_ms(ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float], skip: int) -> float:
-    """A pipelined ring collective. Link i -> i+1 carries every chunk except chunk (i + skip):
-    skip=1 for all-gather (the next rank's own chunk), 0 for reduce-scatter (a chunk's partial
-    sum ends at its owner)."""
-    n = len(ring)
-    if n == 1:
-        return 0.0
-    worst = 0.0
-    for i in range(n):
-        a, b = ring[i], ring[(i + 1) % n]
-        carried = sum(chunk_bytes) - chunk_bytes[(i + skip) % n]
-        rate = min(a.bandwidth_mbps, b.bandwidth_mbps) * 1e6 / 8
-        worst = max(worst, carried / rate * 1e3)
-    latency = max(d.latency_ms for d in ring)
-    return worst + (n - 1) * latency
-
-
-def all_gather_ms(ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float]) -> float:
-    return ring_ms(ring, chunk_bytes, skip=1)
-
-
-def reduce_scatter_ms(ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float]) -> float:
-    return ring_ms(ring, chunk_bytes, skip=0)
-
-
-def all_reduce_ms(ring: Sequence[DeviceProfile], nbytes: float) -> float:
-    even = [nbytes / len(ring)] * len(ring)
-    return reduce_scatter_ms(ring, even) + all_gather_ms(ring, even)
-
-
-# ----- the overlapped ring, chunk by chunk ----------------------------------------------------
-
-
-def _hop(a: DeviceProfile, b: DeviceProfile, nbytes: float) -> tuple[float, float]:
-    """(ms on the wire, latency ms) of `nbytes` from a to b."""
-    rate = min(a.bandwidth_mbps, b.bandwidth_mbps) * 1e6 / 8
-    return nbytes / rate * 1e3, (a.latency_ms + b.latency_ms) / 2
-
-
-def _pipelined(
-    ring: Sequence[DeviceProfile],
-    chunk_bytes: Sequence[float],
-    ready: Sequence[Sequence[float]],
-    shift: int,
-) -> list[list[float]]:
-    """held[i][c]: when device i holds all of chunk c in a pipelined ring pass. At step s the
-    link i-1 -> i carries chunk (i - shift - s) once device i-1 holds it and has its own part
-    of it ready (ready[i-1][c]); relays cut through: a hop starts with the chunk's first piece
-    and ends no sooner than one piece after the chunk's last piece is in."""
-    n = len(ring)
-    first = [[0.0] * n for _ in range(n)]
-    full = [[0.0] * n for _ in range(n)]
-    free = [0.0] * n  # the link leaving device i is busy until then
-    for step in range(1, n):
-        for i in range(n):
-            src, c = (i - 1) % n, (i - shift - step) % n
-            own = ready[src][c]
-            wire, lat = _hop(ring[src], ring[i], chunk_bytes[c])
-            start = max(first[src][c], own, free[src])
-            end = max(start + wire, max(full[src][c], own) + wire / PIECES)
-            free[src] = end
-            first[i][c], full[i][c] = start + wire / PIECES + lat, end + lat
-    return full
-
-
-def gather_arrivals(
-    ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float]
-) -> list[list[float]]:
-    """arrived[i][c]: ms after the start at which device i holds all of chunk c, in a pipelined
-    ring all-gather (link i-1 -> i carries chunks i-1, i-2, ... in that order)."""
-    n = len(ring)
-    return _pipelined(ring, chunk_bytes, [[0.0] * n for _ in range(n)], shift=0)
-
-
-def reduce_finish(
-    ring: Sequence[DeviceProfile], chunk_bytes: Sequence[float], ready: Sequence[Sequence[float]]
-) -> list[float]:
-    """When each device holds its own fully reduced chunk in a pipelined ring reduce-scatter,
-    where ready[i][c] is when device i has computed its partial tile of chunk c. Chunk c starts
-    at device c+1 and travels the ring to c; every device adds its tile before passing it on."""
-    full = _pipelined(ring, chunk_bytes, ready, shift=1)
-    return [max(full[i][i], ready[i][i]) for i in range(len(ring))]
 
 
 def _tiles(

@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from assistant.planner.cost import (
-    all_gather_ms,
-    gather_arrivals,
-    predict,
-    predict_decode,
-    reduce_finish,
-    reduce_scatter_ms,
-)
+from assistant.planner import ring as ring_cost
+from assistant.planner.cost import predict, predict_decode
 from assistant.planner.explain import explain
 from assistant.planner.memory import memory_mb
 from assistant.planner.planner import WIRE_ERROR, candidate, choose, fit_memory
 from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile, load_home
+from assistant.planner.ring import all_gather_ms, gather_arrivals, reduce_finish, reduce_scatter_ms
+from edge_worker.comm import framing
 from edge_worker.errors import PlanError
 from edge_worker.models.catalog import load_config
 from edge_worker.spec.flops import layer_params
@@ -192,6 +188,10 @@ def test_galaxy_plan_json_for_eight_devices(tmp_path: Path) -> None:
     }
     assert keys <= plan.keys()
     assert len(plan["ring"]) + len(plan["excluded"]) == 8
+
+
+def test_the_cost_model_cuts_ring_chunks_into_as_many_pieces_as_the_transport() -> None:
+    assert ring_cost.PIECES == framing.PIECES_PER_CHUNK
 
 
 def test_ring_all_gather_arrivals_follow_the_ring() -> None:
