@@ -14,7 +14,8 @@ model needs:
 - one decode step through a whole layer (one token against a KV cache of the sequence) at each
   share: ms. A decode step streams every weight from memory once, so the timed work cycles
   through enough copies of the weights to spill out of the caches, as a real model's layers do.
-Small calibrated runs: a few seconds in all.
+The whole profile keeps to the `seconds` it is given (making weights and warming up included):
+each measurement gets an even share of what is left, and at least 3 batches.
 
 The memory readings (`rss_mb`, `peak_rss_mb`, `available_memory_mb`, `total_memory_mb`) use
 psutil, so they work on Linux, macOS and Windows; Linux adds an exact, resettable peak.
@@ -23,6 +24,7 @@ psutil, so they work on Linux, macOS and Windows; Linux adds an exact, resettabl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import math
 import statistics
@@ -32,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 import torch
@@ -49,8 +51,10 @@ STREAM_BYTES = 64 * 2**20  # weights cycled through per op: past this machine's 
 
 def runs_per_second(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> float:
     """Runs per second of `work`: the median over batches of at least `batch_s` each (several
-    periods of a CPU quota, so a throttled device reads at its average speed), measured for
-    about `seconds` and at least 3 batches. The median shrugs off a burst of other work."""
+    periods of a CPU quota, so a throttled device reads at its average speed), measured in
+    about `seconds` all told (warm-up and batch sizing included), and over at least 3 batches.
+    The median shrugs off a burst of other work."""
+    start = time.perf_counter()
     work()  # warm up: allocation, kernel selection
     per_batch = 1
     while True:  # grow the batch until it spans `batch_s` (the warm-up's time misleads)
@@ -62,7 +66,6 @@ def runs_per_second(work: Callable[[], object], seconds: float, batch_s: float =
             break
         per_batch = max(per_batch * 2, int(per_batch * batch_s / max(took, 1e-6) * 1.2))
     rates: list[float] = [per_batch / took]
-    start = time.perf_counter()
     while len(rates) < 3 or time.perf_counter() - start < seconds:
         t = time.perf_counter()
         for _ in range(per_batch):
@@ -114,7 +117,21 @@ def _copies(make: Callable[[], T], nbytes: float, cfg: ModelConfig) -> Iterator[
     """Endless round-robin over enough copies of `make()` (of `nbytes` each) to spill out of
     the caches, as a model's layers do, but no more copies than the model has layers."""
     n = max(1, min(cfg.n_layers, math.ceil(STREAM_BYTES / max(nbytes, 1.0))))
-    return itertools.cycle([make() for _ in range(n)])
+    first = make()  # random once; the copies are clones (a copy is cheaper than randn)
+    return itertools.cycle([first, *(_clone(first) for _ in range(n - 1))])
+
+
+def _clone(weights: Any) -> Any:
+    """A copy of weights (a weights dataclass, or a tuple of them) with every tensor in new
+    memory."""
+    if isinstance(weights, tuple):
+        return tuple(_clone(w) for w in weights)
+    tensors = {
+        f.name: v.clone()
+        for f in dataclasses.fields(weights)
+        if isinstance(v := getattr(weights, f.name), Tensor)
+    }
+    return dataclasses.replace(weights, **tensors)
 
 
 def _norm(cfg: ModelConfig, dtype: torch.dtype) -> Norm:
@@ -146,12 +163,15 @@ def layer_costs(
     every (row count, head share), the MLP at every (row count, column share), the attention
     core over `seq` and `seq // 2` tokens for every head share, the connective block, and a
     decode step against a cache of `seq` tokens at each (heads, cols) pair."""
-    n = len(rows) * (len(heads) + len(cols)) + 2 * len(heads) + 1 + 2
-    each = seconds / n
-    batch = min(0.1, max(0.01, each / 3))  # 0.1 s spans a CPU quota's periods
+    deadline = time.perf_counter() + seconds
+    left = [len(rows) * (len(heads) + len(cols)) + 2 * len(heads) + 1 + 2]  # measurements
 
     def rate(work: Callable[[], object]) -> float:
-        return runs_per_second(work, each, batch)
+        """Each measurement gets an even share of what is left of `seconds` (making weights
+        and warming up come out of it too); 0.1 s batches span a CPU quota's periods."""
+        each = max(0.0, deadline - time.perf_counter()) / max(1, left[0])
+        left[0] -= 1
+        return runs_per_second(work, each, min(0.1, max(0.01, each / 4)))
 
     hd = cfg.head_dim
     proj = [
