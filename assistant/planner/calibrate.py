@@ -7,7 +7,8 @@ device: its cores, what else runs on it, its link's CPU cost. After a prefill on
 plan, every device's trace gives its compute per layer (wall time less its wait on the ring,
 `gate.StepRunner.trace`); the part that is not tiles (the attention core, the two connective
 blocks) is priced as the cost model prices it, and what is left over the tiles' predicted time
-is that device's factor for this request:
+is that device's factor for this request (the ring's CPU work, on a device where it shares the
+compute's CPU, is priced apart: `cost.ring_cpu_ms`):
 
     learner = OverlapLearner()
     learner.observe("smollm2-135m", cfg, plan, profiles, tokens=512, layers=[[...], [...]])
@@ -24,10 +25,10 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.planner.cost import conn_ms, core_ms, tile_ms
+from assistant.planner.cost import conn_ms, core_ms, ring_cpu_ms, tile_ms
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
-from edge_worker.spec.plan import ParallelPlan
+from edge_worker.spec.plan import ParallelPlan, wire_bytes
 
 MIN_TOKENS = 128  # shorter prefills are mostly per-tile fixed costs, unlike the plans' 256
 BOUNDS = (0.5, 8.0)  # a factor outside is a measurement gone wrong (a stalled device)
@@ -51,8 +52,14 @@ def observed_factor(
     tiles = sum(map(sum, tile_ms(cfg, d, plan, rank, rows)))
     if tiles <= 0:
         return None
-    heads = plan.heads[rank]
-    untiled = core_ms(cfg, d, tokens, heads, tokens) + 2 * conn_ms(cfg, d, rows[rank])
+    heads, h = plan.heads[rank], cfg.hidden_size
+    chunk = [r * wire_bytes(plan.wire_dtype, h) for r in rows]
+    psum = [r * wire_bytes(plan.wire_dtype, h, summed=True) for r in rows]
+    untiled = (
+        core_ms(cfg, d, tokens, heads, tokens)
+        + 2 * conn_ms(cfg, d, rows[rank])
+        + ring_cpu_ms(d, rank, chunk, psum)  # priced apart where the ring shares the CPU
+    )
     factor = (statistics.median(layer_compute_ms) - untiled) / tiles
     return factor if BOUNDS[0] <= factor <= BOUNDS[1] else None
 

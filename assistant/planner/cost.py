@@ -22,7 +22,9 @@ tile of a ring chunk once that chunk has arrived; the ring relays each chunk as 
 (cut-through in pieces, `ring.py`) and a reduce-scatter partial leaves a device only once that
 device's own tile for the chunk is computed. Tiles cost the device's `overlap_compute` times
 their GEMMs' measured time. The MLP's all-gather and reduce-scatter share the
-same links, so they can never take less than their bytes on the wire together.
+same links, so they can never take less than their bytes on the wire together. Where the ring
+has no core of its own (`ring_cpu_ms_per_mb`), its CPU work on a device adds to that device's
+compute: on one shared core, overlap hides the wire but not the ring's CPU.
 """
 
 from __future__ import annotations
@@ -176,6 +178,18 @@ def tile_ms(
     )
 
 
+def ring_cpu_ms(
+    d: DeviceProfile, rank: int, chunk: Sequence[float], psum: Sequence[float]
+) -> float:
+    """What the ring's own CPU work takes from device `rank`'s compute in one overlapped hmp
+    layer where the ring shares the compute's CPU (`ring_cpu_ms_per_mb`): two all-gathers of
+    `chunk` bytes and two reduce-scatters of `psum` bytes, every chunk received once but the
+    device's own (a reduce-scatter's chunk c starts at device c + 1)."""
+    n = len(chunk)
+    received = 2 * (sum(chunk) - chunk[rank]) + 2 * (sum(psum) - psum[(rank - 1) % n])
+    return received / 1e6 * d.ring_cpu_ms_per_mb
+
+
 def _overlapped_layer(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, t: int, act: float
 ) -> Breakdown:
@@ -209,7 +223,12 @@ def _overlapped_layer(
     wire = all_gather_ms(ring, chunk) + reduce_scatter_ms(ring, psum)  # the same links
     mlp = max(max(reduce_finish(ring, psum, ready)), wire)
     total = attention + mlp + 2 * max(conn)
+    # Where the ring shares a device's CPU, its CPU work adds to the compute it overlaps.
+    busy = [
+        b + ring_cpu_ms(d, i, chunk, psum) for i, (b, d) in enumerate(zip(busy, ring, strict=True))
+    ]
     slow = max(busy)
+    total = max(total, slow)
     return Breakdown(total, slow, max(0.0, total - slow), slow - sum(busy) / n)
 
 

@@ -29,6 +29,11 @@ from edge_worker.errors import PlanError
 # slowest device's compute 1374 ms with overlap against 1197 without); the gateway learns each
 # device's own from the traces of the requests it runs (planner/calibrate.py).
 OVERLAP_COMPUTE = 1.15
+# CPU ms the TLS ring spends per MB a device receives (and passes on), on one core: 2.96 ms
+# per MB of a 3-way collective's payload in the data plane A/B (bench/RESULTS.md), of which a
+# rank receives two thirds. It costs a device compute time only where the ring has no core of
+# its own (`DeviceProfile.ring_cpu_ms_per_mb`).
+RING_CPU_MS_PER_MB = 4.4
 
 
 def interpolate(points: list[tuple[int, float]], x: float) -> float:
@@ -85,6 +90,12 @@ class DeviceProfile(BaseModel):
         gt=0,
         description="compute of overlapped tiles over the same GEMMs unsplit (learned from "
         "traces: planner/calibrate.py)",
+    )
+    ring_cpu_ms_per_mb: float = Field(
+        default=0.0,
+        ge=0,
+        description="compute ms the ring's CPU work takes from this device per MB it receives "
+        "while tiles compute (0: the ring runs on cores the compute does not use)",
     )
 
     @property

@@ -34,7 +34,7 @@ from edge_worker.service import protocol as P
 from edge_worker.spec.plan import ParallelPlan, make_plan
 from galaxy_bench.bounds import compute_bound_ms, wire_bound_ms
 from galaxy_bench.emulation import CpuMode, EmulationError, Home, LinkMode
-from galaxy_bench.ring_tls import issue_ring_credentials
+from galaxy_bench.ring_tls import issue_ring_credentials, plain_ring_profile
 from galaxy_bench.settings import Setting, Variant
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def _measure(
     for v in setting.variants:
         plan, ranks, chose = plans[v.label]
         row = _row(setting, v, (plan, ranks), samples[v.label], names)
-        ring = [known[n] for n in ranks]
+        ring = [plain_ring_profile(known[n]) if v.plain_ring else known[n] for n in ranks]
         predicted = predict(cfg, ring, plan, setting.seq_len).total_ms
         row["predicted_ms"] = round(predicted, 1)
         row["compute_bound_ms"] = round(bound, 1)  # every device, no communication

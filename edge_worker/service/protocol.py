@@ -145,6 +145,8 @@ class ProfileResult(Message):
     decode: list[tuple[int, float]]  # (layer parameters, ms) of one decode step of one layer
     rss_mb: float
     cached: bool = False
+    cpu_cores: float | None = Field(default=None, gt=0)  # the process's CPU: cores or quota
+    compute_threads: int = Field(default=1, ge=1)  # torch threads of the compute thread
 
     @property
     def gflops(self) -> float:

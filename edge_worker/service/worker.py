@@ -46,6 +46,7 @@ from edge_worker.profile.compute import (
     rss_mb,
     total_memory_mb,
 )
+from edge_worker.profile.cpu import process_cores
 from edge_worker.profile.links import measure_ring
 from edge_worker.service import checks
 from edge_worker.service import protocol as P
@@ -242,6 +243,8 @@ class Worker:
                 decode=[(p, ms / k) for p, ms in c.decode],
                 rss_mb=rss_mb(),
                 cached=cached,
+                cpu_cores=process_cores(),
+                compute_threads=torch.get_num_threads(),
             ).model_dump_json()
         )
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.cluster.profiling import device_profile, profile_request
+from assistant.cluster.profiling import device_profile, profile_request, ring_cpu_cost
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.errors import GalaxyError
 from edge_worker.models.catalog import load_config
+from edge_worker.profile.cpu import process_cores
 from edge_worker.spec.flops import layer_params
 from edge_worker.spec.hf_config import config_from_hf
 from tests.cluster.test_workers import Workers
@@ -48,6 +49,9 @@ def test_a_worker_times_the_models_real_layer_pieces(three_workers: Workers) -> 
     assert profile.mlp_gflops(64, 4864) == first.mlp[0][2]
     assert profile.decode_line() is not None
     assert profile.bandwidth_mbps == 940.0 and profile.latency_ms == 0.2
+    # The worker says how much CPU its process has (here the test machine's, no quota).
+    assert first.cpu_cores == process_cores() and first.compute_threads >= 1
+    assert profile.ring_cpu_ms_per_mb == ring_cpu_cost(first.cpu_cores, first.compute_threads)
 
 
 def test_a_bad_profile_request_gets_an_error_and_the_worker_carries_on(

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from assistant.planner.calibrate import SETTLED, OverlapLearner, observed_factor
-from assistant.planner.cost import conn_ms, core_ms, mlp_ms, out_ms, predict, qkv_ms
+from assistant.planner.cost import (
+    conn_ms,
+    core_ms,
+    mlp_ms,
+    out_ms,
+    predict,
+    qkv_ms,
+    ring_cpu_ms,
+)
 from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile
 from edge_worker.models.catalog import load_config
 from edge_worker.spec.hf_config import config_from_hf
@@ -85,3 +93,15 @@ def test_plans_without_overlap_teach_nothing() -> None:
 
     assert not learner.observe_trace("bert", BERT, plain, RING, trace([2.0, 2.0, 2.0]))
     assert learner.factors == {}
+
+
+def test_where_the_ring_shares_the_cpu_its_cpu_work_is_not_read_as_overlap_cost() -> None:
+    shared = RING[2].model_copy(update={"ring_cpu_ms_per_mb": 30.0})
+    rows, h = PLAN.seq_split(TOKENS), BERT.hidden_size
+    chunk = [r * h * 4 for r in rows]
+    stolen = ring_cpu_ms(shared, 2, chunk, chunk)
+    # Two all-gathers bring every chunk but its own; two reduce-scatters every partial but the
+    # one that starts here (chunk 1's).
+    assert stolen == pytest.approx(30.0 * 2 * (2 * sum(chunk) - chunk[2] - chunk[1]) / 1e6)
+    got = observed_factor(BERT, shared, PLAN, 2, TOKENS, [layer_ms(2, 1.3) + stolen] * 3)
+    assert got == pytest.approx(1.3, rel=1e-9)

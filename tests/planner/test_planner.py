@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from assistant.cluster.profiling import ring_cpu_cost
 from assistant.planner import ring as ring_cost
-from assistant.planner.cost import predict, predict_decode
+from assistant.planner.cost import predict, predict_decode, ring_cpu_ms
 from assistant.planner.explain import explain
 from assistant.planner.memory import memory_mb
 from assistant.planner.planner import WIRE_ERROR, candidate, choose, fit_memory
-from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile, load_home
+from assistant.planner.profiles import (
+    OVERLAP_COMPUTE,
+    RING_CPU_MS_PER_MB,
+    DeviceProfile,
+    load_home,
+)
 from assistant.planner.ring import all_gather_ms, gather_arrivals, reduce_finish, reduce_scatter_ms
 from edge_worker.comm import framing
 from edge_worker.errors import PlanError
@@ -127,6 +133,32 @@ def test_overlap_is_predicted_to_help_on_a_gigabit_ring() -> None:
 
     assert b.total_ms < a.total_ms
     assert b.comm_ms < a.comm_ms
+
+
+def test_overlap_does_not_hide_the_ring_s_cpu_on_a_device_whose_ring_shares_its_core() -> None:
+    """A one-core device (a container's CPU quota) runs its ring's TLS on the core its tiles
+    need: overlap hides the wire, not that CPU; a spare core costs nothing."""
+    assert ring_cpu_cost(None, 1) == 0.0 and ring_cpu_cost(4.0, 1) == 0.0
+    assert ring_cpu_cost(1.0, 1) == RING_CPU_MS_PER_MB
+    assert ring_cpu_cost(0.25, 1) == pytest.approx(4 * RING_CPU_MS_PER_MB)
+    free = [dev("a", 90), dev("b", 45), dev("c", 27)]
+    shared = [d.model_copy(update={"ring_cpu_ms_per_mb": ring_cpu_cost(0.3, 1)}) for d in free]
+    plain = candidate(BERT, "hmp", free, 512, "float32")
+    overlapped = candidate(BERT, "hmp+overlap", free, 512, "float32")
+    assert plain is not None and overlapped is not None
+
+    assert predict(BERT, shared, plain, 512) == predict(BERT, free, plain, 512)
+    over_free, over_shared = (
+        predict(BERT, free, overlapped, 512),
+        predict(BERT, shared, overlapped, 512),
+    )
+    assert over_shared.total_ms > predict(BERT, shared, plain, 512).total_ms  # no longer pays
+    rows = overlapped.seq_split(512)
+    chunk = [r * BERT.hidden_size * 4 for r in rows]
+    # The slowest device's compute grows by at least the least ring CPU time of any device.
+    stolen = [ring_cpu_ms(d, i, chunk, chunk) for i, d in enumerate(shared)]
+    assert over_shared.compute_ms > over_free.compute_ms + min(stolen) * BERT.n_layers
+    assert choose(BERT, shared, 512).label != "hmp+overlap"
 
 
 def test_plans_are_values_that_round_trip() -> None:
