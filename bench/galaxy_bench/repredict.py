@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{today:9.0f} ({today / measured - 1:+.0%})"
             )
         known = profiles(data, runs[0])
-        choice = choose(cfg, list(known.values()), seq)
+        decode = runs[0].get("decode_tokens", 0)  # the bench plans for them too
+        choice = choose(cfg, list(known.values()), seq, decode_tokens=decode)
         names = [d.name for d in choice.ring]
         ran = [r for r in runs if plan_from_dict(r["plan"]) == choice.plan and r["ranks"] == names]
         line = f"  today's planner: {choice.label} on {names}"
