@@ -44,15 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", type=Path)
     args = ap.parse_args(argv)
     data = json.loads(args.results.read_text())
-    settings: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    settings: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for run in data["runs"]:
         if run["phase"] == "prefill" and run.get("device_profiles"):
-            settings.setdefault((run["model"], run["seq_len"]), []).append(run)
-    for (model, seq), runs in settings.items():
+            mbps = "/".join(f"{d['bandwidth_mbps']:g}" for d in run["devices"])
+            settings.setdefault((run["model"], run["seq_len"], mbps), []).append(run)
+    for (model, seq, mbps), runs in settings.items():
         cfg = model_config(model)
         if runs[0].get("layers"):
             cfg = dataclasses.replace(cfg, n_layers=runs[0]["layers"])
-        print(f"{model} seq {seq} (cpu quotas: {data['emulation']['cpu']})")
+        print(f"{model} seq {seq}, {mbps} Mbit/s (cpu quotas: {data['emulation']['cpu']})")
         print(f"  {'variant':20s} {'measured':>9s} {'predicted':>9s} {'today':>9s}")
         for run in runs:
             known = profiles(data, run)
