@@ -27,7 +27,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-VERSION = 2  # 2: deployments load every shard (Loaded) before the ring forms (Connect)
+VERSION = 3  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
+# 3: a profile result says how much CPU the worker's process may use (cpu_cores)
 
 
 class Message(BaseModel):

@@ -12,6 +12,7 @@ from assistant.cluster.remote import RemoteCluster, local_workers
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
 from edge_worker.errors import WorkerLost
+from edge_worker.service import protocol as P
 from edge_worker.spec.plan import make_plan
 from tests.equivalence.models import assert_within_tolerance, reference, tiny_model
 
@@ -160,7 +161,7 @@ def test_a_worker_survives_malformed_frames(three_workers: Workers) -> None:
     async def poke() -> list[object]:
         await session.ws.send("{not json")
         await session.ws.send(b"\x00\x01garbage")
-        await session.ws.send('{"type": "run", "version": 2}')
+        await session.ws.send(f'{{"type": "run", "version": {P.VERSION}}}')
         return [await session.inbox.get() for _ in range(3)]
 
     replies = cluster.call(poke(), timeout=10)

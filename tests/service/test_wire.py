@@ -123,8 +123,8 @@ def test_messages_round_trip_through_json() -> None:
     "text",
     [
         '{"type": "run"}',
-        '{"type": "nonsense", "version": 2}',
-        '{"type": "shutdown", "version": 2, "extra": true}',
+        f'{{"type": "nonsense", "version": {P.VERSION}}}',
+        f'{{"type": "shutdown", "version": {P.VERSION}, "extra": true}}',
         "not json",
     ],
 )
