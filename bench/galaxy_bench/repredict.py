@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         line += f", predicted {choice.predicted.total_ms:.0f} ms"
         local = [r["latency_ms_median"] for r in runs if r["label"] == "local"]
         if ran and local:
-            took = ran[0]["latency_ms_median"]
-            line += f"; the bench ran that plan ({ran[0]['label']}): {local[0] / took:.2f}x local"
+            runs_of_it = ", ".join(
+                f"{r['label']} {local[0] / r['latency_ms_median']:.2f}x local" for r in ran
+            )
+            line += f"; the bench ran that plan: {runs_of_it}"
         else:
             line += "; the bench did not run that plan"
         print(line)
