@@ -24,7 +24,8 @@ device's own tile for the chunk is computed. Tiles cost the device's `overlap_co
 their GEMMs' measured time. The MLP's all-gather and reduce-scatter share the
 same links, so they can never take less than their bytes on the wire together. Where the ring
 has no core of its own (`ring_cpu_ms_per_mb`), its CPU work on a device adds to that device's
-compute: on one shared core, overlap hides the wire but not the ring's CPU.
+compute: on one shared core, overlap hides the wire but not the ring's CPU. (Without overlap
+the ring runs alone, at the rate the link probe measured under the same CPU: nothing to add.)
 """
 
 from __future__ import annotations
