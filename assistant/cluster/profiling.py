@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from assistant.planner.profiles import OVERLAP_COMPUTE, RING_CPU_MS_PER_MB, DeviceProfile
+from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile, ring_cpu_cost
 from edge_worker.service import protocol as P
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import split_columns
@@ -62,14 +62,3 @@ def device_profile(
         overlap_compute=overlap_compute or OVERLAP_COMPUTE,
         ring_cpu_ms_per_mb=ring_cpu_cost(measured.cpu_cores, measured.compute_threads),
     )
-
-
-def ring_cpu_cost(cores: float | None, compute_threads: int) -> float:
-    """Compute ms per MB received that the ring's CPU work takes from a device with `cores`
-    of CPU (its cores, or its cgroup quota) running `compute_threads` compute threads: none
-    when a whole core is left beside them for the ring, else the ring's CPU per MB
-    (`RING_CPU_MS_PER_MB`, on one core) at the device's share of a core. None: not reported
-    (an older worker), assumed spare."""
-    if cores is None or cores - compute_threads >= 1:
-        return 0.0
-    return RING_CPU_MS_PER_MB / max(0.01, min(cores, compute_threads))

@@ -36,6 +36,17 @@ OVERLAP_COMPUTE = 1.15
 RING_CPU_MS_PER_MB = 4.4
 
 
+def ring_cpu_cost(cores: float | None, compute_threads: int) -> float:
+    """Compute ms per MB received that the ring's CPU work takes from a device with `cores`
+    of CPU (its cores, or its cgroup quota) running `compute_threads` compute threads: none
+    when a whole core is left beside them for the ring, else the ring's CPU per MB
+    (`RING_CPU_MS_PER_MB`, on one core) at the device's share of a core. None: not reported
+    (an older worker), assumed spare."""
+    if cores is None or cores - compute_threads >= 1:
+        return 0.0
+    return RING_CPU_MS_PER_MB / max(0.01, min(cores, compute_threads))
+
+
 def interpolate(points: list[tuple[int, float]], x: float) -> float:
     """Piecewise-linear in log(x) through measured (x, value) points (repeated x averaged),
     flat beyond the ends."""

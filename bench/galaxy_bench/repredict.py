@@ -6,7 +6,7 @@ For every run of every prefill setting in the JSON, rebuilds the device profiles
 measured (`device_profiles`: layer costs, links) and the plan it ran, and prints the measured
 latency, the prediction the run made and today's. Under `--throttle process` each device's
 ring shares its compute's CPU quota, so the profiles get the ring's CPU cost a worker under
-that quota reports (`assistant/cluster/profiling.py` `ring_cpu_cost`, cores = the device's
+that quota reports (`assistant/planner/profiles.py` `ring_cpu_cost`, cores = the device's
 speed). Then today's planner chooses from the same profiles: its choice, its prediction, and
 the measured latency of the run with that plan's label, if the bench ran one.
 """
@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant.cluster.models import model_config
-from assistant.cluster.profiling import ring_cpu_cost
 from assistant.planner.cost import predict
 from assistant.planner.planner import choose
-from assistant.planner.profiles import DeviceProfile
+from assistant.planner.profiles import DeviceProfile, ring_cpu_cost
 from edge_worker.spec.plan import plan_from_dict
 from galaxy_bench.ring_tls import plain_ring_profile
 

@@ -164,13 +164,14 @@ def layer_costs(
     core over `seq` and `seq // 2` tokens for every head share, the connective block, and a
     decode step against a cache of `seq` tokens at each (heads, cols) pair."""
     deadline = time.perf_counter() + seconds
-    left = [len(rows) * (len(heads) + len(cols)) + 2 * len(heads) + 1 + 2]  # measurements
+    left = len(rows) * (len(heads) + len(cols)) + 2 * len(heads) + 1 + 2  # measurements
 
     def rate(work: Callable[[], object]) -> float:
         """Each measurement gets an even share of what is left of `seconds` (making weights
         and warming up come out of it too); 0.1 s batches span a CPU quota's periods."""
-        each = max(0.0, deadline - time.perf_counter()) / max(1, left[0])
-        left[0] -= 1
+        nonlocal left
+        each = max(0.0, deadline - time.perf_counter()) / max(1, left)
+        left -= 1
         return runs_per_second(work, each, min(0.1, max(0.01, each / 4)))
 
     hd = cfg.head_dim

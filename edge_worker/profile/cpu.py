@@ -4,7 +4,7 @@
 quota of its cgroup and every ancestor (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us` over
 `cpu.cfs_period_us`): a container started with `--cpus 1.5` reads 1.5, a Raspberry Pi 4
 reads 4. The gateway's cost model uses it to tell whether the ring has a core of its own or
-takes its CPU from the compute (`assistant/cluster/profiling.py` `ring_cpu_cost`). It reads
+takes its CPU from the compute (`assistant/planner/profiles.py` `ring_cpu_cost`). It reads
 the process's cgroup (its first thread's), so a quota on the compute thread alone, as
 `galaxy bench --throttle thread` sets, leaves the ring free, as it is.
 """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.cluster.profiling import device_profile, profile_request, ring_cpu_cost
-from assistant.planner.profiles import DeviceProfile
+from assistant.cluster.profiling import device_profile, profile_request
+from assistant.planner.profiles import DeviceProfile, ring_cpu_cost
 from edge_worker.errors import GalaxyError
 from edge_worker.models.catalog import load_config
 from edge_worker.profile.cpu import process_cores

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cluster.profiling import ring_cpu_cost
 from assistant.planner import ring as ring_cost
 from assistant.planner.cost import predict, predict_decode, ring_cpu_ms
 from assistant.planner.explain import explain
@@ -21,6 +20,7 @@ from assistant.planner.profiles import (
     RING_CPU_MS_PER_MB,
     DeviceProfile,
     load_home,
+    ring_cpu_cost,
 )
 from assistant.planner.ring import all_gather_ms, gather_arrivals, reduce_finish, reduce_scatter_ms
 from edge_worker.comm import framing
