@@ -173,8 +173,8 @@ def worker(
     ] = 1.0,
     max_deployments: Annotated[
         int, typer.Option(min=1, help="plans (shards and rings) kept in memory at once")
-    ] = 3,
-    shard_cache: Annotated[int, typer.Option(min=1, help="shards kept on disk")] = 8,
+    ] = 12,
+    shard_cache: Annotated[int, typer.Option(min=1, help="shards kept on disk")] = 16,
     reserve_mb: Annotated[
         float,
         typer.Option(

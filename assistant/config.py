@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         "or int8 (a scale per 32 values; partial sums fp16). Errors: DESIGN.md section 6",
     )
     queue_size: int = Field(8, ge=1, description="requests waiting or running before 503")
+    standby: bool = Field(
+        True,
+        description="keep a plan deployed ahead for the loss of each device, where memory "
+        "allows: a lost device's requests switch to it at once",
+    )
     request_timeout_s: float = Field(120.0, gt=0, description="deadline of one request")
     max_text_chars: int = Field(8000, ge=1, description="longest prompt or text accepted")
     max_new_tokens: int = Field(256, ge=1, description="upper limit for max_new_tokens")

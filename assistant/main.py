@@ -38,6 +38,7 @@ from assistant.api.routes import (
 from assistant.api.routes.metrics import router as metrics_router
 from assistant.api.state import GatewayState
 from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.linkwatch import recheck_links
 from assistant.cluster.manager import ClusterManager
 from assistant.config import Settings
 from assistant.home.actions import HomeService
@@ -109,6 +110,7 @@ def make_state(settings: Settings) -> GatewayState:
         lossy_wire=settings.lossy_wire,
         queue_size=settings.queue_size,
         link_mbps=settings.link_mbps,
+        standby=settings.standby,
     )
     coordinator.on_change = manager.changed
     return GatewayState(
@@ -210,7 +212,7 @@ async def _watch_links(state: GatewayState) -> None:
             await asyncio.wait_for(suspect.wait(), state.settings.link_check_s)
         suspect.clear()
         try:
-            await state.manager.recheck_links()
+            await recheck_links(state.manager)
         except GalaxyError as exc:
             log.warning("link check failed: %s", exc)
 

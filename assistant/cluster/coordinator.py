@@ -15,7 +15,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from ssl import SSLContext
 from typing import Literal, TypeVar
 
@@ -25,11 +24,10 @@ from websockets.asyncio.server import Server, ServerConnection
 
 from assistant.cluster.session import RankResult, WorkerSession
 from assistant.cluster.shards import ShardCache
-from edge_worker.engine.shard import decodes_alone
+from assistant.cluster.shipping import assign
 from edge_worker.engine.weights import ModelWeights
 from edge_worker.errors import CommTimeout, GalaxyError
 from edge_worker.service import protocol as P
-from edge_worker.service import tensors as wire
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan
 
@@ -38,8 +36,6 @@ log = logging.getLogger(__name__)
 # The largest control message either side accepts: a whole tensor frame (a shard's largest
 # tensor, a result's hidden states or logits) fits; anything larger is refused unread.
 MAX_MESSAGE_BYTES = 1 << 30
-# A worker that takes no byte of a shard for this long is frozen (session.send_frame).
-SEND_STALL_S = 15.0
 PONG_S = 5.0  # a worker that answers no ping for this long after a failure is frozen
 Authorize = Callable[[ServerConnection, P.Hello | None], str | None]
 Renew = Callable[[str, str], str]  # (device name, CSR PEM) -> certificate PEM
@@ -73,7 +69,10 @@ class Coordinator:
         self.shards = ShardCache()
         # Shards on their way: worker -> (bytes sent, bytes to send); shown by GET /v1/plan.
         self.transfers: dict[str, tuple[int, int]] = {}
-        self._closing: set[asyncio.Task[None]] = set()  # links being closed in the background
+        self.closing: set[asyncio.Task[None]] = set()  # links being closed in the background
+        # One control conversation at a time (deploy, profile, probe): their replies share
+        # each worker's control inbox, and rings form one at a time.
+        self.control = asyncio.Lock()
 
     @property
     def url(self) -> str:
@@ -141,7 +140,7 @@ class Coordinator:
         try:
             async for frame in ws:
                 if isinstance(frame, bytes):
-                    session.inbox.put_nowait(frame)
+                    session.deliver(frame)
                     continue
                 try:
                     msg = P.parse(frame)
@@ -151,7 +150,7 @@ class Coordinator:
                 if isinstance(msg, P.Renew):
                     await self._renew(session, msg)
                 else:
-                    session.inbox.put_nowait(msg)
+                    session.deliver(msg)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -223,21 +222,41 @@ class Coordinator:
         peers = [
             P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port) for s in sessions
         ]
-        # Ship every rank's shard at once: each goes over that device's own link.
-        await asyncio.gather(
-            *(
-                self._assign(s, rank, cfg, weights, plan, plan_id, peers, token, plain_ring)
-                for rank, s in enumerate(sessions)
-            )
-        )
-        # Only then the rings: every rank has its shard, so no one waits out its ring
-        # deadline for a peer whose shard is still on the way.
-        await asyncio.gather(*(self._expect(s, P.Loaded, plan_id) for s in sessions))
-        for s in sessions:
-            await s.send(P.Connect(plan_id=plan_id))
-        readies = await asyncio.gather(*(self._expect(s, P.Ready, plan_id) for s in sessions))
+        async with self.control:
+            try:
+                # Ship every rank's shard at once: each goes over that device's own link.
+                await asyncio.gather(
+                    *(
+                        assign(self, s, rank, cfg, weights, plan, plan_id, peers, token, plain_ring)
+                        for rank, s in enumerate(sessions)
+                    )
+                )
+                # Only then the rings: every rank has its shard, so no one waits out its ring
+                # deadline for a peer whose shard is still on the way.
+                await asyncio.gather(*(self._expect(s, P.Loaded, plan_id) for s in sessions))
+                for s in sessions:
+                    await s.send(P.Connect(plan_id=plan_id))
+                readies = await asyncio.gather(
+                    *(self._expect(s, P.Ready, plan_id) for s in sessions)
+                )
+            except BaseException:
+                await self._release(sessions, plan_id)  # what did load is freed
+                raise
         self.deployments[plan_id] = sessions
         return plan_id, list(readies)
+
+    async def release(self, plan_id: str) -> None:
+        """The plan is no longer used: its workers close its ring and free its shards."""
+        sessions = self.deployments.pop(plan_id, None)
+        if sessions:
+            await self._release(sessions, plan_id)
+
+    @staticmethod
+    async def _release(sessions: list[WorkerSession], plan_id: str) -> None:
+        for s in sessions:
+            if s.alive:
+                with contextlib.suppress(GalaxyError):
+                    await s.send(P.Release(plan_id=plan_id))
 
     async def _expect(self, s: WorkerSession, kind: type[M], plan_id: str) -> M:
         """`s`'s next `kind` message (Loaded, Ready) for `plan_id`; an Error raises."""
@@ -246,79 +265,14 @@ class Coordinator:
             if isinstance(item, kind) and getattr(item, "plan_id", None) == plan_id:
                 return item
 
-    async def _assign(
-        self,
-        s: WorkerSession,
-        rank: int,
-        cfg: ModelConfig,
-        weights: ModelWeights,
-        plan: ParallelPlan,
-        plan_id: str,
-        peers: list[P.Peer],
-        token: str,
-        plain_ring: bool = False,
-    ) -> None:
-        await s.settle(self.timeout)  # busy with a run that broke elsewhere: let it answer
-        shard_meta, shard_hash = await self.shards.digest(cfg, weights, plan, rank)
-        send_shard = shard_hash not in s.cached
-        shard_t = (await self.shards.cut(cfg, weights, plan, rank))[0] if send_shard else {}
-        full_t: dict[str, Tensor] = {}
-        full_meta = full_hash = None
-        if decodes_alone(plan, rank):
-            full_meta, full_hash = await self.shards.digest(cfg, weights, None, rank)
-        send_full = full_hash is not None and full_hash not in s.cached
-        if send_full:
-            full_t = (await self.shards.cut(cfg, weights, None, rank))[0]
-        await s.send(
-            P.Assign(
-                plan_id=plan_id,
-                rank=rank,
-                peers=peers,
-                token=token,
-                config=asdict(cfg),
-                plan=asdict(plan),
-                shard_hash=shard_hash,
-                shard_meta=shard_meta,
-                shard_tensors=len(shard_t),
-                full_hash=full_hash,
-                full_meta=full_meta,
-                full_tensors=len(full_t),
-                plain_ring=plain_ring,
-            )
-        )
-        frames = [*shard_t.items(), *full_t.items()]
-        total, sent = sum(t.numel() * t.element_size() for _, t in frames), 0
-        try:
-            for name, t in frames:
-                self.transfers[s.name] = (sent, total)
-                await s.send_frame(wire.encode(name, t), SEND_STALL_S)
-                sent += t.numel() * t.element_size()
-        except BaseException:
-            # Cut short (cancelled, or the link failed): the worker would read whatever comes
-            # next as the missing tensors. Close its link; it reconnects by itself, in step.
-            s.alive = False
-            closing = asyncio.get_running_loop().create_task(s.ws.close(1011, "transfer cut short"))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
-            raise
-        finally:
-            self.transfers.pop(s.name, None)
-        log.info(
-            "rank %d -> %s: shard %s (%s)",
-            rank,
-            s.name,
-            shard_hash[:8],
-            "sent" if send_shard else "cached",
-        )
-
     async def profile(self, s: WorkerSession, request: P.Profile) -> P.ProfileResult:
         """Measure a worker's layer costs (GEMMs, attention, connective block)."""
-        await s.settle(self.timeout)
-        await s.send(request)
-        while True:
-            item = await s.next(self.timeout)
-            if isinstance(item, P.ProfileResult):
-                return item
+        async with self.control:
+            await s.send(request)
+            while True:
+                item = await s.next(self.timeout)
+                if isinstance(item, P.ProfileResult):
+                    return item
 
     async def probe_links(
         self, sessions: list[WorkerSession], nbytes: int = 4 << 20
@@ -335,11 +289,6 @@ class Coordinator:
         peers = [
             P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port) for s in sessions
         ]
-        await asyncio.gather(*(s.settle(self.timeout) for s in sessions))
-        for rank, s in enumerate(sessions):
-            await s.send(
-                P.Probe(probe_id=probe_id, rank=rank, peers=peers, token=token, nbytes=nbytes)
-            )
 
         async def result(s: WorkerSession) -> P.ProbeResult:
             while True:
@@ -347,7 +296,12 @@ class Coordinator:
                 if isinstance(item, P.ProbeResult) and item.probe_id == probe_id:
                     return item
 
-        got = await asyncio.gather(*(result(s) for s in sessions))
+        async with self.control:
+            for rank, s in enumerate(sessions):
+                await s.send(
+                    P.Probe(probe_id=probe_id, rank=rank, peers=peers, token=token, nbytes=nbytes)
+                )
+            got = await asyncio.gather(*(result(s) for s in sessions))
         n = len(sessions)
         return {
             s.name: (max(got[i].mbps_from_prev, got[(i + 1) % n].mbps_from_prev), got[i].latency_ms)
@@ -385,7 +339,7 @@ class Coordinator:
             await s.send(msg)
         # One rank failing fails the run: the others' collectors stop at once rather than
         # read (and drop) what their workers send next; `running` says who still owes an
-        # answer, read by `WorkerSession.settle` before the next deployment.
+        # answer.
         collectors = [asyncio.ensure_future(s.result(msg.run_id, self.timeout)) for s in ranks]
         try:
             return list(await asyncio.gather(*collectors))

@@ -18,6 +18,8 @@ class Deployment:
     plan_id: str | None
     why: dict[str, Any] = field(default_factory=dict)
     profiles: list[DeviceProfile] = field(default_factory=list)  # as planned (planner's choice)
+    generation: int = 0  # the home's generation it was planned for (replan.py)
+    standby_for: str | None = None  # made to take over when this worker is lost (refresh.py)
 
     def describe(self) -> dict[str, Any]:
         return {

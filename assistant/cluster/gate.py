@@ -1,13 +1,10 @@
-"""Who may use the cluster when: requests share it step by step, a re-plan has it alone.
+"""Requests share the cluster step by step.
 
-- A request holds the gate's shared side for its whole life; each step it runs on the ring (a
-  prefill, one decode step, a deployment) takes the `step` lock, which is first come, first
-  served. So a short command that arrives during a 200-token answer runs between two of the
-  answer's decode steps instead of after its last one; the answer is delayed by the command's
-  steps and nothing else.
-- A re-plan takes the exclusive side: it waits for the requests in flight to finish on the
-  plan they started with, and requests that arrive meanwhile wait for the new plan (writer
-  preference, so a busy home cannot starve a re-plan).
+Each step a request runs on the ring (a prefill, one decode step) takes the `step` lock, which
+is first come, first served. So a short command that arrives during a 200-token answer runs
+between two of the answer's decode steps instead of after its last one; the answer is delayed
+by the command's steps and nothing else. Deployments do not take it: a new plan's shards ship
+and its ring forms beside the requests (the workers read on while they run).
 
 `StepRunner` is what a request's work function gets: the deployment's prefill and decode, each
 taken through `step` and bound to the request's own KV-cache session on the workers.
@@ -19,7 +16,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import Tensor
@@ -28,44 +25,11 @@ T = TypeVar("T")
 
 
 class ClusterGate:
+    """The ring's turn: each step a request runs (a prefill, one decode step) and each
+    measurement (profiling, link probes) takes `step`, first come, first served."""
+
     def __init__(self) -> None:
         self.step = asyncio.Lock()
-        self._cond = asyncio.Condition()
-        self._active = 0  # requests in flight
-        self._exclusive = False
-        self._waiting_exclusive = 0
-
-    @property
-    def busy(self) -> bool:
-        return self._active > 0 or self._exclusive or self.step.locked()
-
-    @contextlib.asynccontextmanager
-    async def request(self) -> AsyncIterator[None]:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._exclusive and not self._waiting_exclusive)
-            self._active += 1
-        try:
-            yield
-        finally:
-            async with self._cond:
-                self._active -= 1
-                self._cond.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[None]:
-        async with self._cond:
-            self._waiting_exclusive += 1
-            try:
-                await self._cond.wait_for(lambda: self._active == 0 and not self._exclusive)
-            finally:
-                self._waiting_exclusive -= 1
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            async with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
 
 
 class StepRunner:

@@ -23,7 +23,7 @@ import torch
 from assistant.cluster.manager import ClusterManager
 from assistant.cluster.models import ServedModel, mean_pool
 from assistant.errors import InvalidInput, TooLarge
-from edge_worker.engine.generate import Generation, SamplingParams, generate
+from edge_worker.engine.generate import Generation, SamplingParams, generate, make_rng
 
 __all__ = ["Answer", "Embedded", "SamplingParams", "chat", "embed", "prompt_ids"]
 
@@ -108,7 +108,9 @@ async def chat(
     and frees the cluster (finish_reason "cancelled"). `stop`: strings that end the generation
     where one first appears (finish_reason "stop"); neither the answer nor `on_text` sees the
     stop string or anything after it, and text that may be the start of one is held back from
-    `on_text` until the next tokens settle it."""
+    `on_text` until the next tokens settle it. A failover mid-generation resumes on the new
+    plan from the tokens already generated; `timings`' prefill and decode figures are then the
+    resumed run's."""
     started = time.perf_counter()
     served = manager.served(model)
     ids = prompt_ids(served, messages)
@@ -122,11 +124,12 @@ async def chat(
     stops = tuple(s for s in stop if s)
 
     stream = _TextStream(tok, on_text, stops)
+    rng = make_rng(params)  # one per request: a resumed run samples on where the last stopped
 
     def work(runner: Any) -> tuple[Generation, str | None] | None:
-        # Run again after a failover: the same tokens come again (greedy or seeded), and only
-        # text past what was already said goes out.
-        stream.restart()
+        # Run again after a failover, this resumes: it prefills the prompt and the tokens the
+        # cut-off run already picked (`stream.tokens`) and decodes on from there; `stream`
+        # says only text past what was already said.
         marks = [time.perf_counter()]  # when each token came: the times of a cut-off run
 
         def step(token: int) -> None:
@@ -137,12 +140,13 @@ async def chat(
                 raise _StopString
 
         try:
-            gen = generate(runner, ids, params, on_token=step)
+            gen = generate(runner, ids, params, step, prior=tuple(stream.tokens), rng=rng)
         except _Cancelled:
             return None
         except _StopString:
+            # All the tokens, timed as `generate` times a resumed run: this run's own steps.
             gaps = [(b - a) * 1e3 for a, b in pairwise(marks[1:])]
-            cut = Generation(stream.tokens, "stop", (marks[1] - marks[0]) * 1e3, gaps)
+            cut = Generation(list(stream.tokens), "stop", (marks[1] - marks[0]) * 1e3, gaps)
             return cut, stream.stopped_text
         stream.flush()
         return gen, None
@@ -174,10 +178,6 @@ class _TextStream:
         self.tokens: list[int] = []
         self.said = ""
         self.stopped_text: str | None = None  # the text before the stop string, once stopped
-
-    def restart(self) -> None:
-        """A new run of the same generation: its tokens start again; what was said stays."""
-        self.tokens, self.stopped_text = [], None
 
     def push(self, token: int) -> bool:
         self.tokens.append(token)

@@ -2,7 +2,7 @@
 
 The links are measured with a probe ring (`Coordinator.probe_links`) when the set of online
 workers changes, and again every `link_check_s` (`main._watch_links`), between two steps of the
-requests in flight (`ClusterManager.recheck_links`); a device whose link moved by more than 30%
+requests in flight (`recheck_links`); a device whose link moved by more than 30%
 makes the plans stale and the planner re-plans with the new figure, which moves work off a
 link that slowed.
 
@@ -20,11 +20,17 @@ decode steps) say nothing about bandwidth and are not counted.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import statistics
 import time
 from collections import OrderedDict, deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assistant.cluster.manager import ClusterManager
+
+log = logging.getLogger(__name__)
 
 KEEP_PLANS = 16  # per-plan figures kept (the current plans and a few before them)
 
@@ -78,3 +84,40 @@ class RingDrift:
         self.alarms += 1
         self.suspect.set()
         return True
+
+
+async def measure_links(
+    manager: ClusterManager, names: list[str]
+) -> dict[str, tuple[float, float]]:
+    """Per device (Mbit/s, latency ms) over the data plane; measured again when a worker
+    joins. A worker that leaves changes no one else's link (each device's figure is its
+    own), so a failover re-plans on what was measured, without a probe."""
+    if not frozenset(names) <= manager.links_for:
+        sessions = [manager.coordinator.sessions[n] for n in names]
+        manager.links = await manager.coordinator.probe_links(sessions)
+        manager.links_for = frozenset(names)
+        log.info("links: %s", {n: f"{b:.0f} Mbit/s" for n, (b, _) in manager.links.items()})
+    return manager.links
+
+
+async def recheck_links(manager: ClusterManager, threshold: float = 0.3) -> bool:
+    """Measure the links again, as one step on the cluster (between two steps of the
+    requests in flight: a busy home is checked too); re-plan when any device's link changed
+    by more than `threshold`. Returns True when plans were dropped. Only the planner uses
+    links: with a strategy fixed by the operator nothing is measured."""
+    names = manager.online()
+    if len(names) < 2 or manager.strategy != "auto":
+        return False
+    async with manager.gate.step:
+        before = dict(manager.links)
+        manager.links_for = frozenset()
+        after = await measure_links(manager, names)
+    changed = [
+        n
+        for n in names
+        if n in before and abs(after[n][0] - before[n][0]) > threshold * before[n][0]
+    ]
+    if changed:
+        log.warning("links changed (%s): plans will be re-made", ", ".join(changed))
+        manager.stale(f"link changed: {', '.join(changed)}")
+    return bool(changed)

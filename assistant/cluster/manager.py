@@ -3,19 +3,23 @@
 - Workers join and leave through the coordinator; every change (and, when the planner chooses
   the strategy, a measured link that moved by more than 30%: linkwatch.py) makes the current
   plans stale, and `replan.py` re-plans every served model in the background and ships its
-  shards, so even the first request after a worker came online finds its plan ready.
-  In-flight requests finish on the plan they started with, or are re-run if it broke under
-  them. When the background re-plan fails, the next request re-plans.
+  shards beside the requests, which keep running on the plans they have until the new ones
+  are up (plans.py: a replaced plan is released when its last request finishes). When the
+  background re-plan fails, the next request re-plans.
+- Standbys (`standby`): for every worker of a model's plan, a plan on the workers left without
+  it is deployed ahead, where memory allows. When that worker is lost, the model switches to
+  it at once, and the background makes the next standbys.
 - A worker is profiled for every served model when it registers, and again on demand.
 - Requests share the cluster step by step (gate.py): one prefill or decode step at a time on
   the ring, first come first served, so a short request runs between the decode steps of a long
   one. Each generation keeps its own KV cache on the workers. Up to `queue_size` requests are
   in flight; beyond that `QueueFull` (the API answers 503 with Retry-After).
-- A worker lost mid-request: it is cut off, the model is re-planned on the workers left (or on
-  the gateway's own in-process device when none are left) and the request re-run from the
-  start, within the request's deadline. The answer's timings list every failover. Lost means
-  its link closed, or (frozen: SIGSTOP, a hung machine, whose socket stays open) it answered
-  no ping after the failure, or it took no byte of a shard for 15 s (session.send_frame).
+- A worker lost mid-request: it is cut off, the model switches to its standby or is re-planned
+  on the workers left (or on the gateway's own in-process device when none are left), and the
+  request is run again within its deadline (a generation resumes from its tokens:
+  inference.py). The answer's timings list every failover. Lost: its link closed, or it
+  answered no ping after the failure (frozen: SIGSTOP, a hung machine), or it took no byte
+  of a shard for 15 s (session.send_frame).
 """
 
 from __future__ import annotations
@@ -25,14 +29,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.deployment import Deployment
 from assistant.cluster.gate import ClusterGate, StepRunner
-from assistant.cluster.linkwatch import RingDrift
+from assistant.cluster.linkwatch import RingDrift, measure_links
 from assistant.cluster.models import ServedModel, load_served
+from assistant.cluster.plans import PlanBook
 from assistant.cluster.profiling import device_profile, profile_request
+from assistant.cluster.refresh import PLAN_SEQ, fits, replan_stale
 from assistant.cluster.remote import RemoteCluster
 from assistant.cluster.replan import Replanner
 from assistant.errors import DeadlineExceeded, QueueFull, UnknownModel
@@ -44,7 +51,6 @@ from edge_worker.spec.plan import STRATEGIES, make_plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-PLAN_SEQ = 256  # typical request length the plans are optimised for
 PLAN_DECODE = 64
 
 
@@ -65,13 +71,17 @@ class ClusterManager:
         queue_size: int = 8,
         link_mbps: float = 1000.0,
         replan_delay_s: float = 0.5,
+        standby: bool = True,
     ) -> None:
         if strategy != "auto" and strategy not in STRATEGIES:
             raise PlanError(f"strategy must be auto or one of {', '.join(STRATEGIES)}")
         self.coordinator, self.strategy, self.link_mbps = coordinator, strategy, link_mbps
         self.lossy_wire = lossy_wire  # the planner may pick wire formats up to this one
         self.models: dict[str, ServedModel] = {}
-        self.deployments: dict[str, Deployment] = {}
+        self.book = PlanBook()  # current plans, standbys, plans in use
+        self.deployments = self.book.current  # model -> the plan new requests run on
+        self.standby = standby
+        self._releasing: set[asyncio.Task[None]] = set()
         self.measured: dict[tuple[str, str], P.ProfileResult] = {}
         self._profiling: set[asyncio.Task[None]] = set()  # workers being profiled on joining
         # model -> (generation, the task planning it for that generation)
@@ -79,13 +89,13 @@ class ClusterManager:
         self._fresh: set[tuple[str, str]] = set()  # measure again, past the worker's cache
         # Links measured over the data plane, for one set of online workers.
         self.links: dict[str, tuple[float, float]] = {}
-        self._links_for: frozenset[str] = frozenset()
+        self.links_for: frozenset[str] = frozenset()
         self.drift = RingDrift()  # sets drift.suspect when a ring slows mid-run
         self.overlap = OverlapLearner()  # what overlap costs each device, from traces
         self.gate = ClusterGate()
         self._waiting = 0  # requests in flight or waiting
         self.queue_size = queue_size
-        self.replanner = Replanner(self.gate.exclusive, self._replan_stale, replan_delay_s)
+        self.replanner = Replanner(partial(replan_stale, self), replan_delay_s)
 
     @property
     def replan_status(self) -> dict[str, Any]:
@@ -109,17 +119,23 @@ class ClusterManager:
 
     def changed(self, name: str, online: bool) -> None:
         """A worker joined or left: the plans are re-made in the background, and a joining
-        worker is profiled for every served model at once (its registration)."""
+        worker is profiled for every served model at once (its registration). A leaving
+        worker's models switch to their standbys at once."""
         what = f"{name} {'joined' if online else 'left'}"
         log.info("worker %s; plans will be re-made", what)
         if online:  # its link is measured again (it may have moved, say to Wi-Fi)
-            self._links_for -= {name}
+            self.links_for -= {name}
+        else:
+            self.release(self.book.lost(name))
         if online and self.models:
             with contextlib.suppress(RuntimeError):  # no running loop: profiled when planned
                 task = asyncio.get_running_loop().create_task(self._profile_joined(name))
                 self._profiling.add(task)
                 task.add_done_callback(self._profiling.discard)
-        self._stale(what)
+        self.stale(what)
+        for dep in self.deployments.values():
+            if not online and dep.standby_for == name:  # made for exactly this home
+                dep.generation = self.replanner.generation
 
     async def _profile_joined(self, name: str) -> None:
         """Measure a worker that just registered, for every served model (one step on the
@@ -134,10 +150,21 @@ class ClusterManager:
                 except (GalaxyError, TimeoutError, KeyError) as exc:
                     log.warning("%s: profiling for %s failed (%s)", name, m.name, exc)
 
-    def _stale(self, reason: str) -> None:
-        """Drop every plan; re-plan every served model in the background."""
-        self.deployments.clear()
-        self.replanner.stale(reason, schedule=bool(self.models))
+    def stale(self, reason: str) -> None:
+        """Re-plan every served model in the background; requests keep their plans meanwhile.
+        With no event loop to re-plan on, the plans are dropped (the next request re-plans)."""
+        if not self.replanner.stale(reason, schedule=bool(self.models)):
+            self.book.clear()
+
+    def release(self, deps: list[Deployment]) -> None:
+        """Tell the workers of `deps` to free them (in the background)."""
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing was deployed on it
+            loop = asyncio.get_running_loop()
+            for dep in deps:
+                if dep.plan_id is not None:
+                    task = loop.create_task(self.coordinator.release(dep.plan_id))
+                    self._releasing.add(task)
+                    task.add_done_callback(self._releasing.discard)
 
     async def close(self) -> None:
         """Stop background profiling and a pending or running re-plan (gateway shut-down)."""
@@ -159,8 +186,8 @@ class ClusterManager:
         for key in [k for k in self.measured if k[0] == name]:
             del self.measured[key]
         self._fresh.update((name, model) for model in self.models)
-        self._links_for = frozenset()
-        self._stale(f"{name} profiled again")
+        self.links_for = frozenset()
+        self.stale(f"{name} profiled again")
 
     async def _profile(self, name: str, m: ServedModel) -> P.ProfileResult:
         """The worker's layer costs for this model (measured once per worker and model)."""
@@ -174,8 +201,13 @@ class ClusterManager:
             self._fresh.discard(key)
         return self.measured[key]
 
-    async def _plan(self, m: ServedModel) -> Deployment:
-        names = self.online()
+    async def plan_model(
+        self, m: ServedModel, names: list[str] | None = None, *, fit: bool = False
+    ) -> Deployment | None:
+        """Choose a plan for `m` on `names` (default: every online worker) and deploy it.
+        `fit`: only if it fits in what the workers' memory has left beside the plans they
+        hold already (a standby); None when it does not."""
+        names = self.online() if names is None else names
         if not names:
             return Deployment(
                 m.name,
@@ -184,10 +216,11 @@ class ClusterManager:
                 None,
                 {"reason": "no workers online: the gateway computes alone"},
             )
-        measured = {n: await self._profile(n, m) for n in names}
+        async with self.gate.step:  # measuring uses the workers: between two requests' steps
+            measured = {n: await self._profile(n, m) for n in names}
+            links = await measure_links(self, names) if self.strategy == "auto" else {}
         speeds = {n: r.gflops for n, r in measured.items()}
         if self.strategy == "auto":
-            links = await self.measure_links(names)
             profiles = [
                 device_profile(
                     self.coordinator.sessions[n].hello,
@@ -215,47 +248,15 @@ class ClusterManager:
             why = {"reason": f"strategy fixed to {self.strategy} by the operator"}
             planned_on = []
         why["gflops"] = {n: round(speeds[n], 1) for n in ring}
+        if fit and not fits(self, m, plan, ring):
+            return None
         sessions = [self.coordinator.sessions[n] for n in ring]
         plan_id, _ = await self.coordinator.deploy(m.cfg, m.weights, plan, sessions)
         log.info("%s: %s on %s", m.name, plan.strategy, ring)
         return Deployment(m.name, plan, ring, plan_id, why, planned_on)
 
-    async def measure_links(self, names: list[str]) -> dict[str, tuple[float, float]]:
-        """Per device (Mbit/s, latency ms) over the data plane; measured again when a worker
-        joins. A worker that leaves changes no one else's link (each device's figure is its
-        own), so a failover re-plans on what was measured, without a probe."""
-        if not frozenset(names) <= self._links_for:
-            sessions = [self.coordinator.sessions[n] for n in names]
-            self.links = await self.coordinator.probe_links(sessions)
-            self._links_for = frozenset(names)
-            log.info("links: %s", {n: f"{b:.0f} Mbit/s" for n, (b, _) in self.links.items()})
-        return self.links
-
-    async def recheck_links(self, threshold: float = 0.3) -> bool:
-        """Measure the links again, as one step on the cluster (between two steps of the
-        requests in flight: a busy home is checked too); re-plan when any device's link changed
-        by more than `threshold`. Returns True when plans were dropped. Only the planner uses
-        links: with a strategy fixed by the operator nothing is measured."""
-        names = self.online()
-        if len(names) < 2 or self.strategy != "auto":
-            return False
-        async with self.gate.step:
-            before = dict(self.links)
-            self._links_for = frozenset()
-            after = await self.measure_links(names)
-        changed = [
-            n
-            for n in names
-            if n in before and abs(after[n][0] - before[n][0]) > threshold * before[n][0]
-        ]
-        if changed:
-            log.warning("links changed (%s): plans will be re-made", ", ".join(changed))
-            self._stale(f"link changed: {', '.join(changed)}")
-        return bool(changed)
-
     async def deployment(self, model: str) -> Deployment:
-        """The model's current plan, planned and deployed first if there is none (one step on
-        the cluster: profiling and shipping shards use the workers).
+        """The model's current plan, planned and deployed first if there is none.
 
         The planning runs in a task of its own that every caller waiting for this model shares
         and none cancels: a request whose deadline passes (or a re-plan that gives up) stops
@@ -273,35 +274,23 @@ class ClusterManager:
 
     async def _deploy(self, model: str) -> Deployment:
         try:
-            async with self.gate.step:
-                if model in self.deployments:  # planned while this request waited its turn
-                    return self.deployments[model]
-                generation = self.replanner.generation
-                dep = await self._plan(self.models[model])
-                if generation != self.replanner.generation:
-                    # Membership changed while planning: run on it this once, re-plan after.
-                    return dep
-                self.deployments[model] = dep
-                return dep
+            generation = self.replanner.generation
+            dep = await self.plan_model(self.models[model])
+            assert dep is not None  # (only a standby may not fit)
+            dep.generation = generation
+            if model not in self.deployments:  # (the background may have been quicker)
+                self.install(dep)
+            # Otherwise, or if a worker left meanwhile, it serves this request once and is
+            # released after it (PlanBook.done).
+            return dep
         finally:
             if self._deploying.get(model, (0, None))[1] is asyncio.current_task():
                 del self._deploying[model]
 
-    # ----- re-planning in the background (replan.py) -----
-
-    async def _replan_stale(self) -> dict[str, Any]:
-        """Plan and deploy every served model that has no current plan; one model's failure
-        leaves that model to the next request."""
-        out: dict[str, Any] = {}
-        for model in sorted(set(self.models) - set(self.deployments)):
-            try:
-                dep = await asyncio.wait_for(self.deployment(model), self.coordinator.timeout)
-                out[model] = {"strategy": dep.plan.strategy, "devices": dep.describe()["devices"]}
-            except (GalaxyError, TimeoutError) as exc:
-                self.deployments.pop(model, None)
-                log.warning("%s: background re-plan failed (%s); next request re-plans", model, exc)
-                out[model] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
-        return out
+    def install(self, dep: Deployment) -> None:
+        """`dep` becomes its model's plan, unless one of its workers left meanwhile."""
+        if set(dep.workers) <= set(self.online()):
+            self.release(self.book.install(dep))
 
     # ----- running requests -----
 
@@ -318,31 +307,38 @@ class ClusterManager:
         start = time.monotonic()
         timings: dict[str, Any] = {"failovers": []}
         try:
-            async with self.gate.request():
-                timings["queue_ms"] = round((time.monotonic() - start) * 1e3, 2)
-                while True:
-                    left = deadline_s - (time.monotonic() - start)
-                    if left <= 0:
-                        raise DeadlineExceeded(f"no answer within {deadline_s:.0f} s")
-                    dep: Deployment | None = None
+            while True:
+                left = deadline_s - (time.monotonic() - start)
+                if left <= 0:
+                    raise DeadlineExceeded(f"no answer within {deadline_s:.0f} s")
+                dep: Deployment | None = None
+                try:
+                    dep = await asyncio.wait_for(self.deployment(model), left)
+                    # (waiting for a plan: none, or the first one being made)
+                    timings.setdefault("queue_ms", round((time.monotonic() - start) * 1e3, 2))
+                    self.book.use(dep)
                     try:
-                        dep = await asyncio.wait_for(self.deployment(model), left)
-                        runner = StepRunner(
-                            self._runner(dep),
-                            asyncio.get_running_loop(),
-                            self.gate.step,
-                            dep.workers,
-                        )
-                        result = await asyncio.wait_for(asyncio.to_thread(work, runner), left)
-                        timings["trace"] = runner.trace
-                        if self.strategy == "auto" and dep.plan_id is not None:
-                            self._watch_ring(dep.plan_id, runner.trace)
-                            self._learn_overlap(dep, runner.trace)
-                        return result, dep, timings
-                    except (CommError, TimeoutError) as exc:
-                        await self._failover(model, dep, exc, timings, start)
+                        result, trace = await self._work(dep, work, left)
+                    finally:
+                        self.release(self.book.done(dep))
+                    timings["trace"] = trace
+                    if self.strategy == "auto" and dep.plan_id is not None:
+                        self._watch_ring(dep.plan_id, trace)
+                        self._learn_overlap(dep, trace)
+                    return result, dep, timings
+                except (CommError, TimeoutError) as exc:
+                    await self._failover(model, dep, exc, timings, start)
         finally:
             self._waiting -= 1
+
+    async def _work(
+        self, dep: Deployment, work: Callable[[Any], T], timeout: float
+    ) -> tuple[T, list[dict[str, Any]]]:
+        """`work(runner)` on `dep`, in a thread; its result and the runner's trace."""
+        loop = asyncio.get_running_loop()
+        runner = StepRunner(self._runner(dep), loop, self.gate.step, dep.workers)
+        result = await asyncio.wait_for(asyncio.to_thread(work, runner), timeout)
+        return result, runner.trace
 
     def _learn_overlap(self, dep: Deployment, trace: list[dict[str, Any]]) -> None:
         """Each device's overlap cost, learned from the traces (planner/calibrate.py); one
@@ -351,7 +347,7 @@ class ClusterManager:
             return
         cfg = self.models[dep.model].cfg
         if self.overlap.observe_trace(dep.model, cfg, dep.plan, dep.profiles, trace):
-            self._stale(f"{dep.model}: overlap cost re-learned")
+            self.stale(f"{dep.model}: overlap cost re-learned")
 
     def _watch_ring(self, plan_id: str, trace: list[dict[str, Any]]) -> None:
         if self.drift.observe(plan_id, trace):
@@ -373,12 +369,11 @@ class ClusterManager:
         timings: dict[str, Any],
         start: float,
     ) -> None:
-        self.deployments.pop(model, None)
-        await asyncio.sleep(0.3)  # let the dead link's close reach us
         # Whoever's control link closed is gone, and so is a worker whose link is open but
-        # who answers no ping (frozen: SIGSTOP, a hung machine); if every worker answers, the
-        # ring itself broke and a fresh deployment on the same workers re-forms it. A failed
-        # deployment (no `dep`) may have involved any worker.
+        # who answers no ping (a dead one whose close has not reached us yet; frozen: SIGSTOP,
+        # a hung machine); their models switch to their standbys. If every worker answers,
+        # the ring itself broke and a fresh deployment on the same workers re-forms it. A
+        # failed deployment (no `dep`) may have involved any worker.
         involved = dep.workers if dep else self.online()
         if isinstance(exc, WorkerLost) and exc.peer not in involved:
             involved = [*involved, exc.peer]
@@ -388,6 +383,10 @@ class ClusterManager:
                 await self.coordinator.disconnect(name, "lost during a request")
         frozen = await self.coordinator.unresponsive([n for n in involved if n not in gone])
         gone += frozen
+        for name in gone:
+            self.release(self.book.lost(name))
+        if not gone and dep is not None and self.deployments.get(model) is dep:
+            self.release(self.book.drop(model))
         log.warning("%s: %s; re-planning (lost: %s)", model, exc, ", ".join(gone) or "none")
         timings["failovers"].append(
             {

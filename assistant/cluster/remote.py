@@ -62,8 +62,8 @@ def worker_command(
     threads: int = 1,
     data_host: str = "127.0.0.1",
     speed: float = 1.0,
-    max_deployments: int = 3,
-    shard_cache: int = 8,
+    max_deployments: int = 12,
+    shard_cache: int = 16,
 ) -> list[str]:
     """The command line of a development worker (see module docstring) serving `url`."""
     return [
@@ -100,8 +100,8 @@ def launch_workers(
     prefix: Sequence[Sequence[str]] | None = None,
     hosts: Sequence[str] | None = None,
     speeds: Sequence[float] | None = None,
-    max_deployments: int = 3,
-    shard_cache: int = 8,
+    max_deployments: int = 12,
+    shard_cache: int = 16,
 ) -> list[WorkerProcess]:
     """Start one `galaxy worker` process per name; `prefix[i]` wraps worker i's command (e.g.
     `nsenter --net=...`), `hosts[i]` is its data-plane address, `speeds[i]` its sleep-based

@@ -1,11 +1,10 @@
 """Re-planning in the background, after the home changed.
 
 Every change (a worker joined or left, a link moved, a device was profiled again) bumps the
-generation, so a plan made under an older one is not kept. Half a second later (a burst of
-changes re-plans once) one task takes the cluster alone (gate.py), so the requests in flight
-finish on the plan they started with, and runs the manager's re-plan. A change that arrives
-meanwhile makes it go again. `status` says whether a re-plan is pending or running and how the
-last one went.
+generation, so a plan made under an older one is replaced. Half a second later (a burst of
+changes re-plans once) one task runs the manager's re-plan, beside the requests, which keep
+their plans until the new ones are up. A change that arrives meanwhile makes it go again.
+`status` says whether a re-plan is pending or running and how the last one went.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,37 +26,34 @@ def _now() -> str:
 
 class Replanner:
     def __init__(
-        self,
-        exclusive: Callable[[], AbstractAsyncContextManager[None]],
-        replan: Callable[[], Awaitable[dict[str, Any]]],
-        delay_s: float = 0.5,
+        self, replan: Callable[[], Awaitable[dict[str, Any]]], delay_s: float = 0.5
     ) -> None:
-        """`replan()` re-makes whatever is stale (inside `exclusive()`, which waits for the
-        requests in flight) and says what it did."""
-        self.exclusive, self._replan, self.delay_s = exclusive, replan, delay_s
+        """`replan()` re-makes whatever is stale and says what it did."""
+        self._replan, self.delay_s = replan, delay_s
         self.status: dict[str, Any] = {"state": "idle", "runs": 0, "last": None}
         self.generation = 0
         self._reasons: list[str] = []
         self._due = 0.0
         self._task: asyncio.Task[None] | None = None
 
-    def stale(self, reason: str, *, schedule: bool = True) -> None:
+    def stale(self, reason: str, *, schedule: bool = True) -> bool:
         """Plans made so far are out of date; re-plan `delay_s` from now (a change that arrives
-        meanwhile pushes it back) when `schedule` and an event loop is running. Otherwise the
-        next request re-plans."""
+        meanwhile pushes it back) when `schedule` and an event loop is running (returns
+        whether it will)."""
         self.generation += 1
         if not schedule:
-            return
+            return False
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return
+            return False
         self._reasons.append(reason)
         self._due = loop.time() + self.delay_s
         if self._task is None or self._task.done():
             self.status["state"] = "pending"
             self._task = loop.create_task(self._loop(), name="replan")
             self._task.add_done_callback(self._ended)
+        return True
 
     async def close(self) -> None:
         """Cancel a pending or running re-plan (gateway shut-down)."""
@@ -74,14 +69,12 @@ class Replanner:
         while True:
             while (wait := self._due - loop.time()) > 0:
                 await asyncio.sleep(wait)
-            self.status["state"] = "pending"
-            async with self.exclusive():  # after the requests in flight, on their plans
-                self.status["state"] = "running"
-                generation = self.generation
-                reason = "; ".join(dict.fromkeys(self._reasons))
-                self._reasons.clear()
-                started = time.monotonic()
-                models = await self._replan()
+            self.status["state"] = "running"
+            generation = self.generation
+            reason = "; ".join(dict.fromkeys(self._reasons))
+            self._reasons.clear()
+            started = time.monotonic()
+            models = await self._replan()
             self.status["runs"] += 1
             self.status["last"] = {
                 "at": _now(),

@@ -19,16 +19,22 @@ _CLOSED = object()
 
 @dataclass
 class WorkerSession:
-    """One connected worker: its hello, its socket, and the messages it has sent."""
+    """One connected worker: its hello, its socket, and the messages it has sent.
+
+    The worker reads on while it runs (protocol 4), so two conversations share its link: runs
+    (Run -> Result and its tensor frames, or an Error naming the run) and control (deploy,
+    profile, probe). The link's reader sorts what arrives (`deliver`) into `runs` and `inbox`,
+    so a deployment waiting for Loaded never takes a run's Result, nor a run a deployment's."""
 
     hello: P.Hello
     ws: ServerConnection
-    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    inbox: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # control replies
+    runs: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # run replies
     alive: bool = True
     cached: set[str] = field(default_factory=set)  # shard hashes the worker holds on disk
-    # A run sent and not answered yet: the worker reads nothing else until it answers (e.g. a
-    # run that failed on a peer and waits for its ring to time out); see `settle`.
-    running: int | None = None
+    running: int | None = None  # a run sent and not answered yet
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _frames_owed: int = 0  # tensor frames still to come after a Result
 
     def __post_init__(self) -> None:
         self.cached.update(self.hello.cached_shards)
@@ -37,20 +43,38 @@ class WorkerSession:
     def name(self) -> str:
         return self.hello.name
 
+    def deliver(self, item: P.Message | bytes) -> None:
+        """Sort one message (or binary frame) from the link into its conversation."""
+        if isinstance(item, bytes):
+            if self._frames_owed > 0:
+                self._frames_owed -= 1
+                self.runs.put_nowait(item)
+            else:
+                self.inbox.put_nowait(item)
+        elif isinstance(item, P.Result):
+            self._frames_owed = len(item.tensors)
+            self.runs.put_nowait(item)
+        elif isinstance(item, P.Error) and item.run_id is not None:
+            self.runs.put_nowait(item)
+        else:
+            self.inbox.put_nowait(item)
+
     async def next(self, timeout: float, run_id: int | None = None) -> Any:
-        """The next message (parsed) or binary frame; WorkerLost if the link closed.
+        """The next control message (or, with `run_id`, the next reply to a run), parsed, or a
+        binary frame; WorkerLost if the link closed.
 
         An Error answering another run than `run_id` is stale (a run that already failed) and
         skipped; any other Error is raised.
         """
+        queue = self.inbox if run_id is None else self.runs
         while True:
             try:
-                item = await asyncio.wait_for(self.inbox.get(), timeout)
+                item = await asyncio.wait_for(queue.get(), timeout)
             except TimeoutError:
                 raise CommTimeout(f"worker {self.name} sent nothing for {timeout:.0f} s") from None
             if item is _CLOSED:
                 self.alive = False
-                self.inbox.put_nowait(_CLOSED)  # every later reader sees the closed link too
+                queue.put_nowait(_CLOSED)  # every later reader sees the closed link too
                 raise WorkerLost(self.name, "control link closed")
             if isinstance(item, P.Error):
                 if item.run_id is not None and item.run_id != run_id:
@@ -59,19 +83,6 @@ class WorkerSession:
                     raise WorkerLost(self.name, item.text)
                 raise GalaxyError(f"worker {self.name} reports {item.code}: {item.text}")
             return item
-
-    async def settle(self, timeout: float) -> None:
-        """Wait until the worker has answered its last run (and drop the answer): a worker
-        still inside a run reads no message, so a shard streamed to it meanwhile would fill
-        its link's buffers and stop its heartbeats. CommTimeout if it is still busy after
-        `timeout` seconds without a word."""
-        while self.running is not None:
-            try:
-                await self.result(self.running, timeout)
-            except CommTimeout:
-                raise
-            except GalaxyError:  # its Error for that run, or the link closed: done with it
-                return
 
     async def result(self, run_id: int, timeout: float) -> RankResult:
         """The worker's answer to run `run_id`: its Result and tensors (what is left of
@@ -134,8 +145,14 @@ class WorkerSession:
     def link_closed(self) -> None:
         """Called by the link's reader when the socket closes: every reader then sees it."""
         self.inbox.put_nowait(_CLOSED)
+        self.runs.put_nowait(_CLOSED)
 
-    async def send(self, msg: P.Message) -> None:
+    async def send(self, msg: P.Message, *, held: bool = False) -> None:
+        """Send one message; `held`: the caller holds `sending` (a shard's Assign and its
+        frames go out with nothing between them, a Run included)."""
+        if not held:
+            async with self.sending:
+                return await self.send(msg, held=True)
         try:
             await self.ws.send(msg.model_dump_json())
         except websockets.ConnectionClosed as exc:

@@ -17,7 +17,12 @@ travel in binary frames (see `tensors.py`) right after the message that announce
                                           <- Probe(peers, token)  (a ring just to measure links)
       ProbeResult(latency, Mbit/s)         ->
       Error(code, text)                    ->   (any time; `run_id` when it answers a Run)
+                                          <- Release(plan_id)  (the plan is no longer used)
                                           <- Shutdown
+
+A worker keeps reading while a run computes (version 4): the coordinator may deploy a new plan,
+tensor frames and all, beside the requests still running on the old one. A Result and its
+tensor frames are sent back to back, with nothing between them.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-VERSION = 3  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
-# 3: a profile result says how much CPU the worker's process may use (cpu_cores)
+VERSION = 4  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
+# 3: a profile result says how much CPU the worker's process may use (cpu_cores);
+# 4: a worker reads on while it runs (a plan deploys beside requests), Release frees a plan
 
 
 class Message(BaseModel):
@@ -217,6 +223,14 @@ class Renewed(Message):
     cert: str = Field(min_length=64, max_length=16000)
 
 
+class Release(Message):
+    """The coordinator is done with a plan (replaced, or a ring member lost): the worker closes
+    its ring and frees its shard. Unknown plan ids are ignored (already gone)."""
+
+    type: Literal["release"] = "release"
+    plan_id: str = Field(max_length=64)
+
+
 class Shutdown(Message):
     type: Literal["shutdown"] = "shutdown"
 
@@ -236,6 +250,7 @@ AnyMessage = Annotated[
     | Error
     | Renew
     | Renewed
+    | Release
     | Shutdown,
     Field(discriminator="type"),
 ]

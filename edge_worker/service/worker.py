@@ -12,6 +12,13 @@ and sends the process id and the compute thread's native id in the Hello, so a b
 cap exactly that thread's CPU. A product worker never sets it. A malformed
 message is answered with an `Error` and the worker carries on; a lost ring peer is reported as
 `worker_lost` and the ring is torn down until the next assignment.
+
+The worker reads on while it runs (protocol version 4): `Run`s go, in arrival order, to one task
+that executes them one after another, while the reader handles everything else (a new plan's
+Assign and tensor frames, Connect, Profile, Probe, Release) in order. So the gateway can deploy
+a plan beside the requests still running on the old one, and `Release` it when done. Sends are
+serialized (a Result and its tensor frames go out back to back), and so is ring formation: the
+worker has one data port, and a forming ring listens on it until it is connected.
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 import websockets
@@ -57,6 +65,7 @@ from edge_worker.service.store import ShardStore
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 1 << 30  # a control message: a shard's largest tensor fits, no more
+Handler = Callable[[ClientConnection, Any], Awaitable[None]]  # one message type's handler
 
 
 def free_port(host: str) -> int:
@@ -75,8 +84,8 @@ class Worker:
         threads: int = 1,
         ring_timeout: float = 60.0,
         speed: float = 1.0,
-        max_deployments: int = 3,
-        shard_cache: int = 8,
+        max_deployments: int = 12,
+        shard_cache: int = 16,
         reserve_mb: float = 512.0,
         development: bool = False,
     ) -> None:
@@ -97,6 +106,8 @@ class Worker:
         sys.setswitchinterval(0.0005)
         self.data_port = data_port or free_port("0.0.0.0" if data_host == "auto" else data_host)
         self.threads, self.ring_timeout = threads, ring_timeout
+        # Shards kept on disk: more than the plans in memory (`max_deployments`), so a plan
+        # deployed again (a standby one back in use, a replan) finds its shard cached.
         self.store = ShardStore(data_dir / "shards", keep=shard_cache)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
@@ -107,6 +118,9 @@ class Worker:
         # Plans this worker is part of, most recently used last: one ring and shard each.
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
         self.loaded: dict[str, LoadedShard] = {}  # shards in place, rings not joined yet
+        # The gateway frees plans itself (Release) and keeps standby plans deployed beside the
+        # one in use, so this bound is only a safety net against a gateway that forgets: the
+        # least recently used plan beyond it is dropped (and its ring closed) on a new Assign.
         self.max_deployments = max_deployments
         self.credentials: Credentials | None = None
         self._renewal: PendingCredentials | None = None  # a new key, until its certificate comes
@@ -134,11 +148,14 @@ class Worker:
             ping_timeout=20,
             ssl=ssl_ctx,
         ) as ws:
-            await ws.send(self.hello().model_dump_json())
+            # Per link, and so per event loop: one sender on it at a time (a Result's frames
+            # follow it directly), one ring forming on the data port at a time.
+            self._send_lock, self._ring_lock = asyncio.Lock(), asyncio.Lock()
+            await self._send(ws, self.hello().model_dump_json())
             log.info("%s connected to %s", self.name, url)
             if gateway and credentials is not None and credentials.needs_renewal():
                 self._renewal, csr = credentials.renewal()
-                await ws.send(P.Renew(csr=csr.decode()).model_dump_json())
+                await self._send(ws, P.Renew(csr=csr.decode()).model_dump_json())
                 log.info("%s: certificate nears its end: asked for a new one", self.name)
             self.on_link(url)
             try:
@@ -164,15 +181,26 @@ class Worker:
         )
 
     async def _loop(self, ws: ClientConnection) -> bool:
-        """Answer messages until Shutdown (True) or the link closes (False). Every message is
-        guarded: whatever goes wrong handling it is answered with an `Error` and the worker
-        carries on with the next one."""
-        handlers = {
+        """Answer messages until Shutdown (True) or the link closes (False). Runs are queued
+        for one task that executes them in arrival order (`_runs`), so the reader goes on with
+        the next message while a run computes; every other message is handled here, in order.
+        Every message is guarded (`_guarded`)."""
+        runs: asyncio.Queue[P.Run] = asyncio.Queue()
+        runner = asyncio.create_task(self._runs(ws, runs), name=f"{self.name}-runs")
+        try:
+            return await self._read(ws, runs)
+        finally:
+            runner.cancel()  # a run still on the compute thread finishes there, unanswered
+            await asyncio.gather(runner, return_exceptions=True)
+
+    async def _read(self, ws: ClientConnection, runs: asyncio.Queue[P.Run]) -> bool:
+        """The reader: parse and check each message, queue Runs, handle the rest in order."""
+        handlers: dict[type[P.Message], Handler] = {
             P.Assign: self._assign,
             P.Connect: self._connect,
-            P.Run: self._run,
             P.Profile: self._profile,
             P.Probe: self._probe,
+            P.Release: self._release,
             P.Renewed: self._take_renewal,
         }
         async for frame in ws:
@@ -195,24 +223,45 @@ class Worker:
             if isinstance(msg, P.Shutdown):
                 log.info("%s: shutdown requested", self.name)
                 return True
+            if isinstance(msg, P.Run):
+                runs.put_nowait(msg)
+                continue
             handler = handlers.get(type(msg))
             if handler is None:
                 await self._error(
                     ws, "bad_message", f"a worker does not accept {type(msg).__name__}"
                 )
                 continue
-            run_id = msg.run_id if isinstance(msg, P.Run) else None
-            try:
-                await handler(ws, msg)  # type: ignore[operator]
-            except BadMessage as exc:
-                await self._error(ws, exc.code, str(exc), run_id)
-            except websockets.ConnectionClosed:
-                raise
-            except Exception as exc:  # the guard: one message's failure never ends the worker
-                log.exception("%s: %s failed", self.name, type(msg).__name__)
-                text = f"{type(exc).__name__} while handling {type(msg).__name__}: {exc}"
-                await self._error(ws, "internal", text[:500], run_id)
+            await self._guarded(ws, handler, msg)
         return False
+
+    async def _runs(self, ws: ClientConnection, runs: asyncio.Queue[P.Run]) -> None:
+        """Execute the queued runs one after another, in arrival order, each guarded."""
+        while True:
+            await self._guarded(ws, self._run, await runs.get())
+
+    async def _guarded(self, ws: ClientConnection, handler: Handler, msg: P.Message) -> None:
+        """Handle one message; whatever goes wrong is answered with an `Error` (with the run id
+        when it is a Run) and the worker carries on with the next one. Only a closed link
+        ends it."""
+        run_id = msg.run_id if isinstance(msg, P.Run) else None
+        try:
+            await handler(ws, msg)
+        except BadMessage as exc:
+            await self._error(ws, exc.code, str(exc), run_id)
+        except websockets.ConnectionClosed:
+            raise
+        except Exception as exc:  # the guard: one message's failure never ends the worker
+            log.exception("%s: %s failed", self.name, type(msg).__name__)
+            text = f"{type(exc).__name__} while handling {type(msg).__name__}: {exc}"
+            await self._error(ws, "internal", text[:500], run_id)
+
+    async def _send(self, ws: ClientConnection, *frames: str | bytes) -> None:
+        """Send `frames` back to back: the reader and the run task both send, and nothing of
+        one may come between a Result and its tensor frames."""
+        async with self._send_lock:
+            for f in frames:
+                await ws.send(f)
 
     async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
         key = msg.model_dump_json(exclude={"fresh", "seconds"})
@@ -234,7 +283,8 @@ class Worker:
             costs = await loop.run_in_executor(self.compute, work)
             self.profiles.put(key, costs)
         c, k = costs, self.speed  # an emulated slow device reports its slowness
-        await ws.send(
+        await self._send(
+            ws,
             P.ProfileResult(
                 proj=[(m, n, g * k) for m, n, g in c.proj],
                 mlp=[(m, n, g * k) for m, n, g in c.mlp],
@@ -245,7 +295,7 @@ class Worker:
                 cached=cached,
                 cpu_cores=process_cores(),
                 compute_threads=torch.get_num_threads(),
-            ).model_dump_json()
+            ).model_dump_json(),
         )
 
     async def _take_renewal(self, ws: ClientConnection, msg: P.Renewed) -> None:
@@ -291,9 +341,11 @@ class Worker:
         )
 
     async def _probe(self, ws: ClientConnection, msg: P.Probe) -> None:
-        comm = self._ring(msg.rank, msg.peers, msg.token, msg.nbytes + 4096)
+        comm: TcpRingCommunicator | None = None
         try:
-            await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
+            async with self._ring_lock:  # the ring listens on the data port until connected
+                comm = self._ring(msg.rank, msg.peers, msg.token, msg.nbytes + 4096)
+                await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
             hop_ms, mbps = await asyncio.get_running_loop().run_in_executor(
                 self.compute, measure_ring, comm, msg.nbytes
             )
@@ -301,18 +353,20 @@ class Worker:
             await self._error(ws, "worker_lost", f"link probe failed: {exc}")
             return
         finally:
-            comm.close()
-        await ws.send(
+            if comm is not None:
+                comm.close()
+        await self._send(
+            ws,
             P.ProbeResult(
                 probe_id=msg.probe_id, latency_ms=hop_ms, mbps_from_prev=mbps
-            ).model_dump_json()
+            ).model_dump_json(),
         )
 
     async def _error(
         self, ws: ClientConnection, code: str, text: str, run_id: int | None = None
     ) -> None:
         log.warning("%s: %s: %s", self.name, code, text)
-        await ws.send(P.Error(code=code, text=text, run_id=run_id).model_dump_json())
+        await self._send(ws, P.Error(code=code, text=text, run_id=run_id).model_dump_json())
 
     async def _assign(self, ws: ClientConnection, msg: P.Assign) -> None:
         try:
@@ -337,7 +391,7 @@ class Worker:
         while len(self.loaded) > self.max_deployments:
             self.loaded.pop(next(iter(self.loaded)))
         mb = round(tensor_bytes(weights) / 2**20, 2)
-        await ws.send(P.Loaded(plan_id=msg.plan_id, shard_mb=mb).model_dump_json())
+        await self._send(ws, P.Loaded(plan_id=msg.plan_id, shard_mb=mb).model_dump_json())
 
     async def _connect(self, ws: ClientConnection, msg: P.Connect) -> None:
         """Join the ring of a loaded plan (every rank has its shard by now)."""
@@ -346,13 +400,14 @@ class Worker:
             await self._error(ws, "plan", f"no loaded plan {msg.plan_id} on this worker")
             return
         a = shard.assign
-        comm = self._ring(a.rank, a.peers, a.token, checks.ring_bound(shard.cfg), a.plain_ring)
-        try:
-            await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in a.peers])
-        except CommError as exc:
-            comm.close()
-            await self._error(ws, "worker_lost", f"ring did not form: {exc}")
-            return
+        async with self._ring_lock:  # the ring listens on the data port until connected
+            comm = self._ring(a.rank, a.peers, a.token, checks.ring_bound(shard.cfg), a.plain_ring)
+            try:
+                await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in a.peers])
+            except CommError as exc:
+                comm.close()
+                await self._error(ws, "worker_lost", f"ring did not form: {exc}")
+                return
         model = RankModel(shard.cfg, shard.weights, shard.plan, comm, full=shard.full)
         if self.speed < 1.0:
             model.on_layer = self._slow_down
@@ -360,7 +415,7 @@ class Worker:
         reset_peak_rss()
         mb = tensor_bytes(shard.weights) / 2**20
         log.info("%s: rank %d of %d, shard %.1f MB", self.name, a.rank, len(a.peers), mb)
-        await ws.send(P.Ready(plan_id=a.plan_id, shard_mb=round(mb, 2)).model_dump_json())
+        await self._send(ws, P.Ready(plan_id=a.plan_id, shard_mb=round(mb, 2)).model_dump_json())
 
     async def _run(self, ws: ClientConnection, msg: P.Run) -> None:
         dep = self.deployments.get(msg.plan_id)
@@ -380,9 +435,19 @@ class Worker:
             await self._error(ws, "internal", f"{type(exc).__name__}: {exc}", msg.run_id)
             return
         result, frames = answer(dep, msg, out, trace)
-        await ws.send(result.model_dump_json())
-        for f in frames:
-            await ws.send(f)
+        await self._send(ws, result.model_dump_json(), *frames)
+
+    async def _release(self, ws: ClientConnection, msg: P.Release) -> None:
+        """The gateway is done with a plan: close its ring and free its shard, whether it was
+        deployed or only loaded. A run still queued for it answers an Error "plan"; one mid-way
+        on its ring, "worker_lost". A plan already gone (evicted, its ring lost) is no error."""
+        known = msg.plan_id in self.deployments or msg.plan_id in self.loaded
+        self.loaded.pop(msg.plan_id, None)
+        self._drop(msg.plan_id)
+        if known:
+            log.info("%s: plan %s released", self.name, msg.plan_id)
+        else:
+            log.debug("%s: release of plan %s, not here (already gone)", self.name, msg.plan_id)
 
     def _slow_down(self, wall_s: float, wait_s: float) -> None:
         """Sleep emulation of a slower device (development only): stretch each layer's compute

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from assistant.cluster.inference import embed
+from assistant.cluster.linkwatch import recheck_links
 from assistant.cluster.manager import ClusterManager
 from assistant.cluster.remote import RemoteCluster
 from galaxy_bench.emulation import DeviceSpec, Home
@@ -50,7 +51,7 @@ def test_a_link_slowed_mid_run_loses_its_share_of_the_work() -> None:
             out = cluster.call(embed(manager, MODEL, TEXTS, 300))
             if manager.drift.suspect.is_set():  # the gateway's link watcher, inlined
                 manager.drift.suspect.clear()
-                cluster.call(manager.recheck_links())
+                cluster.call(recheck_links(manager))
             return out.vectors, list(out.plan["devices"])
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,7 @@ import time
 import pytest
 import transformers as T
 
-from assistant.cluster import coordinator as coordinator_module
+from assistant.cluster import shipping
 from assistant.cluster.remote import local_workers
 from edge_worker.engine.loader import from_hf
 from edge_worker.errors import WorkerLost
@@ -26,7 +26,7 @@ STALL_S = 5.0
 
 
 def test_a_worker_frozen_mid_shipment_is_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(coordinator_module, "SEND_STALL_S", STALL_S)
+    monkeypatch.setattr(shipping, "SEND_STALL_S", STALL_S)
     gpt2 = T.GPT2LMHeadModel(
         T.GPT2Config(n_embd=512, n_layer=4, n_head=8, vocab_size=8000, n_positions=128)
     ).eval()

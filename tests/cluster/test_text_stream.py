@@ -24,17 +24,6 @@ def test_deltas_add_up_to_the_text() -> None:
     assert "".join(said) == "Paris." and len(said) == 6
 
 
-def test_a_rerun_after_a_failover_does_not_repeat_what_was_said() -> None:
-    said: list[str] = []
-    stream = _TextStream(Chars(), said.append)
-    feed(stream, "The capi")
-
-    stream.restart()  # the worker was lost; the generation runs again from its prompt
-    feed(stream, "The capital is Paris.")
-
-    assert "".join(said) == "The capital is Paris."
-
-
 def test_a_stop_string_is_never_sent() -> None:
     said: list[str] = []
     stream = _TextStream(Chars(), said.append, ("\nUser:",))

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from assistant.cluster.coordinator import Coordinator
+from assistant.cluster.linkwatch import measure_links
 from assistant.cluster.manager import ClusterManager
 
 
@@ -22,8 +23,8 @@ async def test_links_are_probed_when_a_worker_joins_not_when_one_leaves() -> Non
     coordinator.sessions = {n: SimpleNamespace(name=n, alive=True) for n in "abc"}  # type: ignore[misc]
     manager = ClusterManager(coordinator)
 
-    assert (await manager.measure_links(["a", "b", "c"]))["a"] == (100.0, 0.5)
-    assert (await manager.measure_links(["a", "b"]))["a"] == (100.0, 0.5)  # c left
+    assert (await measure_links(manager, ["a", "b", "c"]))["a"] == (100.0, 0.5)
+    assert (await measure_links(manager, ["a", "b"]))["a"] == (100.0, 0.5)  # c left
     manager.changed("c", True)  # c is back, maybe on another network
-    assert (await manager.measure_links(["a", "b", "c"]))["c"] == (200.0, 0.5)
+    assert (await measure_links(manager, ["a", "b", "c"]))["c"] == (200.0, 0.5)
     assert probed == [["a", "b", "c"], ["a", "b", "c"]]

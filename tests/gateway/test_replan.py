@@ -1,5 +1,6 @@
 """A worker joining or leaving re-plans in the background: the next request finds its plan made
-and its shards shipped, and a request in flight finishes on the plan it started with."""
+and its shards shipped, and a request in flight finishes on the plan it started with (which is
+released after it)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,13 @@ MODEL = "smollm2-135m"
 
 
 class FakePlanner:
-    """Stands in for `ClusterManager._plan`: counts plans, fails on demand."""
+    """Stands in for `ClusterManager.plan_model`: counts plans, fails on demand."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.fail: Exception | None = None
 
-    async def __call__(self, m: Any) -> Deployment:
+    async def __call__(self, m: Any, names: Any = None, *, fit: bool = False) -> Deployment:
         self.calls += 1
         await asyncio.sleep(0)
         if self.fail is not None:
@@ -43,14 +44,21 @@ class FakePlanner:
         return Deployment(m.name, make_plan(cfg, "local", [1.0]), [], f"plan-{self.calls}")
 
 
-async def used_manager() -> tuple[ClusterManager, FakePlanner]:
-    """A manager that has served model "m" once (so changes re-plan it)."""
+async def used_manager() -> tuple[ClusterManager, FakePlanner, list[str]]:
+    """A manager that has served model "m" once (so changes re-plan it); the plan ids its
+    coordinator was told to release."""
     manager = ClusterManager(Coordinator(), replan_delay_s=0.05)
     planner = FakePlanner()
-    manager._plan = planner  # type: ignore[method-assign]
+    manager.plan_model = planner  # type: ignore[method-assign]
     manager.models["m"] = SimpleNamespace(name="m", in_process=lambda: "runner")  # type: ignore[assignment]
+    released: list[str] = []
+
+    async def release(plan_id: str) -> None:
+        released.append(plan_id)
+
+    manager.coordinator.release = release  # type: ignore[method-assign]
     await manager.deployment("m")
-    return manager, planner
+    return manager, planner, released
 
 
 async def settled(manager: ClusterManager, timeout: float = 5.0) -> dict[str, Any]:
@@ -58,20 +66,24 @@ async def settled(manager: ClusterManager, timeout: float = 5.0) -> dict[str, An
     while manager.replan_status["state"] != "idle":
         assert time.monotonic() < deadline, f"re-plan still {manager.replan_status['state']}"
         await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # (releases run in tasks of their own)
     return manager.replan_status
 
 
 async def test_a_burst_of_changes_re_plans_once_in_the_background() -> None:
-    manager, planner = await used_manager()
+    manager, planner, released = await used_manager()
 
     manager.changed("laptop", True)
     manager.changed("porch-pi", True)
     manager.changed("laptop", False)
-    assert manager.replan_status["state"] == "pending" and "m" not in manager.deployments
+    # Meanwhile requests keep the plan they have (none of its workers left).
+    assert manager.replan_status["state"] == "pending"
+    assert manager.deployments["m"].plan_id == "plan-1"
     status = await settled(manager)
 
     assert planner.calls == 2
     assert manager.deployments["m"].plan_id == "plan-2"
+    assert released == ["plan-1"]
     assert status["runs"] == 1
     assert status["last"]["models"]["m"] == {
         "strategy": "local",
@@ -80,47 +92,48 @@ async def test_a_burst_of_changes_re_plans_once_in_the_background() -> None:
     assert status["last"]["reason"] == "laptop joined; porch-pi joined; laptop left"
 
 
-async def test_the_re_plan_waits_for_the_request_in_flight() -> None:
-    manager, planner = await used_manager()
-    started, release = threading.Event(), threading.Event()
+async def test_a_re_plan_does_not_wait_for_the_request_in_flight() -> None:
+    """The new plan is installed while a request still runs on the old one, which is released
+    only when that request has finished."""
+    manager, planner, released = await used_manager()
+    started, finish = threading.Event(), threading.Event()
 
     def work(runner: Any) -> str:
         started.set()
-        release.wait(10)
+        finish.wait(10)
         return str(runner)
 
     request = asyncio.create_task(manager.run("m", work, 30))
     await asyncio.to_thread(started.wait, 10)
     manager.changed("laptop", True)
-    await asyncio.sleep(0.3)  # well past the re-plan delay
-    assert manager.replan_status["state"] == "pending" and planner.calls == 1
-    release.set()
-    _, dep, timings = await request
     await settled(manager)
+    assert planner.calls == 2 and manager.deployments["m"].plan_id == "plan-2"
+    assert released == [], "a plan was released under its request"
+    finish.set()
+    _, dep, timings = await request
+    await asyncio.sleep(0.01)
 
     assert dep.plan_id == "plan-1" and not timings["failovers"]
-    assert planner.calls == 2 and manager.deployments["m"].plan_id == "plan-2"
+    assert released == ["plan-1"]
 
 
-async def test_a_failed_re_plan_is_logged_and_leaves_the_model_to_the_next_request(
+async def test_a_failed_re_plan_is_logged_and_the_model_keeps_its_plan(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    manager, planner = await used_manager()
+    manager, planner, released = await used_manager()
     planner.fail = WorkerLost("laptop closed its connection")
 
-    with caplog.at_level(logging.WARNING, logger="assistant.cluster.manager"):
-        manager.changed("laptop", False)
+    with caplog.at_level(logging.WARNING, logger="assistant.cluster.refresh"):
+        manager.changed("porch-pi", True)
         status = await settled(manager)
 
-    assert "m" not in manager.deployments
+    assert manager.deployments["m"].plan_id == "plan-1" and released == []
     assert "WorkerLost" in status["last"]["models"]["m"]["error"]
     assert "background re-plan failed" in caplog.text
-    planner.fail = None
-    assert (await manager.deployment("m")).plan_id == "plan-3"
 
 
 async def test_closing_the_manager_cancels_a_pending_re_plan() -> None:
-    manager, planner = await used_manager()
+    manager, planner, _ = await used_manager()
     manager.changed("laptop", True)
 
     await manager.close()
@@ -131,7 +144,7 @@ async def test_closing_the_manager_cancels_a_pending_re_plan() -> None:
 
 def test_a_change_outside_an_event_loop_only_drops_the_plans() -> None:
     manager = ClusterManager(Coordinator(), replan_delay_s=0.05)
-    manager._plan = FakePlanner()  # type: ignore[method-assign]
+    manager.plan_model = FakePlanner()  # type: ignore[method-assign]
     manager.models["m"] = SimpleNamespace(name="m")  # type: ignore[assignment]
     asyncio.run(manager.deployment("m"))
 

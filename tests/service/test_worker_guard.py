@@ -4,6 +4,7 @@ process driven by a development coordinator)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -40,7 +41,12 @@ def poke(cluster: RemoteCluster, name: str, *frames: str | bytes) -> Any:
     async def go() -> Any:
         for f in frames:
             await session.ws.send(f)
-        return await session.inbox.get()
+        # a reply naming a run arrives among the run replies, any other among the control ones
+        replies = [asyncio.ensure_future(q.get()) for q in (session.inbox, session.runs)]
+        done, pending = await asyncio.wait(replies, return_when=asyncio.FIRST_COMPLETED)
+        for p in pending:
+            p.cancel()
+        return done.pop().result()
 
     return cluster.call(go(), timeout=60)
 
