@@ -29,7 +29,7 @@ from edge_worker.engine.weights import ModelWeights
 from edge_worker.errors import CommTimeout, GalaxyError
 from edge_worker.service import protocol as P
 from edge_worker.spec.config import ModelConfig
-from edge_worker.spec.plan import ParallelPlan
+from edge_worker.spec.plan import ParallelPlan, make_plan
 
 M = TypeVar("M", P.Loaded, P.Ready)
 log = logging.getLogger(__name__)
@@ -73,6 +73,10 @@ class Coordinator:
         # One control conversation at a time (deploy, profile, probe): their replies share
         # each worker's control inbox, and rings form one at a time.
         self.control = asyncio.Lock()
+        # Taken (after `control`, never before: a deploy holds `control` for seconds) around
+        # measurements, which must not share the workers with requests: the gateway gives the
+        # ring's step lock (gate.py).
+        self.quiet = asyncio.Lock()
 
     @property
     def url(self) -> str:
@@ -233,7 +237,11 @@ class Coordinator:
                 )
                 # Only then the rings: every rank has its shard, so no one waits out its ring
                 # deadline for a peer whose shard is still on the way.
-                await asyncio.gather(*(self._expect(s, P.Loaded, plan_id) for s in sessions))
+                loaded = await asyncio.gather(
+                    *(self._expect(s, P.Loaded, plan_id) for s in sessions)
+                )
+                for s, msg in zip(sessions, loaded, strict=True):
+                    s.cached = set(msg.cached_shards)  # (what it evicted is sent again)
                 for s in sessions:
                     await s.send(P.Connect(plan_id=plan_id))
                 readies = await asyncio.gather(
@@ -244,6 +252,24 @@ class Coordinator:
                 raise
         self.deployments[plan_id] = sessions
         return plan_id, list(readies)
+
+    async def stage(self, cfg: ModelConfig, weights: ModelWeights, s: WorkerSession) -> bool:
+        """Put the whole model in `s`'s shard store (on its disk, in no plan), unless it is
+        there: a plan with `s` alone then never waits for a transfer (a one-device plan's
+        shard is the whole model, hash and all). Returns whether it shipped."""
+        _, digest = await self.shards.digest(cfg, weights, None, 0)
+        if digest in s.cached:
+            return False
+        plan = make_plan(cfg, "local", [1.0])
+        token, plan_id = secrets.token_hex(16), secrets.token_hex(6)
+        me = [P.Peer(name=s.name, host=s.hello.data_host, port=s.hello.data_port)]
+        async with self.control:
+            try:
+                await assign(self, s, 0, cfg, weights, plan, plan_id, me, token)
+                s.cached = set((await self._expect(s, P.Loaded, plan_id)).cached_shards)
+            finally:
+                await self._release([s], plan_id)
+        return True
 
     async def release(self, plan_id: str) -> None:
         """The plan is no longer used: its workers close its ring and free its shards."""
@@ -267,7 +293,7 @@ class Coordinator:
 
     async def profile(self, s: WorkerSession, request: P.Profile) -> P.ProfileResult:
         """Measure a worker's layer costs (GEMMs, attention, connective block)."""
-        async with self.control:
+        async with self.control, self.quiet:
             await s.send(request)
             while True:
                 item = await s.next(self.timeout)
@@ -296,7 +322,7 @@ class Coordinator:
                 if isinstance(item, P.ProbeResult) and item.probe_id == probe_id:
                     return item
 
-        async with self.control:
+        async with self.control, self.quiet:
             for rank, s in enumerate(sessions):
                 await s.send(
                     P.Probe(probe_id=probe_id, rank=rank, peers=peers, token=token, nbytes=nbytes)

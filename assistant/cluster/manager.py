@@ -93,6 +93,7 @@ class ClusterManager:
         self.drift = RingDrift()  # sets drift.suspect when a ring slows mid-run
         self.overlap = OverlapLearner()  # what overlap costs each device, from traces
         self.gate = ClusterGate()
+        coordinator.quiet = self.gate.step  # measurements take their turn with the requests
         self._waiting = 0  # requests in flight or waiting
         self.queue_size = queue_size
         self.replanner = Replanner(partial(replan_stale, self), replan_delay_s)
@@ -138,17 +139,16 @@ class ClusterManager:
                 dep.generation = self.replanner.generation
 
     async def _profile_joined(self, name: str) -> None:
-        """Measure a worker that just registered, for every served model (one step on the
+        """Measure a worker that just registered, for every served model (each a step on the
         cluster: its compute thread is busy meanwhile). Failures wait for the next plan."""
-        async with self.gate.step:
-            for m in list(self.models.values()):
-                if name not in self.online():
-                    return
-                try:
-                    r = await asyncio.wait_for(self._profile(name, m), self.coordinator.timeout)
-                    log.info("%s profiled for %s: %.1f GFLOP/s", name, m.name, r.gflops)
-                except (GalaxyError, TimeoutError, KeyError) as exc:
-                    log.warning("%s: profiling for %s failed (%s)", name, m.name, exc)
+        for m in list(self.models.values()):
+            if name not in self.online():
+                return
+            try:
+                r = await asyncio.wait_for(self._profile(name, m), self.coordinator.timeout)
+                log.info("%s profiled for %s: %.1f GFLOP/s", name, m.name, r.gflops)
+            except (GalaxyError, TimeoutError, KeyError) as exc:
+                log.warning("%s: profiling for %s failed (%s)", name, m.name, exc)
 
     def stale(self, reason: str) -> None:
         """Re-plan every served model in the background; requests keep their plans meanwhile.
@@ -216,9 +216,9 @@ class ClusterManager:
                 None,
                 {"reason": "no workers online: the gateway computes alone"},
             )
-        async with self.gate.step:  # measuring uses the workers: between two requests' steps
-            measured = {n: await self._profile(n, m) for n in names}
-            links = await measure_links(self, names) if self.strategy == "auto" else {}
+        # (measuring is a step on the cluster of its own: Coordinator.quiet)
+        measured = {n: await self._profile(n, m) for n in names}
+        links = await measure_links(self, names) if self.strategy == "auto" else {}
         speeds = {n: r.gflops for n, r in measured.items()}
         if self.strategy == "auto":
             profiles = [

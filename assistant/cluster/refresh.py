@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.cluster.deployment import Deployment
 from assistant.cluster.models import ServedModel
 from assistant.planner.memory import memory_mb
+from edge_worker.engine.weights import tensor_bytes
 from edge_worker.errors import GalaxyError
 from edge_worker.spec.plan import ParallelPlan
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from assistant.cluster.manager import ClusterManager
 
 PLAN_SEQ = 256  # typical request length the plans are optimised for
+STAGE_SHARE = 0.25  # stage_whole: the largest model staged, as a share of a worker's memory
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +71,31 @@ async def refresh(manager: ClusterManager, model: str) -> Deployment:
 
 async def make_standbys(manager: ClusterManager, model: str) -> None:
     """For each worker of the model's plan, a plan without it, deployed ahead (where the
-    memory allows; one that does not fit stops the rest)."""
+    memory allows; one that does not fit stops the rest). Then the whole model staged on the
+    disk of every worker where it is small (`stage_whole`)."""
     dep = manager.deployments.get(model)
     if not manager.standby or dep is None or len(dep.workers) < 2:
         return
+    await _standby_plans(manager, model, dep)
+    await stage_whole(manager, model)
+
+
+async def stage_whole(manager: ClusterManager, model: str) -> None:
+    """Every online worker keeps the whole model on its disk, where the model takes at most
+    `STAGE_SHARE` of the worker's memory budget: a standby made after a loss is often the
+    model on one device alone, which then loads from disk instead of waiting for the whole
+    model to cross the link (seconds of both ends' CPU, in the middle of a fault)."""
+    m = manager.models[model]
+    size_mb = tensor_bytes(m.weights) / 2**20
+    for name in manager.online():
+        hello = manager.coordinator.sessions[name].hello
+        if size_mb <= STAGE_SHARE * ((hello.memory_mb or 4096.0) - hello.reserve_mb):
+            session = manager.coordinator.sessions[name]
+            if await manager.coordinator.stage(m.cfg, m.weights, session):
+                log.info("%s: the whole model staged on %s's disk", model, name)
+
+
+async def _standby_plans(manager: ClusterManager, model: str, dep: Deployment) -> None:
     for lost in dep.workers:
         if lost in manager.book.standby.get(model, {}):
             continue

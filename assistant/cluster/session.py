@@ -33,7 +33,6 @@ class WorkerSession:
     alive: bool = True
     cached: set[str] = field(default_factory=set)  # shard hashes the worker holds on disk
     running: int | None = None  # a run sent and not answered yet
-    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
     _frames_owed: int = 0  # tensor frames still to come after a Result
 
     def __post_init__(self) -> None:
@@ -147,12 +146,7 @@ class WorkerSession:
         self.inbox.put_nowait(_CLOSED)
         self.runs.put_nowait(_CLOSED)
 
-    async def send(self, msg: P.Message, *, held: bool = False) -> None:
-        """Send one message; `held`: the caller holds `sending` (a shard's Assign and its
-        frames go out with nothing between them, a Run included)."""
-        if not held:
-            async with self.sending:
-                return await self.send(msg, held=True)
+    async def send(self, msg: P.Message) -> None:
         try:
             await self.ws.send(msg.model_dump_json())
         except websockets.ConnectionClosed as exc:

@@ -48,42 +48,42 @@ async def assign(
     send_full = full_hash is not None and full_hash not in s.cached
     if send_full:
         full_t = (await coordinator.shards.cut(cfg, weights, None, rank))[0]
-    async with s.sending:  # nothing between the Assign and its frames
-        await s.send(
-            P.Assign(
-                plan_id=plan_id,
-                rank=rank,
-                peers=peers,
-                token=token,
-                config=asdict(cfg),
-                plan=asdict(plan),
-                shard_hash=shard_hash,
-                shard_meta=shard_meta,
-                shard_tensors=len(shard_t),
-                full_hash=full_hash,
-                full_meta=full_meta,
-                full_tensors=len(full_t),
-                plain_ring=plain_ring,
-            ),
-            held=True,
+    # Runs may go out between the frames (the worker queues them): requests are not held
+    # back for a shard on its way. The control lock keeps any other message out.
+    await s.send(
+        P.Assign(
+            plan_id=plan_id,
+            rank=rank,
+            peers=peers,
+            token=token,
+            config=asdict(cfg),
+            plan=asdict(plan),
+            shard_hash=shard_hash,
+            shard_meta=shard_meta,
+            shard_tensors=len(shard_t),
+            full_hash=full_hash,
+            full_meta=full_meta,
+            full_tensors=len(full_t),
+            plain_ring=plain_ring,
         )
-        frames = [*shard_t.items(), *full_t.items()]
-        total, sent = sum(t.numel() * t.element_size() for _, t in frames), 0
-        try:
-            for name, t in frames:
-                coordinator.transfers[s.name] = (sent, total)
-                await s.send_frame(wire.encode(name, t), SEND_STALL_S)
-                sent += t.numel() * t.element_size()
-        except BaseException:
-            # Cut short (cancelled, or the link failed): the worker would read whatever comes
-            # next as the missing tensors. Close its link; it reconnects by itself, in step.
-            s.alive = False
-            closing = asyncio.get_running_loop().create_task(s.ws.close(1011, "transfer cut short"))
-            coordinator.closing.add(closing)
-            closing.add_done_callback(coordinator.closing.discard)
-            raise
-        finally:
-            coordinator.transfers.pop(s.name, None)
+    )
+    frames = [*shard_t.items(), *full_t.items()]
+    total, sent = sum(t.numel() * t.element_size() for _, t in frames), 0
+    try:
+        for name, t in frames:
+            coordinator.transfers[s.name] = (sent, total)
+            await s.send_frame(wire.encode(name, t), SEND_STALL_S)
+            sent += t.numel() * t.element_size()
+    except BaseException:
+        # Cut short (cancelled, or the link failed): the worker would read whatever comes
+        # next as the missing tensors. Close its link; it reconnects by itself, in step.
+        s.alive = False
+        closing = asyncio.get_running_loop().create_task(s.ws.close(1011, "transfer cut short"))
+        coordinator.closing.add(closing)
+        closing.add_done_callback(coordinator.closing.discard)
+        raise
+    finally:
+        coordinator.transfers.pop(s.name, None)
     log.info(
         "rank %d -> %s: shard %s (%s)",
         rank,

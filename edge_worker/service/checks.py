@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from torch import Tensor
-from websockets.asyncio.client import ClientConnection
 
 from edge_worker.engine.weights import ModelWeights, unflatten
 from edge_worker.errors import GalaxyError, PlanError
@@ -104,7 +104,7 @@ def run_inputs(cfg: ModelConfig, msg: P.Run) -> None:
 
 
 async def receive_weights(
-    ws: ClientConnection,
+    recv: Callable[[], Awaitable[bytes]],
     store: ShardStore,
     who: str,
     digest: str,
@@ -112,9 +112,9 @@ async def receive_weights(
     count: int,
 ) -> ModelWeights:
     """A shard: from the store when `count` is 0 (cached), else `count` tensor frames from the
-    link, checked against `digest` and stored. The log shows the transfer as a bar. Hashing,
-    writing and reading take seconds for a large model: off the event loop, which must keep
-    answering the gateway's keepalive pings meanwhile."""
+    link (`recv`: the next one), checked against `digest` and stored. The log shows the
+    transfer as a bar. Hashing, writing and reading take seconds for a large model: off the
+    event loop, which must keep answering the gateway's keepalive pings meanwhile."""
     if count == 0:
         if not store.has(digest):
             raise BadMessage("bad_shard", f"shard {digest} is neither sent nor cached")
@@ -123,9 +123,7 @@ async def receive_weights(
     tensors: dict[str, Tensor] = {}
     received, shown = 0, -1
     for i in range(count):
-        frame = await ws.recv()
-        if not isinstance(frame, bytes):
-            raise BadMessage("bad_shard", "expected a tensor frame, got a text message")
+        frame = await recv()
         try:
             name, t = wire.decode(frame)
         except ValueError as exc:

@@ -34,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 VERSION = 4  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
 # 3: a profile result says how much CPU the worker's process may use (cpu_cores);
-# 4: a worker reads on while it runs (a plan deploys beside requests), Release frees a plan
+# 4: a worker reads on while it runs (a plan deploys beside requests), Release frees a plan,
+# Loaded says which shards the worker holds now
 
 
 class Message(BaseModel):
@@ -99,6 +100,7 @@ class Loaded(Message):
     type: Literal["loaded"] = "loaded"
     plan_id: str
     shard_mb: float
+    cached_shards: list[str] = Field(default=[], max_length=4096)  # on disk now: not sent again
 
 
 class Connect(Message):

@@ -13,12 +13,10 @@ cap exactly that thread's CPU. A product worker never sets it. A malformed
 message is answered with an `Error` and the worker carries on; a lost ring peer is reported as
 `worker_lost` and the ring is torn down until the next assignment.
 
-The worker reads on while it runs (protocol version 4): `Run`s go, in arrival order, to one task
-that executes them one after another, while the reader handles everything else (a new plan's
-Assign and tensor frames, Connect, Profile, Probe, Release) in order. So the gateway can deploy
-a plan beside the requests still running on the old one, and `Release` it when done. Sends are
-serialized (a Result and its tensor frames go out back to back), and so is ring formation: the
-worker has one data port, and a forming ring listens on it until it is connected.
+The worker reads on while it runs (protocol version 4; the message loop is `link.py`), so the
+gateway can deploy a plan beside the requests still running on the old one, and `Release` it
+when done. Ring formation is serialized: the worker has one data port, and a forming ring
+listens on it until it is connected.
 """
 
 from __future__ import annotations
@@ -30,8 +28,9 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -39,12 +38,10 @@ from typing import Any
 
 import torch
 import websockets
-from pydantic import ValidationError
-from websockets.asyncio.client import ClientConnection
 
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.model import RankModel
-from edge_worker.engine.weights import tensor_bytes
+from edge_worker.engine.weights import ModelWeights, tensor_bytes
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.cache import ProfileCache, machine_fingerprint
 from edge_worker.profile.compute import (
@@ -61,11 +58,11 @@ from edge_worker.service import protocol as P
 from edge_worker.service.checks import BadMessage
 from edge_worker.service.credentials import Credentials, PendingCredentials
 from edge_worker.service.execute import Deployment, LoadedShard, answer, execute
+from edge_worker.service.link import ControlLink, Handler
 from edge_worker.service.store import ShardStore
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 1 << 30  # a control message: a shard's largest tensor fits, no more
-Handler = Callable[[ClientConnection, Any], Awaitable[None]]  # one message type's handler
 
 
 def free_port(host: str) -> int:
@@ -118,6 +115,8 @@ class Worker:
         # Plans this worker is part of, most recently used last: one ring and shard each.
         self.deployments: OrderedDict[str, Deployment] = OrderedDict()
         self.loaded: dict[str, LoadedShard] = {}  # shards in place, rings not joined yet
+        # Weights some plan holds, by content hash: gone with the last plan that holds them.
+        self.live: weakref.WeakValueDictionary[str, ModelWeights] = weakref.WeakValueDictionary()
         # The gateway frees plans itself (Release) and keeps standby plans deployed beside the
         # one in use, so this bound is only a safety net against a gateway that forgets: the
         # least recently used plan beyond it is dropped (and its ring closed) on a new Assign.
@@ -148,18 +147,25 @@ class Worker:
             ping_timeout=20,
             ssl=ssl_ctx,
         ) as ws:
-            # Per link, and so per event loop: one sender on it at a time (a Result's frames
-            # follow it directly), one ring forming on the data port at a time.
-            self._send_lock, self._ring_lock = asyncio.Lock(), asyncio.Lock()
-            await self._send(ws, self.hello().model_dump_json())
+            handlers: dict[type[P.Message], Handler] = {
+                P.Assign: self._assign,
+                P.Connect: self._connect,
+                P.Profile: self._profile,
+                P.Probe: self._probe,
+                P.Release: self._release,
+                P.Renewed: self._take_renewal,
+            }
+            link = ControlLink(ws, self.name, handlers, self._run)
+            self._ring_lock = asyncio.Lock()  # per link, so per event loop: one ring forming
+            await link.send(self.hello().model_dump_json())
             log.info("%s connected to %s", self.name, url)
             if gateway and credentials is not None and credentials.needs_renewal():
                 self._renewal, csr = credentials.renewal()
-                await self._send(ws, P.Renew(csr=csr.decode()).model_dump_json())
+                await link.send(P.Renew(csr=csr.decode()).model_dump_json())
                 log.info("%s: certificate nears its end: asked for a new one", self.name)
             self.on_link(url)
             try:
-                return await self._loop(ws)
+                return await link.serve()
             finally:
                 self.on_link(None)
                 for plan_id in list(self.deployments):
@@ -180,90 +186,7 @@ class Worker:
             cached_shards=self.store.hashes(),
         )
 
-    async def _loop(self, ws: ClientConnection) -> bool:
-        """Answer messages until Shutdown (True) or the link closes (False). Runs are queued
-        for one task that executes them in arrival order (`_runs`), so the reader goes on with
-        the next message while a run computes; every other message is handled here, in order.
-        Every message is guarded (`_guarded`)."""
-        runs: asyncio.Queue[P.Run] = asyncio.Queue()
-        runner = asyncio.create_task(self._runs(ws, runs), name=f"{self.name}-runs")
-        try:
-            return await self._read(ws, runs)
-        finally:
-            runner.cancel()  # a run still on the compute thread finishes there, unanswered
-            await asyncio.gather(runner, return_exceptions=True)
-
-    async def _read(self, ws: ClientConnection, runs: asyncio.Queue[P.Run]) -> bool:
-        """The reader: parse and check each message, queue Runs, handle the rest in order."""
-        handlers: dict[type[P.Message], Handler] = {
-            P.Assign: self._assign,
-            P.Connect: self._connect,
-            P.Profile: self._profile,
-            P.Probe: self._probe,
-            P.Release: self._release,
-            P.Renewed: self._take_renewal,
-        }
-        async for frame in ws:
-            if isinstance(frame, bytes):
-                await self._error(ws, "bad_message", "unexpected binary frame outside a shard")
-                continue
-            try:
-                msg = P.parse(frame)
-            except ValidationError as exc:
-                await self._error(ws, "bad_message", f"malformed message: {exc.errors()[:2]}")
-                continue
-            if msg.version != P.VERSION:
-                await self._error(
-                    ws,
-                    "version",
-                    f"message of protocol version {msg.version}; this worker speaks "
-                    f"{P.VERSION}: update the older side",
-                )
-                continue
-            if isinstance(msg, P.Shutdown):
-                log.info("%s: shutdown requested", self.name)
-                return True
-            if isinstance(msg, P.Run):
-                runs.put_nowait(msg)
-                continue
-            handler = handlers.get(type(msg))
-            if handler is None:
-                await self._error(
-                    ws, "bad_message", f"a worker does not accept {type(msg).__name__}"
-                )
-                continue
-            await self._guarded(ws, handler, msg)
-        return False
-
-    async def _runs(self, ws: ClientConnection, runs: asyncio.Queue[P.Run]) -> None:
-        """Execute the queued runs one after another, in arrival order, each guarded."""
-        while True:
-            await self._guarded(ws, self._run, await runs.get())
-
-    async def _guarded(self, ws: ClientConnection, handler: Handler, msg: P.Message) -> None:
-        """Handle one message; whatever goes wrong is answered with an `Error` (with the run id
-        when it is a Run) and the worker carries on with the next one. Only a closed link
-        ends it."""
-        run_id = msg.run_id if isinstance(msg, P.Run) else None
-        try:
-            await handler(ws, msg)
-        except BadMessage as exc:
-            await self._error(ws, exc.code, str(exc), run_id)
-        except websockets.ConnectionClosed:
-            raise
-        except Exception as exc:  # the guard: one message's failure never ends the worker
-            log.exception("%s: %s failed", self.name, type(msg).__name__)
-            text = f"{type(exc).__name__} while handling {type(msg).__name__}: {exc}"
-            await self._error(ws, "internal", text[:500], run_id)
-
-    async def _send(self, ws: ClientConnection, *frames: str | bytes) -> None:
-        """Send `frames` back to back: the reader and the run task both send, and nothing of
-        one may come between a Result and its tensor frames."""
-        async with self._send_lock:
-            for f in frames:
-                await ws.send(f)
-
-    async def _profile(self, ws: ClientConnection, msg: P.Profile) -> None:
+    async def _profile(self, link: ControlLink, msg: P.Profile) -> None:
         key = msg.model_dump_json(exclude={"fresh", "seconds"})
         costs = None if msg.fresh else self.profiles.get(key)
         cached = costs is not None
@@ -283,8 +206,7 @@ class Worker:
             costs = await loop.run_in_executor(self.compute, work)
             self.profiles.put(key, costs)
         c, k = costs, self.speed  # an emulated slow device reports its slowness
-        await self._send(
-            ws,
+        await link.send(
             P.ProfileResult(
                 proj=[(m, n, g * k) for m, n, g in c.proj],
                 mlp=[(m, n, g * k) for m, n, g in c.mlp],
@@ -298,7 +220,7 @@ class Worker:
             ).model_dump_json(),
         )
 
-    async def _take_renewal(self, ws: ClientConnection, msg: P.Renewed) -> None:
+    async def _take_renewal(self, link: ControlLink, msg: P.Renewed) -> None:
         """The gateway's new certificate for the key of our Renew: stored; the next
         connections (control link and ring) present it."""
         if self._renewal is None or self.credentials is None:
@@ -340,7 +262,7 @@ class Worker:
             max_tensor_bytes=max_tensor_bytes,
         )
 
-    async def _probe(self, ws: ClientConnection, msg: P.Probe) -> None:
+    async def _probe(self, link: ControlLink, msg: P.Probe) -> None:
         comm: TcpRingCommunicator | None = None
         try:
             async with self._ring_lock:  # the ring listens on the data port until connected
@@ -350,54 +272,58 @@ class Worker:
                 self.compute, measure_ring, comm, msg.nbytes
             )
         except CommError as exc:
-            await self._error(ws, "worker_lost", f"link probe failed: {exc}")
+            await link.error("worker_lost", f"link probe failed: {exc}")
             return
         finally:
             if comm is not None:
                 comm.close()
-        await self._send(
-            ws,
+        await link.send(
             P.ProbeResult(
                 probe_id=msg.probe_id, latency_ms=hop_ms, mbps_from_prev=mbps
             ).model_dump_json(),
         )
 
-    async def _error(
-        self, ws: ClientConnection, code: str, text: str, run_id: int | None = None
-    ) -> None:
-        log.warning("%s: %s: %s", self.name, code, text)
-        await self._send(ws, P.Error(code=code, text=text, run_id=run_id).model_dump_json())
-
-    async def _assign(self, ws: ClientConnection, msg: P.Assign) -> None:
+    async def _assign(self, link: ControlLink, msg: P.Assign) -> None:
         try:
             cfg, plan = checks.assignment(msg)
         except BadMessage:
             following = msg.shard_tensors + msg.full_tensors
             for _ in range(following if following <= 2 * checks.MAX_TENSORS else 0):
-                await ws.recv()  # the frames that follow the refused message
+                await link.ws.recv()  # the frames that follow the refused message
             raise
         self._drop(msg.plan_id)
         while len(self.deployments) >= self.max_deployments:
             self._drop(next(iter(self.deployments)))
-        weights = await checks.receive_weights(
-            ws, self.store, self.name, msg.shard_hash, msg.shard_meta, msg.shard_tensors
-        )
+        weights = await self._weights(link, msg.shard_hash, msg.shard_meta, msg.shard_tensors)
         full = None
         if msg.full_hash is not None and msg.full_meta is not None:
-            full = await checks.receive_weights(
-                ws, self.store, self.name, msg.full_hash, msg.full_meta, msg.full_tensors
-            )
+            full = await self._weights(link, msg.full_hash, msg.full_meta, msg.full_tensors)
         self.loaded[msg.plan_id] = LoadedShard(msg, cfg, plan, weights, full)
         while len(self.loaded) > self.max_deployments:
             self.loaded.pop(next(iter(self.loaded)))
         mb = round(tensor_bytes(weights) / 2**20, 2)
-        await self._send(ws, P.Loaded(plan_id=msg.plan_id, shard_mb=mb).model_dump_json())
+        loaded = P.Loaded(plan_id=msg.plan_id, shard_mb=mb, cached_shards=self.store.hashes())
+        await link.send(loaded.model_dump_json())
 
-    async def _connect(self, ws: ClientConnection, msg: P.Connect) -> None:
+    async def _weights(
+        self, link: ControlLink, digest: str, meta: dict[str, Any], count: int
+    ) -> ModelWeights:
+        """A shard (or whole model) by content hash: the same tensors as a plan already holding
+        it (the engine only reads weights; a standby plan and the plan in use often share the
+        whole model of their decoding rank), else received or loaded from the store."""
+        if count == 0 and (live := self.live.get(digest)) is not None:
+            return live
+        weights = await checks.receive_weights(
+            link.shard_frame, self.store, self.name, digest, meta, count
+        )
+        self.live[digest] = weights
+        return weights
+
+    async def _connect(self, link: ControlLink, msg: P.Connect) -> None:
         """Join the ring of a loaded plan (every rank has its shard by now)."""
         shard = self.loaded.pop(msg.plan_id, None)
         if shard is None:
-            await self._error(ws, "plan", f"no loaded plan {msg.plan_id} on this worker")
+            await link.error("plan", f"no loaded plan {msg.plan_id} on this worker")
             return
         a = shard.assign
         async with self._ring_lock:  # the ring listens on the data port until connected
@@ -406,7 +332,7 @@ class Worker:
                 await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in a.peers])
             except CommError as exc:
                 comm.close()
-                await self._error(ws, "worker_lost", f"ring did not form: {exc}")
+                await link.error("worker_lost", f"ring did not form: {exc}")
                 return
         model = RankModel(shard.cfg, shard.weights, shard.plan, comm, full=shard.full)
         if self.speed < 1.0:
@@ -415,12 +341,12 @@ class Worker:
         reset_peak_rss()
         mb = tensor_bytes(shard.weights) / 2**20
         log.info("%s: rank %d of %d, shard %.1f MB", self.name, a.rank, len(a.peers), mb)
-        await self._send(ws, P.Ready(plan_id=a.plan_id, shard_mb=round(mb, 2)).model_dump_json())
+        await link.send(P.Ready(plan_id=a.plan_id, shard_mb=round(mb, 2)).model_dump_json())
 
-    async def _run(self, ws: ClientConnection, msg: P.Run) -> None:
+    async def _run(self, link: ControlLink, msg: P.Run) -> None:
         dep = self.deployments.get(msg.plan_id)
         if dep is None:
-            await self._error(ws, "plan", f"no plan {msg.plan_id} on this worker", msg.run_id)
+            await link.error("plan", f"no plan {msg.plan_id} on this worker", msg.run_id)
             return
         checks.run_inputs(dep.model.cfg, msg)
         self.deployments.move_to_end(msg.plan_id)
@@ -429,15 +355,15 @@ class Worker:
             out, trace = await loop.run_in_executor(self.compute, execute, dep, msg)
         except CommError as exc:
             self._drop(msg.plan_id)
-            await self._error(ws, "worker_lost", str(exc), msg.run_id)
+            await link.error("worker_lost", str(exc), msg.run_id)
             return
         except (GalaxyError, ValueError, IndexError, RuntimeError) as exc:
-            await self._error(ws, "internal", f"{type(exc).__name__}: {exc}", msg.run_id)
+            await link.error("internal", f"{type(exc).__name__}: {exc}", msg.run_id)
             return
         result, frames = answer(dep, msg, out, trace)
-        await self._send(ws, result.model_dump_json(), *frames)
+        await link.send(result.model_dump_json(), *frames)
 
-    async def _release(self, ws: ClientConnection, msg: P.Release) -> None:
+    async def _release(self, link: ControlLink, msg: P.Release) -> None:
         """The gateway is done with a plan: close its ring and free its shard, whether it was
         deployed or only loaded. A run still queued for it answers an Error "plan"; one mid-way
         on its ring, "worker_lost". A plan already gone (evicted, its ring lost) is no error."""

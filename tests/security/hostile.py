@@ -207,7 +207,7 @@ class RingProbe:
             P.Peer(name=self.me.name, host="127.0.0.1", port=self.listener.getsockname()[1]),
         ]
         msg = P.Probe(probe_id=probe_id, rank=0, peers=peers, token=self.token.hex(), nbytes=4096)
-        async with manager.coordinator.control, manager.gate.step:
+        async with manager.coordinator.control, manager.coordinator.quiet:
             await session.send(msg)
             try:
                 while True:

@@ -255,3 +255,31 @@ async def test_a_results_frames_follow_it_while_the_reader_answers_other_message
     assert errors > 0  # the reader did answer between the results
     for _ in range(sent - errors):
         await link.expect(P.Error)
+
+
+async def test_a_run_between_a_shards_frames_is_served_and_the_shard_still_loads(
+    link: Link,
+) -> None:
+    """The gateway does not hold requests back while a shard is on its way: a Run (and a
+    Release) between two of its frames are handled, and the shard loads whole."""
+    await link.deploy("a", "llama")
+    await link.deploy("old", "llama")
+    assign, *frames = await link.assign("b", "qwen2")
+    assert len(frames) >= 2
+    on_a, run_a = link.run("a")
+    release = P.Release(plan_id="old").model_dump_json()
+    await link.send(assign, frames[0], run_a, release, *frames[1:])
+
+    got: dict[type, P.Message] = {}
+    while len(got) < 2:  # the Result and Loaded, in either order
+        msg = await link.recv()
+        assert isinstance(msg, P.Result | P.Loaded), msg
+        got[type(msg)] = msg
+        if isinstance(msg, P.Result):
+            assert msg.run_id == on_a
+            logits = (await link.tensors(msg))["logits"]
+            assert_within_tolerance(logits, reference(tiny_model("llama"), torch.tensor(IDS)))
+    assert got[P.Loaded].plan_id == "b"  # type: ignore[attr-defined]
+    await link.send(P.Connect(plan_id="b").model_dump_json())
+    assert (await link.expect(P.Ready)).plan_id == "b"
+    assert set(link.worker.deployments) == {"a", "b"}  # "old" released mid-shard
