@@ -74,7 +74,7 @@ async def make_standbys(manager: ClusterManager, model: str) -> None:
     memory allows; one that does not fit stops the rest). Then the whole model staged on the
     disk of every worker where it is small (`stage_whole`)."""
     dep = manager.deployments.get(model)
-    if not manager.standby or dep is None or len(dep.workers) < 2:
+    if not manager.standby or dep is None or not dep.workers:
         return
     await _standby_plans(manager, model, dep)
     await stage_whole(manager, model)
@@ -100,6 +100,8 @@ async def _standby_plans(manager: ClusterManager, model: str, dep: Deployment) -
         if lost in manager.book.standby.get(model, {}):
             continue
         names = [n for n in manager.online() if n != lost]
+        if not names:  # (the gateway's own device stands by anyway)
+            continue
         spare = await manager.plan_model(manager.models[model], names, fit=True)
         if spare is None:
             return
