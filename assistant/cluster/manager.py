@@ -126,6 +126,8 @@ class ClusterManager:
         log.info("worker %s; plans will be re-made", what)
         if online:  # its link is measured again (it may have moved, say to Wi-Fi)
             self.links_for -= {name}
+            for model in [m for m, d in self.deployments.items() if not d.workers]:
+                self.book.drop(model)  # the gateway alone: requests wait for the workers' plan
         else:
             self.release(self.book.lost(name))
         if online and self.models:
@@ -314,7 +316,6 @@ class ClusterManager:
                 dep: Deployment | None = None
                 try:
                     dep = await asyncio.wait_for(self.deployment(model), left)
-                    # (waiting for a plan: none, or the first one being made)
                     timings.setdefault("queue_ms", round((time.monotonic() - start) * 1e3, 2))
                     self.book.use(dep)
                     try:

@@ -41,13 +41,16 @@ class FakePlanner:
         if self.fail is not None:
             raise self.fail
         cfg = mha_config()
-        return Deployment(m.name, make_plan(cfg, "local", [1.0]), [], f"plan-{self.calls}")
+        plan = make_plan(cfg, "local", [1.0])
+        return Deployment(m.name, plan, ["kitchen-pi"], f"plan-{self.calls}")
 
 
 async def used_manager() -> tuple[ClusterManager, FakePlanner, list[str]]:
-    """A manager that has served model "m" once (so changes re-plan it); the plan ids its
-    coordinator was told to release."""
-    manager = ClusterManager(Coordinator(), replan_delay_s=0.05)
+    """A manager that has served model "m" once on worker kitchen-pi (so changes re-plan it);
+    the plan ids its coordinator was told to release. Nothing really runs on the worker."""
+    coordinator = Coordinator()
+    coordinator.sessions = {"kitchen-pi": SimpleNamespace(alive=True)}  # type: ignore[dict-item]
+    manager = ClusterManager(coordinator, replan_delay_s=0.05, standby=False)
     planner = FakePlanner()
     manager.plan_model = planner  # type: ignore[method-assign]
     manager.models["m"] = SimpleNamespace(name="m", in_process=lambda: "runner")  # type: ignore[assignment]
@@ -85,10 +88,7 @@ async def test_a_burst_of_changes_re_plans_once_in_the_background() -> None:
     assert manager.deployments["m"].plan_id == "plan-2"
     assert released == ["plan-1"]
     assert status["runs"] == 1
-    assert status["last"]["models"]["m"] == {
-        "strategy": "local",
-        "devices": ["gateway (in-process)"],
-    }
+    assert status["last"]["models"]["m"] == {"strategy": "local", "devices": ["kitchen-pi"]}
     assert status["last"]["reason"] == "laptop joined; porch-pi joined; laptop left"
 
 
@@ -101,7 +101,7 @@ async def test_a_re_plan_does_not_wait_for_the_request_in_flight() -> None:
     def work(runner: Any) -> str:
         started.set()
         finish.wait(10)
-        return str(runner)
+        return "done"
 
     request = asyncio.create_task(manager.run("m", work, 30))
     await asyncio.to_thread(started.wait, 10)
@@ -115,6 +115,20 @@ async def test_a_re_plan_does_not_wait_for_the_request_in_flight() -> None:
 
     assert dep.plan_id == "plan-1" and not timings["failovers"]
     assert released == ["plan-1"]
+
+
+async def test_the_gateways_own_plan_gives_way_to_a_joining_worker() -> None:
+    """Computing alone is a fallback: once a worker is there, the next request waits for the
+    plan that uses it rather than running on the gateway."""
+    manager, _, _ = await used_manager()
+    cfg = mha_config()
+    manager.deployments["m"] = Deployment("m", make_plan(cfg, "local", [1.0]), [], None)
+
+    manager.changed("laptop", True)
+
+    assert "m" not in manager.deployments
+    assert (await manager.deployment("m")).workers == ["kitchen-pi"]
+    await settled(manager)
 
 
 async def test_a_failed_re_plan_is_logged_and_the_model_keeps_its_plan(
