@@ -64,6 +64,7 @@ def test_a_link_slowed_mid_run_loses_its_share_of_the_work() -> None:
             procs = launch_in_home(home, cluster, Path(tmp))
             try:
                 cluster.wait_for_workers(3, timeout=120)
+                cluster.call(throttle(home, manager, [d.name for d in devices]))
                 plan = _until(ask, lambda devs: len(devs) >= 2, reference, "a plan on 2+ devices")
                 slowed = plan[-1]
                 home.set_bandwidth([d.name for d in devices].index(slowed), 10)
@@ -92,3 +93,13 @@ def _until(
             return devs
         assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what} (plan {devs})"
         time.sleep(0.5)
+
+
+async def throttle(home: Home, manager: ClusterManager, names: list[str]) -> None:
+    """Cap each worker's compute thread at its device's share of a core and measure it again
+    (it was profiled uncapped on joining); the plans are re-made with the new figures."""
+    for i, name in enumerate(names):
+        dev = manager.coordinator.sessions[name].hello.dev
+        assert dev is not None, "a development worker says its process and thread ids"
+        home.throttle(i, dev.pid, dev.compute_tid)
+        manager.reprofile(name)
