@@ -51,6 +51,9 @@ def test_a_link_slowed_mid_run_loses_its_share_of_the_work() -> None:
         manager = ClusterManager(cluster.coordinator, strategy="auto", replan_delay_s=0.1)
         cluster.coordinator.on_change = manager.changed
 
+        def settled() -> bool:
+            return bool(manager.replan_status["state"] == "idle")
+
         def ask() -> tuple[torch.Tensor, list[str]]:
             out = cluster.call(embed(manager, MODEL, TEXTS, 300))
             if manager.drift.suspect.is_set():  # the gateway's link watcher, inlined
@@ -65,7 +68,11 @@ def test_a_link_slowed_mid_run_loses_its_share_of_the_work() -> None:
             try:
                 cluster.wait_for_workers(3, timeout=120)
                 cluster.call(throttle(home, manager, [d.name for d in devices]))
-                plan = _until(ask, lambda devs: len(devs) >= 2, reference, "a plan on 2+ devices")
+                # (and no re-plan still on its way: one that landed after the slowdown would
+                # start its ring's record already slow, and nothing would look changed)
+                _until(ask, lambda devs: len(devs) >= 2 and settled(), reference, "a plan")
+                plan = manager.deployments[MODEL].workers  # what the next requests run on
+                assert len(plan) >= 2, plan
                 slowed = plan[-1]
                 home.set_bandwidth([d.name for d in devices].index(slowed), 10)
                 after = _until(ask, lambda devs: slowed not in devs, reference, "moved off")
