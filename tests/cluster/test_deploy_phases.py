@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 
+from assistant.cluster import coordinator as coordinator_module
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.remote import RemoteCluster
 from edge_worker.engine.loader import from_hf
@@ -29,14 +30,14 @@ SHARD_DELAY_S = 4.0
 def test_a_shard_slower_than_the_ring_deadline_still_deploys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = Coordinator._assign
+    original = coordinator_module.assign
 
-    async def slow_for_rank_1(self: Coordinator, s: Any, rank: int, *args: Any) -> None:
+    async def slow_for_rank_1(coordinator: Coordinator, s: Any, rank: int, *args: Any) -> None:
         if rank == 1:
             await asyncio.sleep(SHARD_DELAY_S)
-        await original(self, s, rank, *args)
+        await original(coordinator, s, rank, *args)
 
-    monkeypatch.setattr(Coordinator, "_assign", slow_for_rank_1)
+    monkeypatch.setattr(coordinator_module, "assign", slow_for_rank_1)
     workers = [Worker(f"w{i}", tmp_path / f"w{i}", ring_timeout=RING_DEADLINE_S) for i in range(2)]
     model = tiny_model("llama")
     cfg, weights = from_hf(model)
