@@ -25,6 +25,7 @@ from assistant.discovery.mdns import GatewayDiscovery
 from assistant.launcher import RunningGateway
 from assistant.trust.ca import HomeCA
 from edge_worker.comm import handshake
+from edge_worker.comm import tls as ring_tls
 from edge_worker.comm.handshake import Identity
 from edge_worker.errors import GalaxyError
 from edge_worker.service import protocol as P
@@ -225,10 +226,15 @@ class RingProbe:
         return sock
 
     def connect(self, tls: ssl.SSLContext | None = None) -> socket.socket:
-        """A connection to the worker's data port, through TLS with `tls` if given."""
+        """A connection to the worker's data port, through TLS with `tls` if given: a home
+        context (it checks the worker's certificate) speaks the ring's own protocol, TLS and
+        then sealed records (comm/tls.py); a stranger's context only TLS, which is refused."""
         sock = socket.create_connection(self.address, timeout=15)
         self.sockets.append(sock)
-        if tls is not None:
+        if tls is not None and tls.verify_mode == ssl.CERT_REQUIRED:
+            sock = ring_tls.wrap(sock, tls, server_side=False, peer_name=self.worker)
+            self.sockets.append(sock)
+        elif tls is not None:
             hostname = self.worker if tls.check_hostname else None
             sock = tls.wrap_socket(sock, server_hostname=hostname)
             self.sockets.append(sock)

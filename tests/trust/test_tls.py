@@ -1,6 +1,7 @@
 """The worker's credentials and ring TLS: pairing files, mutual TLS between two devices over
-loopback, and refusal of the wrong device, another home's device, or a device without a
-certificate."""
+loopback, the sealed records that carry the ring's bytes after it (and their refusal of
+tampered, replayed or cut-short records), and refusal of the wrong device, another home's
+device, or a device without a certificate."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from assistant.trust.ca import HomeCA
 from edge_worker.comm import tls
+from edge_worker.comm.sealed import RECORD_BYTES, SealedSocket, direction_keys
 from edge_worker.service.credentials import Credentials
 
 TIMEOUT_S = 5.0
@@ -140,7 +142,7 @@ def test_two_devices_move_bytes_both_ways_at_once(kitchen: Credentials, attic: C
     kitchen_server, _ = kitchen.ring_contexts()
     _, attic_client = attic.ring_contexts()
     accepted, dialled = connect(kitchen_server, "attic-pi", attic_client, "kitchen-pi")
-    assert isinstance(accepted, tls.TlsSocket) and isinstance(dialled, tls.TlsSocket)
+    assert isinstance(accepted, SealedSocket) and isinstance(dialled, SealedSocket)
     down, up = os.urandom(3_000_000), os.urandom(2_000_000)
     received: dict[str, bytes] = {}
 
@@ -173,9 +175,8 @@ def test_a_server_refuses_a_device_with_another_name(
 
     assert isinstance(accepted, ssl.SSLCertVerificationError)
     assert "attic-pi, not hall-pi" in str(accepted)
-    assert isinstance(dialled, tls.TlsSocket)  # TLS 1.3: the client finished first...
-    with dialled:
-        assert dialled.recv(1) == b""  # ...and finds the connection closed
+    # TLS 1.3: the client finishes first, and learns of the refusal in the key agreement
+    assert isinstance(dialled, ssl.SSLError)
 
 
 def test_a_client_refuses_a_server_with_another_name(
@@ -243,5 +244,83 @@ def test_calls_that_would_bypass_tls_are_refused(kitchen: Credentials, attic: Cr
     accepted, dialled = connect(kitchen_server, "attic-pi", attic_client, "kitchen-pi")
     assert isinstance(accepted, socket.socket) and isinstance(dialled, socket.socket)
 
-    with accepted, dialled, pytest.raises(OSError, match="bypass TLS"):
+    with accepted, dialled, pytest.raises(OSError, match="bypass the seal"):
         dialled.sendmsg([b"plaintext"])
+
+
+def sealed_pair() -> tuple[SealedSocket, SealedSocket, socket.socket]:
+    """(writer, reader) sealed ends of one connection, and a raw tap: bytes the writer sends
+    go to the tap first, which the test forwards (or alters) to the reader."""
+    a, tap = socket.socketpair()
+    tap_out, b = socket.socketpair()
+    to_b, to_a = direction_keys(os.urandom(32), os.urandom(32))
+    writer = SealedSocket(a.detach(), to_b, to_a, tls_version=None, tls_cipher=None, timeout=5)
+    reader = SealedSocket(b.detach(), to_a, to_b, tls_version=None, tls_cipher=None, timeout=5)
+    tap.settimeout(5)
+    return writer, reader, _Forward(tap, tap_out)
+
+
+class _Forward:
+    def __init__(self, tap: socket.socket, out: socket.socket) -> None:
+        self.tap, self.out = tap, out
+
+    def take(self, n: int) -> bytearray:
+        return bytearray(read_exactly(self.tap, n))
+
+    def give(self, data: bytes) -> None:
+        self.out.sendall(data)
+
+    def close(self) -> None:
+        self.tap.close()
+        self.out.close()
+
+
+def test_sealed_records_carry_any_sizes_into_any_buffers() -> None:
+    writer, reader, wire = sealed_pair()
+    data = os.urandom(3 * RECORD_BYTES + 1234)
+    n_records = 1 + 4  # 10 bytes, then 3 full records and a partial one
+    forward = threading.Thread(
+        target=lambda: wire.give(bytes(wire.take(len(data) + n_records * (4 + 16))))
+    )
+    forward.start()
+    writer.sendall(data[:10])
+    writer.sendall(data[10:])
+    got = bytearray()
+    for want in (3, 7, 100_000, RECORD_BYTES, len(data)):  # larger and smaller than records
+        buf = bytearray(want)
+        got += buf[: reader.recv_into(buf)]
+    while len(got) < len(data):
+        got += reader.recv(len(data))
+    forward.join(TIMEOUT_S)
+    assert bytes(got) == data
+    writer.close(), reader.close(), wire.close()
+
+
+@pytest.mark.parametrize("attack", ["tamper", "replay", "cut"])
+def test_a_tampered_replayed_or_cut_record_ends_the_connection(attack: str) -> None:
+    writer, reader, wire = sealed_pair()
+    writer.sendall(b"layer 1 activations")
+    first = wire.take(4 + 19 + 16)
+    writer.sendall(b"layer 2 activations")
+    second = wire.take(4 + 19 + 16)
+    if attack == "tamper":
+        second[10] ^= 1
+        wire.give(bytes(first + second))
+    elif attack == "replay":
+        wire.give(bytes(first + first))
+    else:
+        wire.give(bytes(first + second[:20]))
+        wire.tap.close()
+        wire.out.shutdown(socket.SHUT_WR)
+    assert reader.recv(100) == b"layer 1 activations"
+    with pytest.raises(ssl.SSLError):
+        reader.recv(100)
+    writer.close(), reader.close(), wire.close()
+
+
+def test_the_two_directions_have_their_own_keys() -> None:
+    to_server, to_client = direction_keys(b"c" * 32, b"s" * 32)
+    again = direction_keys(b"c" * 32, b"s" * 32)
+    other = direction_keys(b"c" * 32, b"t" * 32)
+    assert to_server != to_client and (to_server, to_client) == again
+    assert other[0] != to_server and other[1] != to_client
