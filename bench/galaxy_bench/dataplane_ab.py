@@ -9,6 +9,9 @@ and residual add between them) while its main thread moves hmp-like ring traffic
 of (1, rows, hidden) fp32 split `world` ways, then reduce-scatter of it, `--iters` pairs.
 
     thread-*    today's TcpRingCommunicator in the rank process (threads share its GIL);
+                thread-tls is the product's ring (TLS 1.3, then sealed records, sealed.py);
+                thread-tlsrecords the ring before sealed records (every byte through TLS
+                records on memory BIOs: tls.TlsSocket), for comparison;
     process-*   a child process per rank owns the TcpRingCommunicator; tensors cross a
                 shared-memory arena (copied in and out by the rank), a pipe carries the ops;
     gloo        torch.distributed gloo (C++ threads, no TLS; shares padded to even splits).
@@ -25,6 +28,7 @@ rest of the bench on CPU 1. Only ratios within one run mean anything on a shared
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -35,7 +39,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial, partialmethod
 from multiprocessing.connection import Connection
@@ -47,11 +51,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from edge_worker.comm import tls as ring_tls
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.service.credentials import Credentials
 from galaxy_bench.ring_tls import issue_ring_credentials
 
-VARIANTS = ("thread-plain", "thread-tls", "process-plain", "process-tls", "gloo")
+VARIANTS = (
+    "thread-plain", "thread-tls", "thread-tlsrecords", "process-plain", "process-tls", "gloo"
+)
 BARRIER_S = 300.0
 NONE = (math.nan,) * 3  # compute figures of a rank that does not compute
 PHASES = ("alone", "ring")  # compute alone, compute while the ring moves bytes
@@ -129,6 +136,17 @@ def in_thread(fn: Callable[[], tuple[float, ...]]) -> Callable[[], tuple[float, 
         return got[0]
 
     return join
+
+
+@contextlib.contextmanager
+def _tls_records() -> Iterator[None]:
+    """Rings connected inside stay on TLS records (no switch to sealed records)."""
+    seal = ring_tls._seal
+    ring_tls._seal = lambda tls, server_side: tls  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        ring_tls._seal = seal
 
 
 def tcp_ring(rank: int, world: int, token: bytes, tls_dir: Path | None) -> TcpRingCommunicator:
@@ -243,7 +261,7 @@ Ring = TcpRingCommunicator | ProcessRing | GlooRing
 
 
 def make_ring(variant: str, rank: int, cfg: Config, token: bytes, tmp: Path) -> Ring:
-    tls = tmp if variant.endswith("-tls") else None
+    tls = tmp if "-tls" in variant else None
     if variant.startswith("thread-"):
         return tcp_ring(rank, cfg.world, token, tls)
     if variant.startswith("process-"):
@@ -263,7 +281,8 @@ def rank_main(
     up.put((rank, {v: r.address for v, r in rings.items()}))
     peers = down.recv()
     for v in variants:
-        rings[v].connect(peers[v])
+        with _tls_records() if v == "thread-tlsrecords" else contextlib.nullcontext():
+            rings[v].connect(peers[v])
     n, h = cfg.world, cfg.hidden
     sizes = [cfg.rows // n + (1 if i < cfg.rows % n else 0) for i in range(n)]
     mine = torch.full((1, sizes[rank], h), rank + 1.0)

@@ -167,6 +167,15 @@ class ReduceScatterStream:
         """This rank's partial sum for the rows of rank r's chunk."""
         raise NotImplementedError
 
+    def slot(self, r: int, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor | None:
+        """Where partial r may be written in place, then handed over with `commit(r)`; None
+        when this stream has no such buffer (then use `add`)."""
+        return None
+
+    def commit(self, r: int) -> None:
+        """Partial r has been written into its `slot`."""
+        raise NotImplementedError
+
     def wait(self) -> Tensor:
         """This rank's rows, summed over all ranks."""
         raise NotImplementedError

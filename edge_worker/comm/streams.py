@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from edge_worker.comm.base import GatherStream, ReduceScatterStream, Work, reduce_order
@@ -59,21 +60,31 @@ class RingReduceStream(ReduceScatterStream):
         self.fed = 0
 
     def add(self, r: int, partial: Tensor) -> None:
-        if self.fed == self.world or r != self.order[self.fed]:
-            raise ValueError(f"feed reduce-scatter partials in the order {self.order}, not {r}")
-        if partial.shape[self.dim] != self.sizes[r]:
-            raise ValueError(
-                f"partial for rank {r} has {partial.shape[self.dim]} rows, not {self.sizes[r]}"
-            )
+        self.slot(r, tuple(partial.shape), partial.dtype).copy_(partial)
+        self.commit(r)
+
+    def slot(self, r: int, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """Where partial r goes in the ring's buffer, shaped `shape`: a GEMM may write it there
+        directly (any time before its turn), then `commit(r)` hands it to the ring."""
+        if shape[self.dim] != self.sizes[r]:
+            raise ValueError(f"partial for rank {r} has {shape[self.dim]} rows, not {self.sizes[r]}")
+        rest = tuple(s for d, s in enumerate(shape) if d != self.dim)
         if self.call is None:
-            self.call = reduce_feed_call(partial, self.sizes, self.dim, self.rank, self.world)
+            like = torch.empty(shape, dtype=dtype, device="meta")
+            self.call = reduce_feed_call(like, self.sizes, self.dim, self.rank, self.world)
             self.work = self.start(self.call)
         assert self.call.buffer is not None
+        if self.call.buffer.dtype != dtype or tuple(self.call.buffer.shape[1:]) != rest:
+            raise ValueError(f"partial {shape} {dtype} unlike the first")
         start = sum(self.sizes[:r])
-        rows = self.call.buffer[start : start + self.sizes[r]]  # (S_r, *rest)
-        if rows.dtype != partial.dtype or rows.shape[1:] != partial.movedim(self.dim, 0).shape[1:]:
-            raise ValueError(f"partial {tuple(partial.shape)} {partial.dtype} unlike the first")
-        rows.copy_(partial.movedim(self.dim, 0))
+        return self.call.buffer[start : start + self.sizes[r]].movedim(0, self.dim)
+
+    def commit(self, r: int) -> None:
+        """Partial r is in its slot: the ring may add and forward it."""
+        if self.fed == self.world or r != self.order[self.fed]:
+            raise ValueError(f"feed reduce-scatter partials in the order {self.order}, not {r}")
+        if self.call is None:
+            raise RuntimeError(f"partial {r} was committed before any slot was asked for")
         self.call.feed(r, first=self.fed == 0)
         self.fed += 1
 

@@ -40,6 +40,25 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return F.linear(x, weight, bias)
 
 
+def linear_into(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor) -> Tensor:
+    """`linear(x, weight, bias)` written into `out` and returned: x (B, n, k), out (B, n, d).
+
+    `out` may be a strided slice of a larger buffer (a tile's rows, a head group's columns,
+    a ring buffer's rows): the GEMM writes there directly, with no temporary and no copy,
+    whenever BLAS can (same dtype, unit stride along the last dimension). Otherwise, e.g.
+    fp32 products into an fp16 wire buffer, it computes and copies. The values equal
+    `linear`'s bit for bit (the same addmm/mm kernels).
+    """
+    if out.dtype != x.dtype or out.stride(-1) != 1 or x.dim() != 3 or out.dim() != 3:
+        return out.copy_(linear(x, weight, bias))
+    for b in range(x.shape[0]):
+        if bias is None:
+            torch.mm(x[b], weight.t(), out=out[b])
+        else:
+            torch.addmm(bias, x[b], weight.t(), out=out[b])
+    return out
+
+
 def rope_cos_sin(
     positions: Tensor, inv_freq: Tensor, scaling: float, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor]:
@@ -56,10 +75,22 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + rotated * sin
 
 
-def qkv_project(x: Tensor, w: Attention) -> Tensor:
+def qkv_width(w: Attention) -> int:
+    """Columns of `qkv_project`'s output: this shard's query, key and value heads."""
+    return w.wq.shape[0] + w.wk.shape[0] + w.wv.shape[0]
+
+
+def qkv_project(x: Tensor, w: Attention, out: Tensor | None = None) -> Tensor:
     """Q, K and V projections of this shard's heads, side by side: (B, T, h) ->
-    (B, T, (n_heads_per_rank + 2 * n_kv_heads_per_rank) * head_dim)."""
-    return torch.cat([linear(x, w.wq, w.bq), linear(x, w.wk, w.bk), linear(x, w.wv, w.bv)], dim=-1)
+    (B, T, qkv_width(w)), written into `out` when given (e.g. a tile's rows of a layer's
+    buffer), each projection straight into its columns."""
+    if out is None:
+        out = x.new_empty((*x.shape[:-1], qkv_width(w)))
+    nq, nk = w.wq.shape[0], w.wk.shape[0]
+    linear_into(x, w.wq, w.bq, out[..., :nq])
+    linear_into(x, w.wk, w.bk, out[..., nq : nq + nk])
+    linear_into(x, w.wv, w.bv, out[..., nq + nk :])
+    return out
 
 
 def qkv_heads(
@@ -86,15 +117,18 @@ def qkv(
     return qkv_heads(qkv_project(x, w), w, cfg, rope)
 
 
-def mlp_partial(x: Tensor, w: MLP, cfg: ModelConfig) -> Tensor:
+def mlp_partial(x: Tensor, w: MLP, cfg: ModelConfig, out: Tensor | None = None) -> Tensor:
     """This shard's columns of the MLP, down-projected: a partial sum over columns, without the
-    down-projection bias (added once after the reduction). x (B, T, h) -> (B, T, h)."""
+    down-projection bias (added once after the reduction). x (B, T, h) -> (B, T, h), written
+    into `out` when given (e.g. the ring's reduce-scatter buffer)."""
     up = linear(x, w.w_up, w.b_up)  # (B, T, intermediate_per_rank)
     if w.w_gate is not None:
         hidden = activation(linear(x, w.w_gate), cfg) * up
     else:
         hidden = activation(up, cfg)
-    return linear(hidden, w.w_down)  # (B, T, h), partial over columns
+    if out is None:
+        return linear(hidden, w.w_down)  # (B, T, h), partial over columns
+    return linear_into(hidden, w.w_down, None, out)
 
 
 def embed(

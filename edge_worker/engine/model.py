@@ -240,27 +240,31 @@ class RankModel:
         pre = cfg.norm_placement == "pre"
         t = sum(sizes)
 
-        def qkv_tile(rows: Tensor) -> Tensor:
-            return L.qkv_project(wire.unpack(rows, x.dtype), layer.attn)
+        def qkv_tile(rows: Tensor, out: Tensor) -> Tensor:
+            return L.qkv_project(wire.unpack(rows, x.dtype), layer.attn, out)
 
         a_src = L.norm(x, layer.attn_norm, cfg) if pre else x
-        y = gather_then_project(comm, wire.pack(a_src), sizes, qkv_tile)  # (B, T, qkv width)
+        width = L.qkv_width(layer.attn)
+        y = gather_then_project(comm, wire.pack(a_src), sizes, width, qkv_tile, x.dtype)
         q, k, v = L.qkv_heads(y, layer.attn, cfg, self._rope(range(0, t)))
         o = self._attend(i, q, k, v, 0)
+        b, h = x.shape[0], x.shape[2]
 
-        def out_tile(rows: Tensor) -> Tensor:
-            return L.linear(rows, layer.attn.wo).to(wire.reduce_dtype)
+        def out_tile(rows: Tensor, out: Tensor) -> Tensor:
+            return L.linear_into(rows, layer.attn.wo, None, out)
 
-        a = project_then_reduce_scatter(comm, o, sizes, out_tile).to(x.dtype)  # (B, T_i, h)
+        a = project_then_reduce_scatter(comm, o, sizes, (b, t, h), wire.reduce_dtype, out_tile)
+        a = a.to(x.dtype)  # (B, T_i, h)
         if layer.attn.bo is not None:
             a = a + layer.attn.bo
         x = x + a if pre else L.norm(x + a, layer.attn_norm, cfg)
 
-        def mlp_tile(rows: Tensor) -> Tensor:
-            return L.mlp_partial(wire.unpack(rows, x.dtype), layer.mlp, cfg).to(wire.reduce_dtype)
+        def mlp_tile(rows: Tensor, out: Tensor) -> Tensor:
+            return L.mlp_partial(wire.unpack(rows, x.dtype), layer.mlp, cfg, out)
 
         m_src = L.norm(x, layer.mlp_norm, cfg) if pre else x
-        m = gather_project_reduce(comm, wire.pack(m_src), sizes, mlp_tile).to(x.dtype)
+        m_in = wire.pack(m_src)
+        m = gather_project_reduce(comm, m_in, sizes, h, wire.reduce_dtype, mlp_tile).to(x.dtype)
         if layer.mlp.b_down is not None:
             m = m + layer.mlp.b_down
         return x + m if pre else L.norm(x + m, layer.mlp_norm, cfg)

@@ -16,55 +16,90 @@ Results equal the non-overlapped path up to summation order (same partials, same
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor
 
-from edge_worker.comm.base import Communicator, reduce_order, ring_order
+from edge_worker.comm.base import Communicator, ReduceScatterStream, reduce_order, ring_order
+from edge_worker.spec.plan import offsets
+
+
+Project = Callable[[Tensor, Tensor], Tensor]  # (rows, out): writes rows' projection into out
 
 
 def gather_then_project(
-    comm: Communicator, x: Tensor, sizes: list[int], project: Callable[[Tensor], Tensor]
-) -> Tensor:
+    comm: Communicator, x: Tensor, sizes: list[int], width: int, project: Project,
+    dtype: torch.dtype,
+) -> Tensor:  # fmt: skip
     """project(all_gather(x)) along dim 1, computed chunk by chunk as chunks arrive.
 
-    x: (B, T_i, h) this rank's rows -> (B, T, d) with d = project's output width.
+    x: (B, T_i, h) this rank's rows -> (B, T, width) of `dtype`; each chunk's projection is
+    written straight into its rows of the result (no concatenation).
     """
     stream = comm.all_gather_stream(x, sizes, dim=1)
-    out: list[Tensor | None] = [None] * comm.world_size
+    out = x.new_empty((x.shape[0], sum(sizes), width), dtype=dtype)
     for c in ring_order(comm.rank, comm.world_size):
-        out[c] = project(stream.part(c))  # (B, T_c, d); the ring moves the next chunk meanwhile
-    return torch.cat([t for t in out if t is not None], dim=1)
+        rows = offsets(sizes)[c]
+        project(stream.part(c), out[:, rows.start : rows.stop])  # the ring moves the next
+    return out
 
 
 def project_then_reduce_scatter(
-    comm: Communicator, y: Tensor, sizes: list[int], project: Callable[[Tensor], Tensor]
-) -> Tensor:
+    comm: Communicator, y: Tensor, sizes: list[int], shape: tuple[int, int, int],
+    dtype: torch.dtype, project: Project,
+) -> Tensor:  # fmt: skip
     """reduce_scatter(project(y)) along dim 1, feeding the ring one partial tile at a time.
 
-    y: (B, T, d) every row, this rank's share of heads/columns -> (B, T_i, h) reduced rows.
+    y: (B, T, d) every row, this rank's share of heads/columns -> (B, T_i, h) reduced rows;
+    `shape` is project's output for all rows, (B, T, h), of `dtype`.
     """
     stream = comm.reduce_scatter_stream(sizes, dim=1)
-    starts = [sum(sizes[:c]) for c in range(len(sizes))]
     for c in reduce_order(comm.rank, comm.world_size):
         # Safe to hand over at once: a partial tile is never written again after this point.
-        stream.add(c, project(y.narrow(1, starts[c], sizes[c])))
+        span = offsets(sizes)[c]
+        rows = y[:, span.start : span.stop]
+        _feed(stream, c, (shape[0], sizes[c], shape[2]), dtype, partial(project, rows))
     return stream.wait()
 
 
 def gather_project_reduce(
-    comm: Communicator, x: Tensor, sizes: list[int], block: Callable[[Tensor], Tensor]
-) -> Tensor:
+    comm: Communicator, x: Tensor, sizes: list[int], width: int, dtype: torch.dtype,
+    block: Project,
+) -> Tensor:  # fmt: skip
     """reduce_scatter(block(all_gather(x))) for a row-wise block (the MLP), fused per chunk.
 
     Each chunk goes through the whole block (up, activation, down) as soon as it arrives, and
     its partial goes straight back into the ring. The own chunk is computed first (nothing to
-    wait for) but fed last, as the ring order requires.
+    wait for) but fed last, as the ring order requires. Partials are (B, T_c, width) of
+    `dtype`, written by `block` straight into the ring's buffer when it offers one.
     """
     gather = comm.all_gather_stream(x, sizes, dim=1)
     reduce = comm.reduce_scatter_stream(sizes, dim=1)
-    own = block(x)  # (B, T_i, h) partial for this rank's own rows, while chunk i-1 travels
-    for c in reduce_order(comm.rank, comm.world_size)[:-1]:
-        reduce.add(c, block(gather.part(c)))
-    reduce.add(comm.rank, own)
+    tile = (x.shape[0], sizes[comm.rank], width)
+    own = reduce.slot(comm.rank, tile, dtype)
+    own_partial = block(x, own if own is not None else torch.empty(tile, dtype=dtype))
+    for c in reduce_order(comm.rank, comm.world_size)[:-1]:  # while chunk i-1 travels
+        rows = gather.part(c)
+        _feed(reduce, c, (x.shape[0], sizes[c], width), dtype, partial(block, rows))
+    if own is None:
+        reduce.add(comm.rank, own_partial)
+    else:
+        reduce.commit(comm.rank)
     return reduce.wait()
+
+
+def _feed(
+    stream: ReduceScatterStream, c: int, tile: tuple[int, int, int], dtype: torch.dtype,
+    compute: Callable[[Tensor], object],
+) -> None:  # fmt: skip
+    """Compute partial c into the ring's own buffer when the stream offers one, and hand it
+    over; else into a new tensor, which `add` copies."""
+    slot = stream.slot(c, tile, dtype)
+    if slot is None:
+        out = torch.empty(tile, dtype=dtype)
+        compute(out)
+        stream.add(c, out)
+    else:
+        compute(slot)
+        stream.commit(c)

@@ -4,7 +4,7 @@ partials travel as each is fed, and the results equal the in-process group's."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from edge_worker.comm.base import Communicator, reduce_order, ring_order
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.overlap import (
     gather_project_reduce,
+    Project,
     gather_then_project,
     project_then_reduce_scatter,
 )
@@ -42,9 +43,16 @@ def test_overlapped_regions_equal_the_local_groups(ring: list[TcpRingCommunicato
     def regions(c: Communicator) -> Any:
         x = torch.randn(1, sizes[c.rank], 8, generator=torch.Generator().manual_seed(c.rank))
         w = weight(c.rank)
-        y = gather_then_project(c, x, sizes, lambda rows: rows @ w)  # (1, T, 6)
-        z = project_then_reduce_scatter(c, y, sizes, lambda rows: rows @ w.T)  # (1, T_i, 8)
-        return y, z, gather_project_reduce(c, z, sizes, lambda rows: (rows @ w) @ w.T)
+        t, f32 = sum(sizes), torch.float32
+
+        def into(f: Callable[[torch.Tensor], torch.Tensor]) -> Project:
+            return lambda rows, out: out.copy_(f(rows))
+
+        y = gather_then_project(c, x, sizes, 6, into(lambda rows: rows @ w), f32)  # (1, T, 6)
+        z = project_then_reduce_scatter(  # (1, T_i, 8)
+            c, y, sizes, (1, t, 8), f32, into(lambda rows: rows @ w.T)
+        )
+        return y, z, gather_project_reduce(c, z, sizes, 8, f32, into(lambda r: (r @ w) @ w.T))
 
     got, want = on_ranks(ring, regions), on_local(len(ring), regions)
 
