@@ -60,5 +60,7 @@ def device_profile(
         connective_ns=measured.connective_ns,
         decode_points=measured.decode,
         overlap_compute=overlap_compute or OVERLAP_COMPUTE,
-        ring_cpu_ms_per_mb=ring_cpu_cost(measured.cpu_cores, measured.compute_threads),
+        ring_cpu_ms_per_mb=ring_cpu_cost(
+            measured.cpu_cores, measured.compute_threads, measured.ring_cpu_ms_per_mb
+        ),
     )

@@ -29,22 +29,27 @@ from edge_worker.errors import PlanError
 # slowest device's compute 1374 ms with overlap against 1197 without); the gateway learns each
 # device's own from the traces of the requests it runs (planner/calibrate.py).
 OVERLAP_COMPUTE = 1.15
-# CPU ms the TLS ring spends per MB a device receives (and passes on), on one core: 2.96 ms
-# per MB of a 3-way collective's payload in the data plane A/B (bench/RESULTS.md), of which a
-# rank receives two thirds. It costs a device compute time only where the ring has no core of
-# its own (`DeviceProfile.ring_cpu_ms_per_mb`).
+# CPU ms the ring spends per MB a device receives (and passes on), on one core, for a worker
+# that does not measure it (one older than protocol 5): 2.96 ms per MB of a 3-way
+# collective's payload for the TLS-record ring in the data plane A/B (bench/RESULTS.md), of
+# which a rank receives two thirds. Workers measure their own (edge_worker/profile/ringcpu.py).
+# It costs a device compute time only where the ring has no core of its own
+# (`DeviceProfile.ring_cpu_ms_per_mb`).
 RING_CPU_MS_PER_MB = 4.4
 
 
-def ring_cpu_cost(cores: float | None, compute_threads: int) -> float:
+def ring_cpu_cost(
+    cores: float | None, compute_threads: int, measured_ms_per_mb: float | None = None
+) -> float:
     """Compute ms per MB received that the ring's CPU work takes from a device with `cores`
     of CPU (its cores, or its cgroup quota) running `compute_threads` compute threads: none
-    when a whole core is left beside them for the ring, else the ring's CPU per MB
-    (`RING_CPU_MS_PER_MB`, on one core) at the device's share of a core. None: not reported
-    (an older worker), assumed spare."""
+    when a whole core is left beside them for the ring, else the ring's CPU per MB on one
+    core (the worker's measurement, else `RING_CPU_MS_PER_MB`) at the device's share of a
+    core. `cores` None: not reported (an older worker), assumed spare."""
     if cores is None or cores - compute_threads >= 1:
         return 0.0
-    return RING_CPU_MS_PER_MB / max(0.01, min(cores, compute_threads))
+    per_core = measured_ms_per_mb or RING_CPU_MS_PER_MB
+    return per_core / max(0.01, min(cores, compute_threads))
 
 
 def interpolate(points: list[tuple[int, float]], x: float) -> float:

@@ -11,12 +11,13 @@ give `decode_ms_per_token_median` and `decode_tokens_per_s`.
 
 from __future__ import annotations
 
+
 import gc
 import logging
 import statistics
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,8 @@ def _plan_for(
     plan = make_plan(
         cfg, variant.strategy, weights, overlap=variant.overlap, wire_dtype=variant.wire_dtype
     )
+    if variant.even_rows:
+        plan = replace(plan, seq_weights=(1.0,) * len(names))
     return plan, names, variant.label
 
 

@@ -26,6 +26,7 @@ class Variant:
     overlap: bool = False
     wire_dtype: WireDtype = "float32"
     split: Literal["even", "speed"] = "even"  # speed: shares in proportion to measured GFLOP/s
+    even_rows: bool = False  # hmp's connective rows (the ring's chunks) even, whatever `split`
     planned: bool = False  # the planner chooses strategy, devices and shares (issue 4)
     plain_ring: bool = False  # the ring without TLS (every other variant encrypts it)
 
@@ -45,6 +46,12 @@ TP_FP16 = Variant("tp fp16", "tp", wire_dtype="float16")
 HMP_OVERLAP_INT8 = Variant(
     "hmp+overlap int8", "hmp", overlap=True, wire_dtype="int8", split="speed"
 )
+# Heads and columns by speed, the connective blocks' rows (the ring's chunks) even: the ring's
+# step takes as long as its largest chunk, and the connective work is small.
+HMP_EVEN_ROWS = Variant("hmp even rows", "hmp", split="speed", even_rows=True)
+HMP_OVERLAP_EVEN_ROWS = Variant(
+    "hmp+overlap even rows", "hmp", overlap=True, split="speed", even_rows=True
+)
 PLANNED = Variant("planned", "hmp", planned=True)
 # The cost of TLS: the product's ring always encrypts; this one does not (ring_tls.py).
 HMP_OVERLAP_PLAIN = Variant(
@@ -59,6 +66,8 @@ ALL_VARIANTS = (
     HMP,
     HMP_OVERLAP,
     HMP_OVERLAP_PLAIN,
+    HMP_EVEN_ROWS,
+    HMP_OVERLAP_EVEN_ROWS,
     TP_FP16,
     HMP_FP16,
     HMP_OVERLAP_FP16,

@@ -32,10 +32,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-VERSION = 4  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
+VERSION = 5  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
 # 3: a profile result says how much CPU the worker's process may use (cpu_cores);
 # 4: a worker reads on while it runs (a plan deploys beside requests), Release frees a plan,
-# Loaded says which shards the worker holds now
+# Loaded says which shards the worker holds now; 5: a profile result says what the ring
+# costs the worker's CPU per MB (ring_cpu_ms_per_mb)
 
 
 class Message(BaseModel):
@@ -156,6 +157,8 @@ class ProfileResult(Message):
     cached: bool = False
     cpu_cores: float | None = Field(default=None, gt=0)  # the process's CPU: cores or quota
     compute_threads: int = Field(default=1, ge=1)  # torch threads of the compute thread
+    # CPU ms the ring spends per MB it receives and passes on, on one core (ringcpu.py)
+    ring_cpu_ms_per_mb: float | None = Field(default=None, gt=0, le=1000)
 
     @property
     def gflops(self) -> float:

@@ -53,6 +53,7 @@ from edge_worker.profile.compute import (
 )
 from edge_worker.profile.cpu import process_cores
 from edge_worker.profile.links import measure_ring
+from edge_worker.profile.ringcpu import ring_cpu_ms_per_mb
 from edge_worker.service import checks
 from edge_worker.service import protocol as P
 from edge_worker.service.checks import BadMessage
@@ -107,6 +108,7 @@ class Worker:
         # deployed again (a standby one back in use, a replan) finds its shard cached.
         self.store = ShardStore(data_dir / "shards", keep=shard_cache)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
+        self.ring_cpu: float | None = None  # ms of CPU per MB the ring moves (ringcpu.py)
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
         # Measured layer costs by request, kept on disk for this machine (profile/cache.py):
         # the fingerprint is taken on the compute thread, whose CPU quota is the one measured.
@@ -205,6 +207,9 @@ class Worker:
             )
             costs = await loop.run_in_executor(self.compute, work)
             self.profiles.put(key, costs)
+        if self.ring_cpu is None:  # once per process: the machine's, not the model's
+            loop = asyncio.get_running_loop()
+            self.ring_cpu = await loop.run_in_executor(self.compute, ring_cpu_ms_per_mb)
         c, k = costs, self.speed  # an emulated slow device reports its slowness
         await link.send(
             P.ProfileResult(
@@ -217,6 +222,7 @@ class Worker:
                 cached=cached,
                 cpu_cores=process_cores(),
                 compute_threads=torch.get_num_threads(),
+                ring_cpu_ms_per_mb=self.ring_cpu / k,
             ).model_dump_json(),
         )
 

@@ -51,7 +51,11 @@ def test_a_worker_times_the_models_real_layer_pieces(three_workers: Workers) -> 
     assert profile.bandwidth_mbps == 940.0 and profile.latency_ms == 0.2
     # The worker says how much CPU its process has (here the test machine's, no quota).
     assert first.cpu_cores == process_cores() and first.compute_threads >= 1
-    assert profile.ring_cpu_ms_per_mb == ring_cpu_cost(first.cpu_cores, first.compute_threads)
+    # ...and what its ring costs per MB, measured through sealed records (profile/ringcpu.py).
+    assert first.ring_cpu_ms_per_mb is not None and 0 < first.ring_cpu_ms_per_mb < 100
+    assert profile.ring_cpu_ms_per_mb == ring_cpu_cost(
+        first.cpu_cores, first.compute_threads, first.ring_cpu_ms_per_mb
+    )
 
 
 def test_a_bad_profile_request_gets_an_error_and_the_worker_carries_on(
