@@ -138,3 +138,10 @@ def test_verify_smollm2_with_an_int8_wire_over_tcp_still_matches_20_greedy_token
     assert result["wire"] == "int8" and result["transport"] == "tcp"
     assert result["tokens_match"] is True and len(result["tokens"]) == 20
     assert result["max_abs_err"] > 1e-4 * max(1.0, result["ref_scale"])
+
+
+def test_bench_refuses_an_unknown_variant_before_starting_anything() -> None:
+    done = galaxy("bench", "--setting", "reference", "--variant", "hmp+overlap", "--variant", "x")
+
+    assert done.returncode == 2
+    assert "unknown variant ['x']" in done.stderr and "hmp+overlap" in done.stderr

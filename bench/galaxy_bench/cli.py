@@ -9,6 +9,7 @@ imported only when the command runs.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -72,6 +73,13 @@ def bench(
         list[str] | None,
         typer.Option(help="run only these settings (reference, bert-seq256, bert-500mbit, ...)"),
     ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="run only these variants of each setting (local, hmp+overlap, ...), for a "
+            "focused A/B; the report's ratios need local (and tp) among them"
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Measure every strategy side by side on real worker processes in an emulated home.
@@ -110,4 +118,11 @@ def bench(
         chosen, n, sizes = [table[s] for s in setting], reps or 3, (1, 2, 4, 8)
     else:
         chosen, n, sizes = settings.full(), reps or 3, (1, 2, 4, 8)
+    if variant:
+        known = {v.label for st in chosen for v in st.variants}
+        if unknown := [v for v in variant if v not in known]:
+            typer.echo(f"error: unknown variant {unknown}; choose from {sorted(known)}", err=True)
+            raise typer.Exit(2)
+        chosen = [replace(st, variants=tuple(v for v in st.variants if v.label in variant))
+                  for st in chosen]  # fmt: skip
     suite.run(chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo)

@@ -11,7 +11,9 @@ of (1, rows, hidden) fp32 split `world` ways, then reduce-scatter of it, `--iter
     thread-*    today's TcpRingCommunicator in the rank process (threads share its GIL);
                 thread-tls is the product's ring (TLS 1.3, then sealed records, sealed.py);
                 thread-tlsrecords the ring before sealed records (every byte through TLS
-                records on memory BIOs: tls.TlsSocket), for comparison;
+                records on memory BIOs: tls.TlsSocket), for comparison; thread-tls-nice0
+                the product's ring with its link threads at the compute's priority
+                (link.RING_NICE 0);
     process-*   a child process per rank owns the TcpRingCommunicator; tensors cross a
                 shared-memory arena (copied in and out by the rank), a pipe carries the ops;
     gloo        torch.distributed gloo (C++ threads, no TLS; shares padded to even splits).
@@ -51,13 +53,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from edge_worker.comm import link as ring_link
 from edge_worker.comm import tls as ring_tls
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.service.credentials import Credentials
 from galaxy_bench.ring_tls import issue_ring_credentials
 
 VARIANTS = (
-    "thread-plain", "thread-tls", "thread-tlsrecords", "process-plain", "process-tls", "gloo"
+    "thread-plain", "thread-tls", "thread-tls-nice0", "thread-tlsrecords", "process-plain",
+    "process-tls", "gloo",
 )
 BARRIER_S = 300.0
 NONE = (math.nan,) * 3  # compute figures of a rank that does not compute
@@ -139,14 +143,18 @@ def in_thread(fn: Callable[[], tuple[float, ...]]) -> Callable[[], tuple[float, 
 
 
 @contextlib.contextmanager
-def _tls_records() -> Iterator[None]:
-    """Rings connected inside stay on TLS records (no switch to sealed records)."""
-    seal = ring_tls._seal
-    ring_tls._seal = lambda tls, server_side: tls  # type: ignore[assignment]
+def _patched(variant: str) -> Iterator[None]:
+    """Rings connected inside: thread-tlsrecords stays on TLS records (no switch to sealed
+    records); thread-tls-nice0 keeps its link threads at normal priority."""
+    seal, nice = ring_tls._seal, ring_link.RING_NICE
+    if variant == "thread-tlsrecords":
+        ring_tls._seal = lambda tls, server_side: tls  # type: ignore[assignment]
+    if variant == "thread-tls-nice0":
+        ring_link.RING_NICE = 0
     try:
         yield
     finally:
-        ring_tls._seal = seal
+        ring_tls._seal, ring_link.RING_NICE = seal, nice
 
 
 def tcp_ring(rank: int, world: int, token: bytes, tls_dir: Path | None) -> TcpRingCommunicator:
@@ -281,7 +289,7 @@ def rank_main(
     up.put((rank, {v: r.address for v, r in rings.items()}))
     peers = down.recv()
     for v in variants:
-        with _tls_records() if v == "thread-tlsrecords" else contextlib.nullcontext():
+        with _patched(v):
             rings[v].connect(peers[v])
     n, h = cfg.world, cfg.hidden
     sizes = [cfg.rows // n + (1 if i < cfg.rows % n else 0) for i in range(n)]

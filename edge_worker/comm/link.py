@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import queue
 import socket
 import threading
@@ -32,6 +33,12 @@ from edge_worker.errors import CommError
 
 log = logging.getLogger(__name__)
 _INLINE_BYTES = 64 * 1024  # payloads this small are copied behind their header: one send
+# The link threads run at this much lower priority than the compute thread (nice). Where they
+# share a core with it (a one-core device; three emulated devices on two cores), the compute,
+# which is the critical path, keeps the core while both are ready; a woken link thread still
+# runs at once, and its weight (335 against 1024) still leaves it a quarter of a contended core,
+# twice what a saturated 1 Gbit/s link needs (bench/RESULTS.md, the data plane A/B).
+RING_NICE = 5
 
 
 class LinkOwner(Protocol):
@@ -67,6 +74,7 @@ class Link:
     ) -> None:
         self.owner, self.sock, self.peer, self.peer_name = owner, sock, peer, peer_name
         self.max_tensor_bytes = max_tensor_bytes
+        self.nice = RING_NICE  # the threads' priority below the compute's (read at creation)
         self.calls: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to send
         self.collectives: queue.SimpleQueue[RingCall | None] = queue.SimpleQueue()  # to receive
         self.sent = self.received = 0  # point-to-point tensors, numbered per link
@@ -115,6 +123,7 @@ class Link:
 
     def _guard(self, loop: Callable[[], None]) -> None:
         name = self.peer_name
+        _lower_priority(self.nice)
         try:
             loop()
         except (OSError, EOFError) as exc:
@@ -219,3 +228,11 @@ class Link:
             inner, stats = self._waiters.popleft()
         stats.bytes_received = total
         resolve(inner, value=t)
+
+
+def _lower_priority(nice: int) -> None:
+    """Lower this thread's priority by `nice` (Linux: per thread; elsewhere a no-op)."""
+    if nice and hasattr(os, "setpriority"):
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)

@@ -3,6 +3,8 @@ uneven splits, every dimension, empty shares, half precision and multi-piece ten
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 
 from edge_worker.comm import framing as F
 from edge_worker.comm.base import Communicator
+from edge_worker.comm.link import RING_NICE
 from edge_worker.comm.tcp import TcpRingCommunicator
 from tests.comm.ranks import SIZES, on_local, on_ranks, shaped
 
@@ -130,3 +133,19 @@ def test_eight_megabytes_per_rank_travel_in_pieces(ring: list[TcpRingCommunicato
         torch.testing.assert_close(a, sum(xs))
     gather = ring[0].stats.recent[0]
     assert gather.bytes_sent == 2 * (8 * 2**20 + 8 * F.FRAME_BYTES)  # 2 steps, 8 pieces of 1 MiB
+
+
+@pytest.mark.parametrize("ring", [2], indirect=True)
+def test_the_link_threads_yield_the_cpu_to_the_compute(ring: list[TcpRingCommunicator]) -> None:
+    """Link threads run at a lower priority (nice + RING_NICE) than the thread that made the
+    ring, which computes: where they share a core, the compute keeps it."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    threads = [t for link in ring[0]._links.values() for t in link._threads]
+    assert len(threads) == 4 and RING_NICE > 0
+    want = min(19, mine + RING_NICE)
+    deadline = time.monotonic() + 5  # each thread lowers its own priority as it starts
+    for t in threads:
+        assert t.native_id is not None
+        while os.getpriority(os.PRIO_PROCESS, t.native_id) != want:
+            assert time.monotonic() < deadline, f"{t.name} still runs at the compute's priority"
+            time.sleep(0.01)
