@@ -4,8 +4,8 @@ The ring's threads receive each piece (sealed records: a socket read and an AES-
 comm/sealed.py), add it into a partial sum (reduce-scatter) or not (all-gather), and send
 it on (a seal and a socket write). Where the ring has no core of its own, that CPU comes out of
 the compute (`assistant/planner/profiles.py` `ring_cpu_cost`). `ring_cpu_ms_per_mb()` moves
-`mb` MB through a sealed socket pair on this machine, as the ring does, and returns the CPU
-time of both ends (thread CPU time: a CPU quota stretches the wall time, not this) per MB:
+`mb` MB through a sealed TCP connection over loopback on this machine, as the ring does (the
+kernel's TCP path included), and returns the CPU time of both ends (thread CPU time: a CPU quota stretches the wall time, not this) per MB:
 one send and one receive per MB, as a rank relays what it receives. About 0.1 s of CPU.
 """
 
@@ -26,7 +26,9 @@ PIECE_BYTES = 1 << 20  # the ring's largest piece (comm/framing.py MAX_PIECE_BYT
 def ring_cpu_ms_per_mb(mb: int = 32) -> float:
     """CPU ms to send and receive one MB through sealed records, with the reduce-scatter's
     add on half of the pieces (this machine, one core)."""
-    a, b = socket.socketpair()
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # TCP: the ring's kernel path
+        a = socket.create_connection(listener.getsockname()[:2], timeout=30)
+        b, _ = listener.accept()
     to_b, to_a = direction_keys(os.urandom(32), os.urandom(32))
     tx = SealedSocket(a.detach(), to_b, to_a, tls_version=None, tls_cipher=None, timeout=30)
     rx = SealedSocket(b.detach(), to_a, to_b, tls_version=None, tls_cipher=None, timeout=30)
