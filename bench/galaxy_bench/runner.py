@@ -194,7 +194,7 @@ def _measure(
                 "comm_ms": max(r.comm_wait_ms for r in results),
                 "compute_ms": slowest.compute_ms,
                 # the slowest device's trace: per layer, compute and the time it waited
-                "layers": [(x.compute_ms, x.comm_ms) for x in slowest.layers],
+                "layers": [(x.compute_ms, x.comm_ms, x.cpu_ms) for x in slowest.layers],
                 "peak_mem_mb": {names_i: 0.0 for names_i in names},
             }
             for name, r in zip(ranks, results, strict=True):
@@ -283,13 +283,15 @@ def _row(
 
 
 def _per_layer(samples: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """Per layer of the slowest device, the median over samples of its compute and of the time
-    its compute waited on the ring (empty when the ranks sent no per-layer trace)."""
+    """Per layer of the slowest device, the median over samples of its compute, of the time
+    its compute waited on the ring and of its compute thread's CPU time (empty when the ranks
+    sent no per-layer trace)."""
     n = min((len(s["layers"]) for s in samples), default=0)
     return [
         {
             "compute_ms": round(statistics.median(s["layers"][i][0] for s in samples), 2),
             "wait_ms": round(statistics.median(s["layers"][i][1] for s in samples), 2),
+            "cpu_ms": round(statistics.median(s["layers"][i][2] or 0.0 for s in samples), 2),
         }
         for i in range(n)
     ]

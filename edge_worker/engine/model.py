@@ -85,7 +85,7 @@ class RankModel:
         # their K/V heads through `kv_index` (None when attend's repeat by group does it).
         self.kv = SessionCaches()
         self.kv_index = expand_index(cfg, plan, self.rank)
-        self.trace: list[tuple[float, float]] = []  # per layer: (wall s, comm wait s)
+        self.trace: list[tuple[float, float, float]] = []  # per layer: wall, comm wait, CPU s
         self.on_layer: Callable[[float, float], None] | None = None  # (wall s, wait s) hook
         self.decoder_rank = self.world - 1
         self.wire = Wire(plan.wire_dtype)  # float32 | float16 | bfloat16 | int8 (wire.py)
@@ -94,14 +94,17 @@ class RankModel:
     # ----- public entry points ---------------------------------------------------------------
 
     def _timed(self, layer_fn: Callable[..., Tensor], *args: Any) -> Tensor:
-        """Run one layer, recording its wall time and the time spent waiting on the ring."""
+        """Run one layer, recording its wall time, the time spent waiting on the ring and the
+        CPU time of this (the compute) thread: wall - wait - CPU is time the thread was ready
+        but not running (a CPU quota, a core taken by other threads, the GIL)."""
         stats = getattr(self.comm, "stats", None)
-        w0, t0 = (stats.wait_s if stats else 0.0), time.perf_counter()
+        w0, t0, c0 = (stats.wait_s if stats else 0.0), time.perf_counter(), time.thread_time()
         out = layer_fn(*args)
         wall, wait = time.perf_counter() - t0, (stats.wait_s if stats else 0.0) - w0
+        cpu = time.thread_time() - c0
         if self.on_layer is not None:
             self.on_layer(wall, wait)
-        self.trace.append((wall, wait))
+        self.trace.append((wall, wait, cpu))
         return out
 
     @torch.inference_mode()

@@ -58,7 +58,10 @@ def execute(dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, A
         "bytes_sent": stats.bytes_sent - sent0,
         "bytes_received": stats.bytes_received - recv0,
         "peak_rss_mb": peak_rss_mb(),
-        "layers": [{"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3} for t, w in dep.model.trace],
+        "layers": [
+            {"compute_ms": (t - w) * 1e3, "comm_ms": w * 1e3, "cpu_ms": c * 1e3}
+            for t, w, c in dep.model.trace
+        ],
     }
     return out, trace
 

@@ -36,7 +36,7 @@ VERSION = 5  # 2: deployments load every shard (Loaded) before the ring forms (C
 # 3: a profile result says how much CPU the worker's process may use (cpu_cores);
 # 4: a worker reads on while it runs (a plan deploys beside requests), Release frees a plan,
 # Loaded says which shards the worker holds now; 5: a profile result says what the ring
-# costs the worker's CPU per MB (ring_cpu_ms_per_mb)
+# costs the worker's CPU per MB (ring_cpu_ms_per_mb), a layer's trace its compute thread's CPU
 
 
 class Message(BaseModel):
@@ -188,8 +188,9 @@ class ProbeResult(Message):
 
 class LayerTrace(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    compute_ms: float
-    comm_ms: float
+    compute_ms: float  # the layer's wall time, less comm_ms
+    comm_ms: float  # the compute waited on the ring
+    cpu_ms: float | None = None  # CPU the compute thread used (a quota or a busy core: < compute)
 
 
 class Result(Message):
