@@ -184,8 +184,8 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
     if s.get("overlap_hides") is not None:
         lines += [
             "",
-            f"hmp+overlap: {s['hmp_overlap_vs_local']:.2f}x local, "
-            f"{s['hmp_overlap_vs_tp']:.2f}x tp; "
+            f"hmp+overlap: {_times(s.get('hmp_overlap_vs_local'))} local, "
+            f"{_times(s.get('hmp_overlap_vs_tp'))} tp; "
             f"overlap hides {s['overlap_hides']:.0%} of hmp's exposed communication "
             f"({s['exposed_comm_ms']:.0f} ms = hmp latency - hmp's slowest compute). "
             f"Its slowest device computed {s['overlap_compute_vs_plain']:.2f}x as long as "
@@ -254,6 +254,11 @@ def planner_table(summaries: list[dict[str, Any]]) -> str:
             + (f"{vs_local:.2f} |" if vs_local is not None else "- |")
         )
     return "\n".join(lines)
+
+
+def _times(ratio: float | None) -> str:
+    """'1.23x', or '-x' where the variant to compare with did not run (`--variant`)."""
+    return f"{ratio:.2f}x" if ratio is not None else "-x"
 
 
 def _ratio(base: float | None, value: float) -> str:

@@ -69,3 +69,8 @@ def test_overlap_is_judged_against_the_plain_path_it_hides_the_ring_behind() -> 
 
     assert s["exposed_comm_ms"] == 400 and s["overlap_hides"] == 0.5
     assert s["overlap_compute_vs_plain"] == 1.1
+    # A focused run (`--variant`) without tp still reports, with "-x" for what did not run.
+    devices = [{"name": n, "bandwidth_mbps": 1000} for n in ("a", "b")]
+    rows = [{**r, "devices": devices, "comm_ms": 0, "peak_mem_mb": [1.0, 1.0]} for r in runs]
+    text = table("home", rows)
+    assert "hmp+overlap: 1.67x local, -x tp; overlap hides 50%" in text
