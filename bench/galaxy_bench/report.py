@@ -149,6 +149,7 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
         "x tp",
         "wait on ring ms",
         "compute ms",
+        "compute CPU ms",
         "wire bound ms",
     ]
     head += (
@@ -171,6 +172,7 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
             _ratio(lat.get("tp"), r["latency_ms_median"]),
             f"{r['comm_ms']:.0f}",
             f"{r['compute_ms']:.0f}",
+            _cpu_ms(r),
             f"{r['wire_bound_ms']:.0f}" if "wire_bound_ms" in r else "-",
         ]
         if decode:
@@ -254,6 +256,16 @@ def planner_table(summaries: list[dict[str, Any]]) -> str:
             + (f"{vs_local:.2f} |" if vs_local is not None else "- |")
         )
     return "\n".join(lines)
+
+
+def _cpu_ms(r: dict[str, Any]) -> str:
+    """The slowest device's compute thread's CPU time over its layers: under a CPU quota,
+    compute that waits inside a quota period runs the rest of it at a whole core's speed, so
+    wall-clock compute flatters a variant that waits often; CPU time does not."""
+    layers = r.get("layers_ms") or []
+    if not layers or "cpu_ms" not in layers[0]:
+        return "-"
+    return f"{sum(x['cpu_ms'] for x in layers):.0f}"
 
 
 def _times(ratio: float | None) -> str:
