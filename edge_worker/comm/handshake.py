@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from edge_worker.comm import framing as F
 from edge_worker.comm import tls
+from edge_worker.comm.tls import recv_exactly
 from edge_worker.errors import CommError, CommTimeout
 
 log = logging.getLogger(__name__)
@@ -277,15 +278,3 @@ class _Hall:
         self._greeting[handle] = math.inf
         with contextlib.suppress(OSError):
             handle.shutdown(socket.SHUT_RDWR)
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    """Handshake-sized reads; payloads go straight into tensors (tcp.py)."""
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = sock.recv_into(view[got:], n - got)
-        if k == 0:
-            raise EOFError("connection closed")
-        got += k
-    return bytes(buf)

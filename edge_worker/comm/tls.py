@@ -93,12 +93,12 @@ def _seal(tls: TlsSocket, server_side: bool) -> SealedSocket:
     three steps of sealed.py's docstring)."""
     mine = sealed.new_random()
     if server_side:
-        theirs = _read_exactly(tls, sealed.RANDOM_BYTES)
+        theirs = _key_share(tls)
         tls.sendall(mine)
         client, server = theirs, mine
     else:
         tls.sendall(mine)
-        theirs = _read_exactly(tls, sealed.RANDOM_BYTES)
+        theirs = _key_share(tls)
         client, server = mine, theirs
     if tls.buffered():
         raise ssl.SSLError("the peer sent more than its key share inside TLS")
@@ -119,15 +119,24 @@ def _seal(tls: TlsSocket, server_side: bool) -> SealedSocket:
     return out
 
 
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
+def recv_exactly(sock: socket.socket, n: int) -> bytes:
+    """Handshake-sized reads (hellos, key shares); payloads go straight into tensors (link.py).
+    EOFError if the peer closes first."""
     buf = bytearray(n)
     view, got = memoryview(buf), 0
     while got < n:
         k = sock.recv_into(view[got:], n - got)
         if k == 0:
-            raise ssl.SSLEOFError("the peer closed the connection during the key agreement")
+            raise EOFError("connection closed")
         got += k
     return bytes(buf)
+
+
+def _key_share(tls: TlsSocket) -> bytes:
+    try:
+        return recv_exactly(tls, sealed.RANDOM_BYTES)
+    except EOFError:
+        raise ssl.SSLEOFError("the peer closed the connection during the key agreement") from None
 
 
 def check_peer_name(cert: dict[str, Any] | None, peer_name: str | None) -> None:
