@@ -60,8 +60,13 @@ from edge_worker.service.credentials import Credentials
 from galaxy_bench.ring_tls import issue_ring_credentials
 
 VARIANTS = (
-    "thread-plain", "thread-tls", "thread-tls-nice0", "thread-tlsrecords", "process-plain",
-    "process-tls", "gloo",
+    "thread-plain",
+    "thread-tls",
+    "thread-tls-nice0",
+    "thread-tlsrecords",
+    "process-plain",
+    "process-tls",
+    "gloo",
 )
 BARRIER_S = 300.0
 NONE = (math.nan,) * 3  # compute figures of a rank that does not compute
@@ -148,7 +153,7 @@ def _patched(variant: str) -> Iterator[None]:
     records); thread-tls-nice0 keeps its link threads at normal priority."""
     seal, nice = ring_tls._seal, ring_link.RING_NICE
     if variant == "thread-tlsrecords":
-        ring_tls._seal = lambda tls, server_side: tls  # type: ignore[assignment]
+        ring_tls._seal = lambda tls, server_side: tls  # type: ignore[assignment,return-value]
     if variant == "thread-tls-nice0":
         ring_link.RING_NICE = 0
     try:

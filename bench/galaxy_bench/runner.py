@@ -11,7 +11,6 @@ give `decode_ms_per_token_median` and `decode_tokens_per_s`.
 
 from __future__ import annotations
 
-
 import gc
 import logging
 import statistics

@@ -67,7 +67,9 @@ class RingReduceStream(ReduceScatterStream):
         """Where partial r goes in the ring's buffer, shaped `shape`: a GEMM may write it there
         directly (any time before its turn), then `commit(r)` hands it to the ring."""
         if shape[self.dim] != self.sizes[r]:
-            raise ValueError(f"partial for rank {r} has {shape[self.dim]} rows, not {self.sizes[r]}")
+            raise ValueError(
+                f"partial for rank {r} has {shape[self.dim]} rows, not {self.sizes[r]}"
+            )
         rest = tuple(s for d, s in enumerate(shape) if d != self.dim)
         if self.call is None:
             like = torch.empty(shape, dtype=dtype, device="meta")

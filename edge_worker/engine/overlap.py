@@ -24,7 +24,6 @@ from torch import Tensor
 from edge_worker.comm.base import Communicator, ReduceScatterStream, reduce_order, ring_order
 from edge_worker.spec.plan import offsets
 
-
 Project = Callable[[Tensor, Tensor], Tensor]  # (rows, out): writes rows' projection into out
 
 

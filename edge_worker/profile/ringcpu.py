@@ -5,8 +5,9 @@ comm/sealed.py), add it into a partial sum (reduce-scatter) or not (all-gather),
 it on (a seal and a socket write). Where the ring has no core of its own, that CPU comes out of
 the compute (`assistant/planner/profiles.py` `ring_cpu_cost`). `ring_cpu_ms_per_mb()` moves
 `mb` MB through a sealed TCP connection over loopback on this machine, as the ring does (the
-kernel's TCP path included), and returns the CPU time of both ends (thread CPU time: a CPU quota stretches the wall time, not this) per MB:
-one send and one receive per MB, as a rank relays what it receives. About 0.1 s of CPU.
+kernel's TCP path included), and returns the CPU time of both ends per MB (thread CPU time: a
+CPU quota stretches the wall time, not this): one send and one receive per MB, as a rank
+relays what it receives. About 0.1 s of CPU.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ import torch
 from edge_worker.comm.base import Communicator, reduce_order, ring_order
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.overlap import (
-    gather_project_reduce,
     Project,
+    gather_project_reduce,
     gather_then_project,
     project_then_reduce_scatter,
 )
