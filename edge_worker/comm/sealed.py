@@ -2,13 +2,14 @@
 
 Why not TLS records themselves: Python's ssl module can only run TLS for two threads at once on
 memory buffers (tls.py), which costs three copies and a Python loop per 16 KiB record each way.
-The ring measured 3.0 ms of CPU per MB with it against 1.2 on a plain socket, and on a device
-whose network stack shares its core that CPU comes out of the compute (bench/RESULTS.md, the
-data plane A/B). Here each record is one AES-GCM call of up to RECORD_BYTES that releases the
-GIL, decrypted straight into the caller's buffer (the tensor's memory) when it fits: one copy
-each way, as on a plain socket.
+The ring measured 1.28 ms of CPU per MB with it against 0.59 on a plain socket and 0.88 with
+these records (bench/dataplane-ab-sealed.json), and on a device whose network stack shares its
+core that CPU comes out of the compute. Here each record is one AES-GCM call of up to
+RECORD_BYTES that releases the GIL, decrypted straight into the caller's buffer (the tensor's
+memory) when it fits: one copy each way, as on a plain socket.
 
-How the keys are made (`agree`, called by tls.wrap after the certificate and name checks):
+How the keys are made (`tls._seal`, called by `tls.wrap` after the certificate and name
+checks):
 
     client -> server, over TLS:  32 random bytes  c
     server -> client, over TLS:  32 random bytes  s        (then the server sends nothing)
@@ -79,6 +80,7 @@ class SealedSocket(socket.socket):
         self._in = bytearray(RECORD_BYTES + TAG_BYTES)
         self._plain = bytearray(RECORD_BYTES)  # a record larger than the caller asked for
         self._left = memoryview(self._plain)[:0]  # its bytes not yet handed out
+        self._head = bytes(_HEAD.size)  # the header of the record being opened (its AAD)
 
     def version(self) -> str | None:
         return self._tls_version

@@ -60,6 +60,7 @@ class RingReduceStream(ReduceScatterStream):
         self.fed = 0
 
     def add(self, r: int, partial: Tensor) -> None:
+        self._check_turn(r)  # before the copy: a fed slot may be in the ring's hands
         self.slot(r, tuple(partial.shape), partial.dtype).copy_(partial)
         self.commit(r)
 
@@ -83,12 +84,15 @@ class RingReduceStream(ReduceScatterStream):
 
     def commit(self, r: int) -> None:
         """Partial r is in its slot: the ring may add and forward it."""
-        if self.fed == self.world or r != self.order[self.fed]:
-            raise ValueError(f"feed reduce-scatter partials in the order {self.order}, not {r}")
+        self._check_turn(r)
         if self.call is None:
             raise RuntimeError(f"partial {r} was committed before any slot was asked for")
         self.call.feed(r, first=self.fed == 0)
         self.fed += 1
+
+    def _check_turn(self, r: int) -> None:
+        if self.fed == self.world or r != self.order[self.fed]:
+            raise ValueError(f"feed reduce-scatter partials in the order {self.order}, not {r}")
 
     def wait(self) -> Tensor:
         if self.work is None or self.fed < self.world:
