@@ -2,7 +2,7 @@
 `all_gather(x, sizes, dim)` and `reduce_scatter(x, sizes, dim)`:
 
     tcp_ring      the product's TcpRingCommunicator in the rank process (`patched` connects
-                  it as the ring before sealed records, or with its link threads at nice 0);
+                  it as the ring before sealed records, or with its link threads at nice +5);
     ProcessRing   a TcpRingCommunicator in a child process, tensors through a shared arena;
     GlooRing      torch.distributed gloo on loopback (no TLS, even splits).
 """
@@ -33,12 +33,12 @@ from edge_worker.service.credentials import Credentials
 @contextlib.contextmanager
 def patched(variant: str) -> Iterator[None]:
     """Rings connected inside: thread-tlsrecords stays on TLS records (no switch to sealed
-    records); thread-tls-nice0 keeps its link threads at normal priority."""
+    records); thread-tls-nice5 runs its link threads at nice +5 (link.RING_NICE)."""
     seal, nice = ring_tls._seal, ring_link.RING_NICE
     if variant == "thread-tlsrecords":
         ring_tls._seal = lambda tls, server_side: tls  # type: ignore[assignment,return-value]
-    if variant == "thread-tls-nice0":
-        ring_link.RING_NICE = 0
+    if variant == "thread-tls-nice5":
+        ring_link.RING_NICE = 5
     try:
         yield
     finally:

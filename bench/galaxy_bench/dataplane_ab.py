@@ -11,9 +11,9 @@ of (1, rows, hidden) fp32 split `world` ways, then reduce-scatter of it, `--iter
     thread-*    today's TcpRingCommunicator in the rank process (threads share its GIL);
                 thread-tls is the product's ring (TLS 1.3, then sealed records, sealed.py);
                 thread-tlsrecords the ring before sealed records (every byte through TLS
-                records on memory BIOs: tls.TlsSocket), for comparison; thread-tls-nice0
-                the product's ring with its link threads at the compute's priority
-                (link.RING_NICE 0);
+                records on memory BIOs: tls.TlsSocket), for comparison; thread-tls-nice5
+                the product's ring with its link threads at nice +5 (link.RING_NICE;
+                the 12-07 run had it the other way round: thread-tls at +5, nice0 at 0);
     process-*   a child process per rank owns the TcpRingCommunicator; tensors cross a
                 shared-memory arena (copied in and out by the rank), a pipe carries the ops;
     gloo        torch.distributed gloo (C++ threads, no TLS; shares padded to even splits).
@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from galaxy_bench.ab_rings import GlooRing, ProcessRing, Ring, patched, tcp_ring
 from galaxy_bench.ring_tls import issue_ring_credentials
 
-THREAD_VARIANTS = ("thread-plain", "thread-tls", "thread-tls-nice0", "thread-tlsrecords")
+THREAD_VARIANTS = ("thread-plain", "thread-tls", "thread-tls-nice5", "thread-tlsrecords")
 VARIANTS = (*THREAD_VARIANTS, "process-plain", "process-tls", "gloo")
 BARRIER_S = 300.0
 NONE = (math.nan,) * 3  # compute figures of a rank that does not compute
