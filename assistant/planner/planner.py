@@ -169,12 +169,6 @@ def candidates(
             continue
         if fitted is not None and fitted not in plans:
             plans.append(fitted)
-        if fitted is not None and fitted.strategy == "hmp" and n > 1:
-            # Also the connective blocks on even rows: the ring's step lasts as long as its
-            # largest chunk, and the rows' work (norms, residual adds) is small.
-            even = replace(fitted, seq_weights=(1.0,) * n)
-            if even not in plans:
-                plans.append(even)
         two_ways = (label in ("tp", "hmp", "hmp+overlap") and cfg.group_size > 1) or (
             label == "sp" and cfg.causal  # heads by KV groups or not; rows even or by speed
         )
