@@ -1,7 +1,11 @@
 """CPU quotas per emulated device: one cgroup v1 `cpu` group each.
 
 Group gx<pid>-d<i> under this process's own cpu cgroup gets period `cfs_period_us` and quota
-speed x period (at least the kernel's 1 ms). `throttle` moves either only the device's
+speed x period (at least the kernel's 1 ms); or, given `slice_us`, quota `slice_us` and period
+slice / speed. A quota is a duty cycle, not a slower CPU: a thread that waits early in a period
+runs the rest of it at a whole core's speed until its quota is spent, so the smaller the slice,
+the nearer the emulation comes to a device that is slow all the time (the kernel's 1 ms is
+the smallest). `throttle` moves either only the device's
 compute thread (a tid into `tasks`: its socket threads are not starved) or every thread of
 its process (`cgroup.procs`). cgroup v2's cpu.max is not supported; needs root.
 """
@@ -83,16 +87,33 @@ def remove_stale(stale: Callable[[str], bool]) -> list[str]:
 class CpuQuotas:
     """One cpu cgroup per device, capped at `speeds[i]` cores (see module docstring)."""
 
-    def __init__(self, tag: str, speeds: Sequence[float], cfs_period_us: int = 10_000) -> None:
+    def __init__(
+        self,
+        tag: str,
+        speeds: Sequence[float],
+        cfs_period_us: int = 10_000,
+        slice_us: int | None = None,
+    ) -> None:
         if not 1000 <= cfs_period_us <= 1_000_000:
             raise ValueError(f"cfs_period_us must be 1000..1000000 us, got {cfs_period_us}")
+        if slice_us is not None and not 1000 <= slice_us <= min(speeds, default=1) * 1_000_000:
+            raise ValueError(f"slice_us must be 1000 us .. speed x 1 s, got {slice_us}")
         self.tag, self.speeds, self.cfs_period_us = tag, list(speeds), cfs_period_us
+        self.slice_us = slice_us
         self.groups: list[Path] = []
         self.throttled: list[list[dict[str, int]]] = [[] for _ in self.speeds]
 
     def quota_us(self, i: int) -> int:
         """Device i's CPU time per period (us); the kernel's minimum is 1 ms."""
+        if self.slice_us is not None:
+            return self.slice_us
         return max(1000, round(self.speeds[i] * self.cfs_period_us))
+
+    def period_us(self, i: int) -> int:
+        """Device i's quota period (us)."""
+        if self.slice_us is not None:
+            return round(self.slice_us / self.speeds[i])
+        return self.cfs_period_us
 
     def set_up(self) -> None:
         """Create the groups; raises OSError (call `close` to undo a partial set-up)."""
@@ -103,7 +124,7 @@ class CpuQuotas:
             d = base / f"{self.tag}-d{i}"
             d.mkdir()
             self.groups.append(d)
-            (d / "cpu.cfs_period_us").write_text(str(self.cfs_period_us))
+            (d / "cpu.cfs_period_us").write_text(str(self.period_us(i)))
             (d / "cpu.cfs_quota_us").write_text(str(self.quota_us(i)))
 
     def throttle(

@@ -68,6 +68,15 @@ def bench(
             "thread); sleep is a stand-in, not a real CPU cap"
         ),
     ] = CpuOpt.auto,
+    cpu_slice_ms: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="each device's CPU quota per period (period = slice / speed); default: 10 ms "
+            "periods. Smaller slices leave a thread that waits less of a whole core to catch "
+            "up with: 1 ms is the kernel's finest",
+        ),
+    ] = None,
     transport: Annotated[bool, typer.Option(help="also compare our ring with gloo")] = True,
     setting: Annotated[
         list[str] | None,
@@ -125,4 +134,8 @@ def bench(
             raise typer.Exit(2)
         chosen = [replace(st, variants=tuple(v for v in st.variants if v.label in variant))
                   for st in chosen]  # fmt: skip
-    suite.run(chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo)
+    slice_us = round(cpu_slice_ms * 1000) if cpu_slice_ms is not None else None
+    suite.run(
+        chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo,
+        cpu_slice_us=slice_us,
+    )  # fmt: skip

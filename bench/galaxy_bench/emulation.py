@@ -106,7 +106,8 @@ class Home:
     """Devices of a home emulated on this machine; a context manager (see module docstring).
 
     `tbf_latency_ms` and `tbf_burst_bytes` size the links' queues (`netns.Network`),
-    `cfs_period_us` the CPU quotas' period (`cgroups.CpuQuotas`).
+    `cfs_period_us` the CPU quotas' period, or `cpu_slice_us` their quota per period
+    (`cgroups.CpuQuotas`).
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class Home:
         *,
         subnet: str | None = None,
         cfs_period_us: int = 10_000,
+        cpu_slice_us: int | None = None,
         tbf_latency_ms: float = 50.0,
         tbf_burst_bytes: int | None = None,
         strict: bool = False,
@@ -130,7 +132,9 @@ class Home:
             raise ValueError("a home needs at least one device")
         self.devices = list(devices)
         self.tag = f"gx{os.getpid()}"
-        self._quotas = cgroups.CpuQuotas(self.tag, [d.speed for d in self.devices], cfs_period_us)
+        self._quotas = cgroups.CpuQuotas(
+            self.tag, [d.speed for d in self.devices], cfs_period_us, cpu_slice_us
+        )
         self._network = netns.Network(
             self.tag,
             [d.bandwidth_mbps for d in self.devices],
@@ -176,7 +180,11 @@ class Home:
     @property
     def label(self) -> str:
         """What runs, in words for a table title (`describe_in_words`)."""
-        return describe_in_words(self.links, self.cpu, self.fallback)
+        words = describe_in_words(self.links, self.cpu, self.fallback)
+        slice_us = self._quotas.slice_us
+        if slice_us is not None and self.cpu in ("thread", "process"):
+            words += f" ({slice_us / 1000:g} ms slices)"
+        return words
 
     # ----- addresses and process placement ----------------------------------------------
 
@@ -286,6 +294,7 @@ class Home:
         """What emulation actually runs, for the benchmark JSON ("emulation" key); `label`
         says it in words (and says FALLBACK when a requested mode was unavailable)."""
         shaped, quota = self.links == "netns", self.cpu in ("thread", "process")
+        sliced = self._quotas.slice_us is not None
         subnet = self._network.subnet
         return {
             "label": self.label,
@@ -302,7 +311,8 @@ class Home:
             }
             if shaped
             else None,
-            "cfs_period_us": self._quotas.cfs_period_us if quota else None,
+            "cfs_period_us": self._quotas.cfs_period_us if quota and not sliced else None,
+            "cpu_slice_us": self._quotas.slice_us if quota else None,
             "devices": [
                 {
                     "name": d.name,
@@ -311,6 +321,7 @@ class Home:
                     "namespace": self.namespace(i),
                     "tbf": self._network.tbf(i) if shaped else None,
                     "cfs_quota_us": self._quotas.quota_us(i) if quota else None,
+                    "cfs_period_us": self._quotas.period_us(i) if quota else None,
                     "throttled": list(self._quotas.throttled[i]),
                 }
                 for i, d in enumerate(self.devices)

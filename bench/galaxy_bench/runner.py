@@ -87,9 +87,15 @@ def _plan_for(
 
 
 def run_setting(
-    setting: Setting, reps: int, links: LinkMode, cpu: CpuMode, progress: Any = None
+    setting: Setting,
+    reps: int,
+    links: LinkMode,
+    cpu: CpuMode,
+    progress: Any = None,
+    cpu_slice_us: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """All variants of one setting; returns (runs, emulation description)."""
+    """All variants of one setting; returns (runs, emulation description). `cpu_slice_us`:
+    the CPU quotas' slice (`emulation.Home`)."""
     devices = list(setting.devices)
     names = [d.name for d in devices]
     # The Hugging Face model is dropped once converted: gpt2-large holds 3 GB in each.
@@ -98,7 +104,10 @@ def run_setting(
     ids = torch.randint(
         0, cfg.vocab_size, (1, setting.seq_len), generator=torch.Generator().manual_seed(0)
     )
-    with Home(devices, links=links, cpu=cpu) as home, tempfile.TemporaryDirectory() as tmp:
+    with (
+        Home(devices, links=links, cpu=cpu, cpu_slice_us=cpu_slice_us) as home,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         cluster = RemoteCluster.start(home.coordinator_host, timeout=600)
         # Keep only one plan's cut shards: after the warm-up round every worker has them all.
         cluster.coordinator.shards.keep = len(devices)

@@ -40,6 +40,7 @@ def run(
     out: Path | None,
     transport_sizes: tuple[int, ...] | None,
     echo: Callable[[str], None],
+    cpu_slice_us: int | None = None,
 ) -> dict[str, Any]:
     links, cpu = choose_emulation(links, cpu)
     echo(
@@ -51,7 +52,7 @@ def run(
     tables, summaries = [], []
     for s in chosen:
         echo(f"\n{s.title}")
-        rows, emulation = run_setting(s, reps, links, cpu, progress=echo)
+        rows, emulation = run_setting(s, reps, links, cpu, progress=echo, cpu_slice_us=cpu_slice_us)
         if emulation["fallback_reasons"]:
             echo(f"WARNING: this setting ran with {emulation['label']}")
         report.annotate(rows)
