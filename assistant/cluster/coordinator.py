@@ -287,7 +287,7 @@ class Coordinator:
     async def _expect(self, s: WorkerSession, kind: type[M], plan_id: str) -> M:
         """`s`'s next `kind` message (Loaded, Ready) for `plan_id`; an Error raises."""
         while True:  # skip what is left of earlier runs
-            item = await s.next(self.timeout)
+            item = await s.next(self.timeout, plan_id=plan_id)
             if isinstance(item, kind) and getattr(item, "plan_id", None) == plan_id:
                 return item
 

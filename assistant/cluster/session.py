@@ -58,12 +58,15 @@ class WorkerSession:
         else:
             self.inbox.put_nowait(item)
 
-    async def next(self, timeout: float, run_id: int | None = None) -> Any:
+    async def next(
+        self, timeout: float, run_id: int | None = None, plan_id: str | None = None
+    ) -> Any:
         """The next control message (or, with `run_id`, the next reply to a run), parsed, or a
         binary frame; WorkerLost if the link closed.
 
-        An Error answering another run than `run_id` is stale (a run that already failed) and
-        skipped; any other Error is raised.
+        An Error answering another run than `run_id`, or about another plan than `plan_id`, is
+        stale (a run that already failed, a plan given up) and skipped; any other Error is
+        raised.
         """
         queue = self.inbox if run_id is None else self.runs
         while True:
@@ -76,7 +79,9 @@ class WorkerSession:
                 queue.put_nowait(_CLOSED)  # every later reader sees the closed link too
                 raise WorkerLost(self.name, "control link closed")
             if isinstance(item, P.Error):
-                if item.run_id is not None and item.run_id != run_id:
+                if (item.run_id is not None and item.run_id != run_id) or (
+                    item.plan_id is not None and item.plan_id != plan_id
+                ):
                     continue
                 if item.code == "worker_lost":
                     raise WorkerLost(self.name, item.text)

@@ -1,8 +1,9 @@
 """Ring connections: every socket is created, tuned and authenticated here, and only here.
 
     listen(host, port)                       a listening socket (port 0: the OS picks one)
-    dial(addr, me, peer, deadline)           connect to the next rank, send our hello, check
-                                             its answer; retries until it is listening
+    dial(addr, me, peer, deadline, stop)     connect to the next rank, send our hello, check
+                                             its answer; retries until it is listening (or
+                                             `stop` is set)
     accept(listener, me, peer, deadline)     wait for the previous rank; refuse (close) any
                                              connection whose hello has the wrong token, rank
                                              or world size, and keep waiting for the right one;
@@ -91,6 +92,7 @@ def dial(
     peer: Identity,
     deadline: float,
     ctx: ssl.SSLContext | None = None,
+    stop: threading.Event | None = None,
 ) -> socket.socket:
     where = f"{peer.name} at {addr[0]}:{addr[1]}"
     family, _, _, _, sockaddr = socket.getaddrinfo(*addr, type=socket.SOCK_STREAM)[0]
@@ -98,6 +100,8 @@ def dial(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise CommTimeout(f"{me.name} could not reach {where} in time; is it running?")
+        if stop is not None and stop.is_set():
+            raise CommError(f"{me.name} stopped trying to reach {where}")
         sock = new_socket(family)
         sock.settimeout(remaining)
         try:

@@ -110,6 +110,8 @@ class TcpRingCommunicator(Communicator):
         self._closed = False
         self._links: dict[str, Link] = {}
         self._listener = handshake.listen(host, port) if world_size > 1 else None
+        self._forming: socket.socket | None = None  # the listener, while connect() runs
+        self._aborted = threading.Event()
         self.address: Address = self._listener.getsockname()[:2] if self._listener else (host, port)
 
     @classmethod
@@ -145,6 +147,7 @@ class TcpRingCommunicator(Communicator):
             return
         me, deadline = self._identity(self.rank), time.monotonic() + self.timeout
         listener, self._listener = self._listener, None
+        self._forming = listener
         pool = ThreadPoolExecutor(1, thread_name_prefix=f"ring-r{self.rank}-accept")
         server_ctx, client_ctx = self._tls if self._tls else (None, None)
         accepted = pool.submit(
@@ -153,18 +156,26 @@ class TcpRingCommunicator(Communicator):
         nxt: socket.socket | None = None
         try:
             nxt = handshake.dial(
-                peers[self.next_rank], me, self._identity(self.next_rank), deadline, client_ctx
+                peers[self.next_rank],
+                me,
+                self._identity(self.next_rank),
+                deadline,
+                client_ctx,
+                stop=self._aborted,
             )
             prv = accepted.result()
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor
             if nxt is not None:
                 nxt.close()
             with contextlib.suppress(BaseException):
                 accepted.result(2.0).close()
+            if self._aborted.is_set():
+                raise CommError(f"{me.name}'s ring was called off before it formed") from exc
             raise
         finally:
+            self._forming = None
             listener.close()
             pool.shutdown(wait=False)
         self._links = {
@@ -337,6 +348,15 @@ class TcpRingCommunicator(Communicator):
             resolve(p.inner, error=error)
             if p.call is not None:
                 p.call.abort()  # release link threads and stream readers waiting on it
+
+    def abort(self) -> None:
+        """Call off a `connect()` running on another thread: it raises CommError at once
+        rather than wait out its deadline for a peer that may never come (its plan was
+        released). Safe from any thread, at any time; `close()` still frees the ring."""
+        self._aborted.set()
+        if (listener := self._forming) is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor
 
     def close(self) -> None:
         """Say goodbye if idle (else the neighbours see WorkerLost), fail pending calls, shut

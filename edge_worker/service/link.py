@@ -2,7 +2,9 @@
 
 The worker reads on while it runs (protocol version 4): `Run`s go, in arrival order, to one
 task that executes them one after another, while the reader handles everything else (a new
-plan's Assign and its tensor frames, Connect, Profile, Probe, Release) in order. So the gateway
+plan's Assign and its tensor frames, Profile, Release) in order, and starts a task of its own
+for each message of the `background` types (Connect, Probe: forming a ring waits for peers
+that may never come; protocol version 6). So the gateway
 can deploy a plan beside the requests still running on the old one. Every message is guarded:
 whatever goes wrong handling it is answered with an `Error` (naming the run, for a Run) and the
 worker carries on. Sends are serialized: a Result and its tensor frames go out back to back.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import websockets
@@ -28,7 +30,8 @@ Handler = Callable[["ControlLink", Any], Awaitable[None]]  # one message type's 
 
 class ControlLink:
     """One connection to the coordinator: `handlers` by message type (run by the reader, in
-    order), `run` for Runs (run by the runs task)."""
+    order, or on a task each for the `background` types), `run` for Runs (run by the runs
+    task)."""
 
     def __init__(
         self,
@@ -36,10 +39,13 @@ class ControlLink:
         name: str,
         handlers: dict[type[P.Message], Handler],
         run: Handler,
+        background: Collection[type[P.Message]] = (),
     ) -> None:
         self.ws, self.name, self.handlers, self.run = ws, name, handlers, run
+        self.background = frozenset(background)
         self._send_lock = asyncio.Lock()
         self.runs: asyncio.Queue[P.Run] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> bool:
         """Answer messages until Shutdown (True) or the link closes (False)."""
@@ -48,7 +54,9 @@ class ControlLink:
             return await self._read(self.runs)
         finally:
             runner.cancel()  # a run still on the compute thread finishes there, unanswered
-            await asyncio.gather(runner, return_exceptions=True)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(runner, *self._tasks, return_exceptions=True)
 
     async def send(self, *frames: str | bytes) -> None:
         """Send `frames` back to back: the reader and the runs task both send, and nothing of
@@ -57,9 +65,11 @@ class ControlLink:
             for f in frames:
                 await self.ws.send(f)
 
-    async def error(self, code: str, text: str, run_id: int | None = None) -> None:
+    async def error(
+        self, code: str, text: str, run_id: int | None = None, plan_id: str | None = None
+    ) -> None:
         log.warning("%s: %s: %s", self.name, code, text)
-        error = P.Error(code=code, text=text, run_id=run_id)
+        error = P.Error(code=code, text=text, run_id=run_id, plan_id=plan_id)
         await self.send(error.model_dump_json())
 
     async def shard_frame(self) -> bytes:
@@ -110,8 +120,12 @@ class ControlLink:
             handler = self.handlers.get(type(msg))
             if handler is None:
                 await self.error("bad_message", f"a worker does not accept {type(msg).__name__}")
-                continue
-            await self._guarded(handler, msg)
+            elif type(msg) in self.background:
+                task = asyncio.create_task(self._guarded(handler, msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                await self._guarded(handler, msg)
         return False
 
     async def _runs(self, runs: asyncio.Queue[P.Run]) -> None:

@@ -32,11 +32,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-VERSION = 5  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
+VERSION = 6  # 2: deployments load every shard (Loaded) before the ring forms (Connect);
 # 3: a profile result says how much CPU the worker's process may use (cpu_cores);
 # 4: a worker reads on while it runs (a plan deploys beside requests), Release frees a plan,
 # Loaded says which shards the worker holds now; 5: a profile result says what the ring
-# costs the worker's CPU per MB (ring_cpu_ms_per_mb), a layer's trace its compute thread's CPU
+# costs the worker's CPU per MB (ring_cpu_ms_per_mb), a layer's trace its compute thread's CPU;
+# 6: rings form beside the reader (a Release calls one off), an Error may name its plan
 
 
 class Message(BaseModel):
@@ -214,6 +215,7 @@ class Error(Message):
     code: Literal["bad_message", "bad_shard", "plan", "worker_lost", "internal", "version"]
     text: str
     run_id: int | None = None
+    plan_id: str | None = None  # the plan it is about (a ring that did not form)
 
 
 class Renew(Message):

@@ -15,8 +15,8 @@ message is answered with an `Error` and the worker carries on; a lost ring peer 
 
 The worker reads on while it runs (protocol version 4; the message loop is `link.py`), so the
 gateway can deploy a plan beside the requests still running on the old one, and `Release` it
-when done. Ring formation is serialized: the worker has one data port, and a forming ring
-listens on it until it is connected.
+when done. Rings form one at a time, beside the reader, and a Release calls a forming ring off
+(`rings.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -60,6 +61,7 @@ from edge_worker.service.checks import BadMessage
 from edge_worker.service.credentials import Credentials, PendingCredentials
 from edge_worker.service.execute import Deployment, LoadedShard, answer, execute
 from edge_worker.service.link import ControlLink, Handler
+from edge_worker.service.rings import Rings
 from edge_worker.service.store import ShardStore
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ class Worker:
                 f"speed {speed} emulates a slower device by sleeping, a development mode for "
                 "galaxy bench: pass --development to allow it, or leave the speed at 1"
             )
-        self.name, self.data_host, self.speed = name, data_host, speed
+        self.name, self.speed = name, speed
         self.development = development
         self.reserve_mb = reserve_mb  # memory the planner must leave to the device itself
         # The ring's socket threads and the compute thread share the GIL. With Python's default
@@ -103,7 +105,8 @@ class Worker:
         # At 0.5 ms that dropped to about 5% (the cost of row-tiled GEMMs).
         sys.setswitchinterval(0.0005)
         self.data_port = data_port or free_port("0.0.0.0" if data_host == "auto" else data_host)
-        self.threads, self.ring_timeout = threads, ring_timeout
+        self.threads = threads
+        self.rings = Rings(data_host, self.data_port, ring_timeout)  # its rings listen there
         # Shards kept on disk: more than the plans in memory (`max_deployments`), so a plan
         # deployed again (a standby one back in use, a replan) finds its shard cached.
         self.store = ShardStore(data_dir / "shards", keep=shard_cache)
@@ -127,6 +130,15 @@ class Worker:
         self._renewal: PendingCredentials | None = None  # a new key, until its certificate comes
         self._renewed: Credentials | None = None
         self.on_link: Callable[[str | None], None] = lambda url: None  # link up (url) / down
+
+    @property
+    def data_host(self) -> str:
+        """Where this worker's rings listen ("auto" until `run.py` finds the route)."""
+        return self.rings.host
+
+    @data_host.setter
+    def data_host(self, host: str) -> None:
+        self.rings.host = host
 
     def _init_compute_thread(self) -> int:
         torch.set_num_threads(self.threads)
@@ -157,8 +169,10 @@ class Worker:
                 P.Release: self._release,
                 P.Renewed: self._take_renewal,
             }
-            link = ControlLink(ws, self.name, handlers, self._run)
-            self._ring_lock = asyncio.Lock()  # per link, so per event loop: one ring forming
+            # Forming a ring waits for its peers: beside the reader, so one that never comes
+            # holds up no other message (rings.py).
+            link = ControlLink(ws, self.name, handlers, self._run, {P.Connect, P.Probe})
+            self.rings.new_link()
             await link.send(self.hello().model_dump_json())
             log.info("%s connected to %s", self.name, url)
             if gateway and credentials is not None and credentials.needs_renewal():
@@ -170,6 +184,7 @@ class Worker:
                 return await link.serve()
             finally:
                 self.on_link(None)
+                self.rings.call_off_all()
                 for plan_id in list(self.deployments):
                     self._drop(plan_id)
 
@@ -242,38 +257,19 @@ class Worker:
         self._renewal = None
         log.info("%s: certificate renewed (serial %x)", self.name, creds.serial)
 
-    def _ring(
-        self,
-        rank: int,
-        peers: list[P.Peer],
-        token: str,
-        max_tensor_bytes: int,
-        plain: bool = False,
-    ) -> TcpRingCommunicator:
-        """This worker's side of a ring, with mutual TLS when it has credentials (unless
-        `plain`: development only, the bench's baseline)."""
-        if rank >= len(peers):
-            raise BadMessage("bad_message", f"rank {rank} of a ring of {len(peers)}")
+    def _ring_tls(self, plain: bool) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
+        """A ring's mutual TLS when this worker has credentials, unless `plain`: development
+        only, the bench's baseline."""
         if plain and not self.development:
             raise BadMessage("bad_message", "a ring without TLS is a development mode")
-        return TcpRingCommunicator(
-            rank,
-            len(peers),
-            bytes.fromhex(token),
-            self.data_host,
-            self.data_port,
-            timeout=self.ring_timeout,
-            names=[p.name for p in peers],
-            tls=self.credentials.ring_contexts() if self.credentials and not plain else None,
-            max_tensor_bytes=max_tensor_bytes,
-        )
+        return self.credentials.ring_contexts() if self.credentials and not plain else None
 
     async def _probe(self, link: ControlLink, msg: P.Probe) -> None:
         comm: TcpRingCommunicator | None = None
         try:
-            async with self._ring_lock:  # the ring listens on the data port until connected
-                comm = self._ring(msg.rank, msg.peers, msg.token, msg.nbytes + 4096)
-                await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in msg.peers])
+            tls = self._ring_tls(plain=False)
+            comm = await self.rings.form(msg.rank, msg.peers, msg.token, msg.nbytes + 4096, tls)
+            assert comm is not None  # (a probe has no plan to call it off)
             hop_ms, mbps = await asyncio.get_running_loop().run_in_executor(
                 self.compute, measure_ring, comm, msg.nbytes
             )
@@ -326,20 +322,26 @@ class Worker:
         return weights
 
     async def _connect(self, link: ControlLink, msg: P.Connect) -> None:
-        """Join the ring of a loaded plan (every rank has its shard by now)."""
-        shard = self.loaded.pop(msg.plan_id, None)
+        """Join the ring of a loaded plan (every rank has its shard by now), beside the reader
+        (rings.py): a Release meanwhile calls it off, and then nothing is answered."""
+        shard = self.loaded.get(msg.plan_id)
         if shard is None:
-            await link.error("plan", f"no loaded plan {msg.plan_id} on this worker")
+            await link.error("plan", f"no loaded plan {msg.plan_id} here", plan_id=msg.plan_id)
             return
         a = shard.assign
-        async with self._ring_lock:  # the ring listens on the data port until connected
-            comm = self._ring(a.rank, a.peers, a.token, checks.ring_bound(shard.cfg), a.plain_ring)
-            try:
-                await asyncio.to_thread(comm.connect, [(p.host, p.port) for p in a.peers])
-            except CommError as exc:
+        bound, tls = checks.ring_bound(shard.cfg), self._ring_tls(a.plain_ring)
+        try:
+            comm = await self.rings.form(
+                a.rank, a.peers, a.token, bound, tls, a.plan_id, lambda: a.plan_id in self.loaded
+            )
+        except CommError as exc:
+            self.loaded.pop(a.plan_id, None)
+            await link.error("worker_lost", f"ring did not form: {exc}", plan_id=a.plan_id)
+            return
+        if comm is None or self.loaded.pop(a.plan_id, None) is None:  # released meanwhile
+            if comm is not None:
                 comm.close()
-                await link.error("worker_lost", f"ring did not form: {exc}")
-                return
+            return
         model = RankModel(shard.cfg, shard.weights, shard.plan, comm, full=shard.full)
         if self.speed < 1.0:
             model.on_layer = self._slow_down
@@ -375,6 +377,7 @@ class Worker:
         on its ring, "worker_lost". A plan already gone (evicted, its ring lost) is no error."""
         known = msg.plan_id in self.deployments or msg.plan_id in self.loaded
         self.loaded.pop(msg.plan_id, None)
+        self.rings.call_off(msg.plan_id)
         self._drop(msg.plan_id)
         if known:
             log.info("%s: plan %s released", self.name, msg.plan_id)

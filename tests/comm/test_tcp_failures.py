@@ -3,6 +3,7 @@ that never join. Every failure is a clear CommError within seconds, never a hang
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -149,3 +150,35 @@ def test_a_peer_that_never_joins_times_out_instead_of_hanging(
     with pytest.raises(CommTimeout, match=r"all_reduce did not finish within 0\.3 s"):
         ring[0].all_reduce_async(torch.zeros(1)).wait(0.3)
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("waiting_in", ["dial", "accept"])
+def test_a_connect_called_off_gives_up_at_once(waiting_in: str) -> None:
+    """`abort()` from another thread (the worker's, on a Release of the plan) ends a connect
+    waiting for a peer that never comes, whether it still dials the next rank (nobody listens)
+    or, the next rank there, waits for the previous one to call."""
+    r0 = TcpRingCommunicator(0, 3, b"plan-token", timeout=30)
+    r1 = TcpRingCommunicator(1, 3, b"plan-token", timeout=30)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        nobody = closed.getsockname()[:2]
+    peers = [r0.address, nobody if waiting_in == "dial" else r1.address, nobody]
+
+    def r1_joins() -> None:  # it answers r0's call, then waits for a rank 2 that never comes
+        with contextlib.suppress(CommError):
+            r1.connect([r0.address, r1.address, nobody])
+
+    joining = threading.Thread(target=r1_joins)
+    if waiting_in == "accept":
+        joining.start()
+    threading.Timer(0.5, r0.abort).start()
+    started = time.monotonic()
+    with pytest.raises(CommError, match="called off"):
+        r0.connect(peers)
+    assert time.monotonic() - started < 5
+    r1.abort()
+    if waiting_in == "accept":
+        joining.join(10)
+        assert not joining.is_alive()
+    for comm in (r0, r1):
+        comm.close()

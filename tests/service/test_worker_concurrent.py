@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from functools import cache
@@ -64,17 +65,21 @@ class Link:
         assert isinstance(msg, kind), msg
         return msg
 
-    async def assign(self, plan_id: str, family: str) -> list[str | bytes]:
-        """An Assign of `family`'s tiny model on this worker alone, and its tensor frames."""
+    async def assign(
+        self, plan_id: str, family: str, others: list[P.Peer] | None = None
+    ) -> list[str | bytes]:
+        """An Assign of `family`'s tiny model on this worker alone (or as rank 0 of a tp ring
+        with `others`), and its tensor frames."""
         cfg, weights = model(family)
-        plan = make_plan(cfg, "local", [1.0])
+        others = others or []
+        plan = make_plan(cfg, "tp" if others else "local", [1.0] * (1 + len(others)))
         meta, digest = await self.shards.digest(cfg, weights, plan, 0)
         tensors, _ = await self.shards.cut(cfg, weights, plan, 0)
         peer = P.Peer(name=self.worker.name, host="127.0.0.1", port=self.worker.data_port)
         msg = P.Assign(
             plan_id=plan_id,
             rank=0,
-            peers=[peer],
+            peers=[peer, *others],
             token="ab" * 16,
             config=asdict(cfg),
             plan=asdict(plan),
@@ -283,3 +288,33 @@ async def test_a_run_between_a_shards_frames_is_served_and_the_shard_still_loads
     await link.send(P.Connect(plan_id="b").model_dump_json())
     assert (await link.expect(P.Ready)).plan_id == "b"
     assert set(link.worker.deployments) == {"a", "b"}  # "old" released mid-shard
+
+
+async def test_a_ring_whose_peer_never_comes_holds_up_nothing_and_its_release_calls_it_off(
+    link: Link,
+) -> None:
+    """Plan "ghost" is a ring of two whose other device never comes (it died as the plan
+    deployed). While the worker's side waits for it (up to the ring's 60 s deadline), the
+    reader goes on: another plan loads. The ghost's Release calls its ring off at once and
+    unanswered, so the other plan's ring, next in turn on the data port, forms and serves."""
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        gone = P.Peer(name="gone", host="127.0.0.1", port=closed.getsockname()[1])
+    await link.send(*await link.assign("ghost", "llama", [gone]))
+    assert (await link.expect(P.Loaded)).plan_id == "ghost"
+    await link.send(P.Connect(plan_id="ghost").model_dump_json())
+    await link.send(*await link.assign("b", "qwen2"))
+    assert (await link.expect(P.Loaded)).plan_id == "b"  # the reader was not held up
+    await link.send(P.Connect(plan_id="b").model_dump_json())
+    await asyncio.sleep(0.5)
+    assert "b" not in link.worker.deployments  # it waits its turn behind the ghost's ring
+
+    released = time.monotonic()
+    await link.send(P.Release(plan_id="ghost").model_dump_json())
+    assert (await link.expect(P.Ready)).plan_id == "b"  # and no Error about the ghost
+    assert time.monotonic() - released < 10, "the ghost's ring held the data port on"
+    on_b, run_b = link.run("b")
+    await link.send(run_b)
+    logits = (await link.result(on_b))["logits"]
+    assert_within_tolerance(logits, reference(tiny_model("qwen2"), torch.tensor(IDS)))
+    assert set(link.worker.deployments) == {"b"} and not link.worker.loaded
