@@ -73,7 +73,11 @@ def _plan_for(
         speed = {d.name: d.speed for d in setting.devices}
         fastest = max(names, key=lambda n: speed[n])
         return make_plan(cfg, "local", [1.0]), [fastest], variant.label
-    if variant.strategy in ("tp", "hmp") and len(names) > cfg.n_kv_heads:
+    if (
+        variant.strategy in ("tp", "hmp")
+        and len(names) > cfg.n_kv_heads
+        and not variant.every_device
+    ):
         # One whole key/value group per device at least: the fastest devices, in ring order.
         keep = set(sorted(names, key=lambda n: -gflops[n])[: cfg.n_kv_heads])
         names = [n for n in names if n in keep]

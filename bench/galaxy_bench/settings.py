@@ -27,6 +27,7 @@ class Variant:
     wire_dtype: WireDtype = "float32"
     split: Literal["even", "speed"] = "even"  # speed: shares in proportion to measured GFLOP/s
     even_rows: bool = False  # hmp's connective rows (the ring's chunks) even, whatever `split`
+    every_device: bool = False  # tp/hmp on every device even past the model's K/V groups
     planned: bool = False  # the planner chooses strategy, devices and shares (issue 4)
     plain_ring: bool = False  # the ring without TLS (every other variant encrypts it)
 
@@ -52,6 +53,11 @@ HMP_EVEN_ROWS = Variant("hmp even rows", "hmp", split="speed", even_rows=True)
 HMP_OVERLAP_EVEN_ROWS = Variant(
     "hmp+overlap even rows", "hmp", overlap=True, split="speed", even_rows=True
 )
+# A GQA model with fewer K/V groups than devices (qwen2.5-0.5b has 2): the fixed tp and hmp
+# variants run on as many devices as groups; these run on all, a group's K/V projection
+# replicated where two devices share it (issue 16, item 6), or sp with rows by speed.
+HMP_EVERY_DEVICE = Variant("hmp all devices", "hmp", split="speed", every_device=True)
+SP_BY_SPEED = Variant("sp by speed", "sp", split="speed")
 PLANNED = Variant("planned", "hmp", planned=True)
 # The cost of TLS: the product's ring always encrypts; this one does not (ring_tls.py).
 HMP_OVERLAP_PLAIN = Variant(
@@ -117,7 +123,9 @@ def named() -> dict[str, Setting]:
         "bert-500mbit": replace(REFERENCE, devices=home(500), variants=links),
         "bert-100mbit": replace(REFERENCE, devices=home(100), variants=links),
         "gpt2-large": Setting("gpt2-large-shape", 512, home(1000), variants=basic),
-        "qwen2.5-0.5b": Setting("qwen2.5-0.5b-shape", 512, home(1000), variants=basic),
+        "qwen2.5-0.5b": Setting(
+            "qwen2.5-0.5b-shape", 512, home(1000), variants=(*basic, HMP_EVERY_DEVICE, SP_BY_SPEED)
+        ),
         "smollm2-decode": Setting(
             "smollm2-135m", 512, home(1000), variants=basic, decode_tokens=32
         ),
