@@ -44,6 +44,7 @@ from assistant.planner.ring import (
 )
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.flops import (
+    ATTENTION_ROWS,
     core_flops,
     layer_params,
     mlp_flops,
@@ -98,6 +99,41 @@ def out_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int) -> float:
 def core_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int) -> float:
     gflops = d.attention_gflops(heads * rows * keys)
     return core_flops(cfg, rows, keys, heads) / (gflops * 1e9) * 1e3
+
+
+def sp_core_ms(
+    cfg: ModelConfig, d: DeviceProfile, start: int, rows: int, heads: int, seq_len: int
+) -> float:
+    """The attention core of sp's query rows [start, start + rows) of `seq_len`.
+
+    An encoder's rows see every key. A causal decoder's rows see the keys up to themselves:
+    the first chunk is a causal prefill, the case the profile measured (`profile/compute.py`:
+    its speed counts the whole square's FLOPs over the time of the causal half). A later
+    chunk runs blocks of `ATTENTION_ROWS` queries against the keys up to each block's end
+    (engine/attention.py), as much work as a causal prefill of 2 * start + rows (+ one block)
+    keys per query: the last chunk of a long prompt costs several times the first.
+    """
+    if not cfg.causal:
+        return core_ms(cfg, d, rows, heads, seq_len)
+    keys = rows if start == 0 else 2 * start + rows + min(rows, ATTENTION_ROWS)
+    return core_ms(cfg, d, rows, heads, keys)
+
+
+def sp_rank_ms(cfg: ModelConfig, d: DeviceProfile, start: int, rows: int, seq_len: int) -> float:
+    """One device's compute per layer of sp over query rows [start, start + rows) (ms)."""
+    if rows == 0:
+        return 0.0
+    proj = proj_flops(cfg, rows, cfg.n_heads) / (d.proj_gflops(rows, cfg.n_heads) * 1e9) * 1e3
+    core = sp_core_ms(cfg, d, start, rows, cfg.n_heads, seq_len)
+    return proj + core + mlp_ms(cfg, d, rows, cfg.intermediate_size) + 2 * conn_ms(cfg, d, rows)
+
+
+def sp_times(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], rows: Sequence[int], seq_len: int
+) -> list[float]:
+    """Each device's compute per layer of sp, its `rows` in ring order (ms)."""
+    starts = [sum(rows[:i]) for i in range(len(rows))]
+    return [sp_rank_ms(cfg, d, s, r, seq_len) for d, s, r in zip(ring, starts, rows, strict=True)]
 
 
 def attn_ms(
@@ -286,12 +322,7 @@ def _prefill_layers(
         kv_bytes = [
             2 * r * cfg.n_kv_heads * wire_bytes(plan.wire_dtype, cfg.head_dim) for r in rows
         ]
-        times = [
-            attn_ms(cfg, d, r, cfg.n_heads, t)
-            + mlp_ms(cfg, d, r, cfg.intermediate_size)
-            + 2 * conn_ms(cfg, d, r)
-            for d, r in zip(ring, rows, strict=True)
-        ]
+        times = sp_times(cfg, ring, rows, t)
         return _phase(times, all_gather_ms(ring, kv_bytes)).scaled(cfg.n_layers)
     heads, cols, kvs = plan.heads, plan.mlp_columns, kv_heads(cfg, plan)
     attn = [attn_ms(cfg, d, t, hh, t, kv) for d, hh, kv in zip(ring, heads, kvs, strict=True)]

@@ -20,6 +20,7 @@ from typing import Literal
 from assistant.planner.cost import Breakdown, handoff_ms, predict, predict_decode
 from assistant.planner.memory import memory_mb
 from assistant.planner.profiles import DeviceProfile
+from assistant.planner.rows import balanced_rows
 from edge_worker.errors import PlanError
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import (
@@ -150,13 +151,16 @@ def candidates(
             elif label == "tp":  # Megatron-LM: even split
                 plan = _tensor(cfg, "tp", [1.0] * n, options, first)
             elif label == "sp":
-                # Even rows, as the baseline; for a decoder also rows by speed. An encoder's
-                # rows by speed were predicted within 6% at 1000 Mbit/s but measured 18%
-                # slower than predicted at 500 Mbit/s (the slowest device's compute 31% over
-                # its prediction, cause not yet found), so they are not offered there. A
+                # Even rows, as the baseline; for a decoder also rows balanced by the cost
+                # model (rows.py: a later chunk reads more keys). An encoder's rows by speed
+                # were predicted within 6% at 1000 Mbit/s but measured 18% slower than
+                # predicted at 500 Mbit/s (the slowest device's compute 31% over its
+                # prediction, cause not yet found), so they are not offered there. A
                 # decoder's long prompt is where sp pays (it moves only K and V: bench/
                 # RESULTS.md, long prompts), with its ring's fastest device last (`sp_ring`).
-                weights = (1.0,) * n if first else tuple(speeds)
+                weights = (
+                    (1.0,) * n if first else tuple(map(float, balanced_rows(cfg, ring, seq_len)))
+                )
                 plan = ParallelPlan("sp", n, seq_weights=weights, **options)  # type: ignore[arg-type]
             elif label == "pp":  # layers weighted by memory, as exo and llama.cpp RPC do
                 layers = _units(cfg.n_layers, [d.budget_mb for d in ring])

@@ -25,7 +25,7 @@ import torch
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster, launch_workers
 from assistant.planner.cost import predict, predict_decode
-from assistant.planner.planner import choose
+from assistant.planner.planner import choose, sp_ring
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
@@ -81,6 +81,8 @@ def _plan_for(
         # One whole key/value group per device at least: the fastest devices, in ring order.
         keep = set(sorted(names, key=lambda n: -gflops[n])[: cfg.n_kv_heads])
         names = [n for n in names if n in keep]
+    if variant.strategy == "sp":  # a decoder's sp decodes on its last device: the fastest
+        names = [d.name for d in sp_ring(cfg, [known[n] for n in names])]
     weights = [gflops[n] if variant.split == "speed" else 1.0 for n in names]
     plan = make_plan(
         cfg, variant.strategy, weights, overlap=variant.overlap, wire_dtype=variant.wire_dtype

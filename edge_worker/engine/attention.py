@@ -42,7 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ROWS = 256  # query rows per masked block: its mask is ROWS x keys (8 MB at 8192 keys, fp32)
+from edge_worker.spec.flops import ATTENTION_ROWS
+
+ROWS = ATTENTION_ROWS  # query rows per masked block: its mask is ROWS x keys (8 MB at 8192
+# keys, fp32)
 
 
 def attend(

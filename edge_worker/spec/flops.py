@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from edge_worker.spec.config import ModelConfig
 
+# Query rows per block where causal attention needs a mask (a sequence-parallel chunk after
+# the first: engine/attention.py): each block reads the keys up to its last row, so the work
+# of a chunk depends on it (the cost model's `sp_core_ms`).
+ATTENTION_ROWS = 256
+
 
 def _kv(cfg: ModelConfig, heads: int, kv: int | None) -> int:
     """`kv` key/value heads if given (a share that splits groups replicates some), else the

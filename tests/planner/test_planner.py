@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.planner import ring as ring_cost
-from assistant.planner.cost import predict, predict_decode, ring_cpu_ms
+from assistant.planner.cost import predict, predict_decode, ring_cpu_ms, sp_times
 from assistant.planner.explain import explain
 from assistant.planner.memory import memory_mb
 from assistant.planner.planner import WIRE_ERROR, candidate, choose, fit_memory
@@ -28,7 +28,7 @@ from edge_worker.errors import PlanError
 from edge_worker.models.catalog import load_config
 from edge_worker.spec.flops import layer_params
 from edge_worker.spec.hf_config import config_from_hf
-from edge_worker.spec.plan import ParallelPlan, make_plan, wire_bytes
+from edge_worker.spec.plan import ParallelPlan, make_plan, split_by_weights, wire_bytes
 
 BERT = config_from_hf(load_config("bert-large-shape"))  # 16 heads, 4096 columns, 24 layers
 OPT = config_from_hf(load_config("opt-1.3b-shape"))
@@ -377,17 +377,24 @@ def test_replicated_kv_heads_are_costed_and_budgeted() -> None:
     assert layer_params(qwen, 8, 2432, 2) > layer_params(qwen, 8, 2432, 1)
 
 
-def test_a_decoder_s_sp_splits_rows_by_speed_and_decodes_on_its_fastest_device() -> None:
+def test_a_decoder_s_sp_balances_its_rows_and_decodes_on_its_fastest_device() -> None:
     """A long prompt on a decoder: sp moves only K and V, and decodes on its ring's last
-    device, so the planner offers rows by speed with the fastest device last."""
+    device, so the planner offers it with the fastest device last. A later chunk reads more
+    keys, so the last device takes fewer rows than its speed alone would give it, and every
+    device is predicted to take the same time."""
     smollm2 = config_from_hf(load_config("smollm2-135m"))
     home = [dev("desk", 20), dev("laptop", 11.5), dev("pi", 5)]
 
     sp = [p for p in choose(smollm2, home, 2048, decode_tokens=32).alternatives if p == "sp"]
     choice = choose(smollm2, home, 2048, decode_tokens=32, labels=("sp",))
 
-    assert sp and choice.ring[-1].name == "desk"
-    assert choice.plan.seq_split(2048)[-1] > 1000  # the fastest device's share, by speed
+    assert sp and [d.name for d in choice.ring] == ["laptop", "pi", "desk"]
+    rows = choice.plan.seq_split(2048)
+    by_speed = split_by_weights(2048, [11.5, 5, 20])
+    assert 600 < rows[-1] < by_speed[-1] - 100
+    times = sp_times(smollm2, choice.ring, rows, 2048)
+    assert max(times) < 1.02 * min(times), times
+    assert max(sp_times(smollm2, choice.ring, by_speed, 2048)) > 1.15 * max(times)
     assert candidate(BERT, "sp", home, 512, "float32") == ParallelPlan(
         "sp", 3, seq_weights=(1.0, 1.0, 1.0)
     )  # an encoder: even rows only
