@@ -20,7 +20,14 @@ def test_long_prompt_settings_are_smollm2_in_the_reference_home() -> None:
         assert (s.model, s.seq_len, s.decode_tokens) == ("smollm2-135m", seq, 32)
         assert [d.speed for d in s.devices] == [0.5, 0.25, 0.15]
         assert {d.bandwidth_mbps for d in s.devices} == {1000}
-        assert [v.label for v in s.variants] == ["local", "tp", "hmp", "hmp+overlap", "planned"]
+        assert [v.label for v in s.variants] == [
+            "local",
+            "tp",
+            "hmp",
+            "hmp+overlap",
+            "sp by speed",
+            "planned",
+        ]
 
 
 def row(label: str, ttft: float, ms_per_token: float, **extra: Any) -> dict[str, Any]:

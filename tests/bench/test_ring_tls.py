@@ -11,7 +11,6 @@ import torch
 from assistant.cluster.remote import local_workers
 from edge_worker.engine.loader import from_hf
 from edge_worker.errors import GalaxyError
-from edge_worker.service import protocol as P
 from edge_worker.service.checks import BadMessage
 from edge_worker.service.worker import Worker
 from edge_worker.spec.plan import make_plan
@@ -60,12 +59,9 @@ def test_the_ring_is_encrypted_with_the_bench_credentials_and_plain_on_request(
 
 def test_only_a_development_worker_runs_a_plain_ring(tmp_path: Path) -> None:
     worker = Worker("pi", tmp_path)
-    peers = [
-        P.Peer(name="pi", host="127.0.0.1", port=1),
-        P.Peer(name="b", host="127.0.0.1", port=2),
-    ]
     try:
         with pytest.raises(BadMessage, match="without TLS is a development mode"):
-            worker._ring(0, peers, "00" * 16, 1024, plain=True)
+            worker._ring_tls(plain=True)
+        assert worker._ring_tls(plain=False) is None  # (no credentials: a test's worker)
     finally:
         worker.compute.shutdown()
