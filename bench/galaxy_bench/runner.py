@@ -211,8 +211,10 @@ def _measure(
                 "layers": [(x.compute_ms, x.comm_ms, x.cpu_ms) for x in slowest.layers],
                 "peak_mem_mb": {names_i: 0.0 for names_i in names},
             }
+            sample["device_compute_ms"] = {}  # every device's, to see how even a split is
             for name, r in zip(ranks, results, strict=True):
                 sample["peak_mem_mb"][name] = round(r.peak_rss_mb, 1)
+                sample["device_compute_ms"][name] = round(r.compute_ms, 1)
             if decode_ms is not None:
                 sample["decode_ms"] = decode_ms
             if rep > 0:
@@ -287,6 +289,9 @@ def _row(
         "hidden_comm_ms": None,
         "layers_ms": _per_layer(samples),
         "peak_mem_mb": [max(s["peak_mem_mb"][n] for s in samples) for n in names],
+        "device_compute_ms": {
+            n: statistics.median(s["device_compute_ms"][n] for s in samples) for n in ranks
+        },
     }
     if setting.decode_tokens:
         row["decode_tokens"] = setting.decode_tokens
