@@ -4,10 +4,10 @@ The worker reads on while it runs (protocol version 4): `Run`s go, in arrival or
 task that executes them one after another, while the reader handles everything else (a new
 plan's Assign and its tensor frames, Profile, Release) in order, and starts a task of its own
 for each message of the `background` types (Connect, Probe: forming a ring waits for peers
-that may never come; protocol version 6). So the gateway
-can deploy a plan beside the requests still running on the old one. Every message is guarded:
-whatever goes wrong handling it is answered with an `Error` (naming the run, for a Run) and the
-worker carries on. Sends are serialized: a Result and its tensor frames go out back to back.
+that may never come; protocol version 6). So the gateway can deploy a plan beside the
+requests still running on the old one. Every message is guarded: whatever goes wrong handling
+it is answered with an `Error` (naming the run, for a Run) and the worker carries on. Sends
+are serialized: a Result and its tensor frames go out back to back.
 """
 
 from __future__ import annotations
