@@ -45,8 +45,8 @@ WIRES: dict[str, tuple[str, ...]] = {
 # sp keeps the whole model on every device. Its predictions ran 18% (qwen2.5-0.5b) and 34%
 # (gpt2-large) optimistic at 512 tokens in the reference home, and gpt2-large's sp then ran
 # slower than local (bench/RESULTS.md, all-settings-1; cause not found: three copies of the
-# model on the bench's one machine are suspected). So sp (on any wire) is chosen only when it
-# is predicted this much faster than the best other plan.
+# model on the bench's one machine are suspected). So sp (on the fp32 wire, where that was
+# measured) is chosen only when it is predicted this much faster than the best other plan.
 SP_MARGIN = 1.10
 WIRE_LABELS = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8"}
 # Lossy wires, measured (DESIGN.md section 6): max error relative to the output's scale (fp16:
@@ -267,7 +267,7 @@ def choose(
                             best[key] = (total, plan, ring, cost)
     if not best:
         raise PlanError(_refusal(cfg, ordered, seq_len))
-    label = min(best, key=lambda k: best[k][0] * (SP_MARGIN if k.split()[0] == "sp" else 1.0))
+    label = min(best, key=lambda key: best[key][0] * (SP_MARGIN if key == "sp" else 1.0))
     _, plan, ring, cost = best[label]
     decode_ms = None
     if decode_tokens and cfg.causal:

@@ -330,7 +330,7 @@ def test_half_precision_on_the_wire_only_when_allowed_and_with_its_error_stated(
 
 
 def test_int8_on_the_wire_only_when_allowed_costed_at_one_byte_plus_scales() -> None:
-    home = [dev("a", 40, mbps=200), dev("b", 30, mbps=200)]
+    home = [dev("a", 40, mbps=300), dev("b", 30, mbps=300)]
 
     half = choose(BERT, home, 512, lossy_wire="fp16")
     lossy = choose(BERT, home, 512, lossy_wire="int8")
