@@ -101,10 +101,9 @@ def core_ms(cfg: ModelConfig, d: DeviceProfile, rows: int, heads: int, keys: int
     return core_flops(cfg, rows, keys, heads) / (gflops * 1e9) * 1e3
 
 
-def sp_core_ms(
-    cfg: ModelConfig, d: DeviceProfile, start: int, rows: int, heads: int, seq_len: int
-) -> float:
-    """The attention core of sp's query rows [start, start + rows) of `seq_len`.
+def sp_keys(cfg: ModelConfig, start: int, rows: int, seq_len: int) -> int:
+    """The keys that sp's query rows [start, start + rows) of `seq_len` cost as, priced like
+    a prefill's attention core (`core_ms`).
 
     An encoder's rows see every key. A causal decoder's rows see the keys up to themselves:
     the first chunk is a causal prefill, the case the profile measured (`profile/compute.py`:
@@ -114,18 +113,16 @@ def sp_core_ms(
     keys per query: the last chunk of a long prompt costs several times the first.
     """
     if not cfg.causal:
-        return core_ms(cfg, d, rows, heads, seq_len)
-    keys = rows if start == 0 else 2 * start + rows + min(rows, ATTENTION_ROWS)
-    return core_ms(cfg, d, rows, heads, keys)
+        return seq_len
+    return rows if start == 0 else 2 * start + rows + min(rows, ATTENTION_ROWS)
 
 
 def sp_rank_ms(cfg: ModelConfig, d: DeviceProfile, start: int, rows: int, seq_len: int) -> float:
     """One device's compute per layer of sp over query rows [start, start + rows) (ms)."""
     if rows == 0:
         return 0.0
-    proj = proj_flops(cfg, rows, cfg.n_heads) / (d.proj_gflops(rows, cfg.n_heads) * 1e9) * 1e3
-    core = sp_core_ms(cfg, d, start, rows, cfg.n_heads, seq_len)
-    return proj + core + mlp_ms(cfg, d, rows, cfg.intermediate_size) + 2 * conn_ms(cfg, d, rows)
+    attn = attn_ms(cfg, d, rows, cfg.n_heads, sp_keys(cfg, start, rows, seq_len))
+    return attn + mlp_ms(cfg, d, rows, cfg.intermediate_size) + 2 * conn_ms(cfg, d, rows)
 
 
 def sp_times(

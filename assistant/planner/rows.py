@@ -1,7 +1,7 @@
 """sp's rows per device, balanced by the cost model rather than by speed alone.
 
 A causal decoder's sequence-parallel chunk reads the keys up to itself, so the last chunks of a
-long prompt cost more per row than the first (`cost.sp_core_ms`): rows in proportion to each
+long prompt cost more per row than the first (`cost.sp_keys`): rows in proportion to each
 device's GEMM speed left the ring's last device computing a third longer than the others
 (smollm2-135m, 2048 tokens, the reference home: the bench's "sp by speed"). Here each device
 takes, in ring order, as many rows as it computes within one common time, the least time

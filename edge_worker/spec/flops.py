@@ -8,7 +8,7 @@ from edge_worker.spec.config import ModelConfig
 
 # Query rows per block where causal attention needs a mask (a sequence-parallel chunk after
 # the first: engine/attention.py): each block reads the keys up to its last row, so the work
-# of a chunk depends on it (the cost model's `sp_core_ms`).
+# of a chunk depends on it (the cost model's `sp_keys`).
 ATTENTION_ROWS = 256
 
 
