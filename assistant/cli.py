@@ -1,8 +1,8 @@
 """The `galaxy` command line (DESIGN.md section 5).
 
-Other distributions add commands through the entry-point group `galaxy.commands` (name ->
-a typer command function, or a `typer.Typer` for a group): the benchmark's `galaxy bench`
-comes from galaxy-bench this way, so the product never imports it.
+Other distributions add commands through the entry-point group `galaxy.commands`
+(`assistant/plugins.py`): the benchmark's `galaxy bench` comes from galaxy-bench this way, so
+the product never imports it.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ import logging
 import os
 import sys
 from enum import StrEnum
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from assistant import owner_cli
+from assistant import owner_cli, plugins
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a home has no model hub: fail fast, never wait
-PLUGIN_GROUP = "galaxy.commands"
-log = logging.getLogger(__name__)
 
 app = typer.Typer(
     add_completion=False,
@@ -175,6 +172,14 @@ def worker(
         int, typer.Option(min=1, help="plans (shards and rings) kept in memory at once")
     ] = 12,
     shard_cache: Annotated[int, typer.Option(min=1, help="shards kept on disk")] = 16,
+    shard_cache_mb: Annotated[
+        float,
+        typer.Option(
+            envvar="GALAXY_SHARD_CACHE_MB",
+            min=0,
+            help="disk the shard cache may take (MB); the newest shard is kept whatever its size",
+        ),
+    ] = 4096.0,
     reserve_mb: Annotated[
         float,
         typer.Option(
@@ -231,6 +236,7 @@ def worker(
             speed=speed,
             max_deployments=max_deployments,
             shard_cache=shard_cache,
+            shard_cache_mb=shard_cache_mb,
             reserve_mb=reserve_mb,
             development=development,
         )
@@ -359,36 +365,7 @@ def demo(
         raise typer.Exit(2) from None
 
 
-def _add_plugin_commands(cli: typer.Typer) -> None:
-    """Register every command of the entry-point group `galaxy.commands`. Loading one imports
-    only its small CLI module; a plugin that fails to load, or that would replace a built-in
-    command, is logged and skipped: the product's own commands always work."""
-    taken = {
-        c.name or (c.callback.__name__.replace("_", "-") if c.callback else "")
-        for c in cli.registered_commands
-    }
-    for ep in entry_points(group=PLUGIN_GROUP):
-        if ep.name in taken:
-            log.warning(
-                "galaxy: plugin command %r (%s) clashes with a built-in; skipped", ep.name, ep.value
-            )
-            continue
-        try:
-            command = ep.load()
-        except Exception as exc:  # any failure in a plugin's import must not break `galaxy`
-            log.warning("galaxy: plugin command %r (%s) failed to load: %s", ep.name, ep.value, exc)
-            continue
-        if isinstance(command, typer.Typer):
-            cli.add_typer(command, name=ep.name)
-        elif callable(command):
-            cli.command(name=ep.name)(command)
-        else:
-            log.warning("galaxy: plugin %r (%s) is not a command; skipped", ep.name, ep.value)
-            continue
-        taken.add(ep.name)
-
-
-_add_plugin_commands(app)
+plugins.add_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

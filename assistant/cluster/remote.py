@@ -64,6 +64,7 @@ def worker_command(
     speed: float = 1.0,
     max_deployments: int = 12,
     shard_cache: int = 16,
+    shard_cache_mb: float = 4096.0,
 ) -> list[str]:
     """The command line of a development worker (see module docstring) serving `url`."""
     return [
@@ -88,6 +89,8 @@ def worker_command(
         str(max_deployments),
         "--shard-cache",
         str(shard_cache),
+        "--shard-cache-mb",
+        str(shard_cache_mb),
     ]
 
 
@@ -102,6 +105,7 @@ def launch_workers(
     speeds: Sequence[float] | None = None,
     max_deployments: int = 12,
     shard_cache: int = 16,
+    shard_cache_mb: float = 4096.0,
 ) -> list[WorkerProcess]:
     """Start one `galaxy worker` process per name; `prefix[i]` wraps worker i's command (e.g.
     `nsenter --net=...`), `hosts[i]` is its data-plane address, `speeds[i]` its sleep-based
@@ -122,6 +126,7 @@ def launch_workers(
                 speeds[i] if speeds else 1.0,
                 max_deployments,
                 shard_cache,
+                shard_cache_mb,
             ),
         ]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}

@@ -126,7 +126,8 @@ def run_setting(
             hosts=[home.device_host(i) for i in range(len(devices))],
             speeds=[d.speed if home.cpu == "sleep" else 1.0 for d in devices],
             max_deployments=1,  # one plan in memory at a time: peak memory is per plan
-            shard_cache=len(setting.variants) + 2,  # every variant's shard stays cached
+            shard_cache=len(setting.variants) + 2,  # every variant's shard stays cached,
+            shard_cache_mb=1e9,  # whatever its size (the folder is deleted after the setting)
         )
         try:
             hellos = {h.name: h for h in cluster.wait_for_workers(len(devices), timeout=120)}

@@ -2,7 +2,9 @@
 
 A restarted worker tells the coordinator which shards it holds (`Hello.cached_shards`) and is
 not sent them again. Files are safetensors, written to a temporary name and renamed, so a crash
-mid-write never leaves a corrupt entry under a valid hash.
+mid-write never leaves a corrupt entry under a valid hash. The cache is bounded both in shards
+(`keep`) and in bytes (`max_mb`: a home device's disk is small, and one shard of a 0.5B model is
+2 GB in fp32); the least recently used go first, never the one just saved.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -19,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class ShardStore:
-    def __init__(self, root: Path, keep: int = 8) -> None:
-        self.root, self.keep = root, keep
+    def __init__(self, root: Path, keep: int = 8, max_mb: float = 4096.0) -> None:
+        self.root, self.keep, self.max_bytes = root, keep, max_mb * 2**20
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, digest: str) -> Path:
@@ -39,6 +42,7 @@ class ShardStore:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)})
         tmp.replace(path)
+        _used(path)
         self._evict()
 
     def load(self, digest: str) -> tuple[dict[str, Tensor], dict[str, object]]:
@@ -48,11 +52,23 @@ class ShardStore:
 
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("meta", "{}"))
-        path.touch()  # most recently used
+        _used(path)
         return tensors, meta
 
     def _evict(self) -> None:
-        files = sorted(self.root.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        for old in files[: max(0, len(files) - self.keep)]:
+        files = sorted(self.root.glob("*.safetensors"), key=lambda p: p.stat().st_mtime_ns)
+        total = sum(p.stat().st_size for p in files)
+        for old in files[:-1]:  # oldest first; the newest always stays
+            if len(files) <= self.keep and total <= self.max_bytes:
+                break
             log.info("evicting cached shard %s", old.stem)
+            total -= old.stat().st_size
+            files.remove(old)
             old.unlink(missing_ok=True)
+
+
+def _used(path: Path) -> None:
+    """Mark `path` most recently used. The time is set, not touched: the kernel stamps files with
+    a clock that ticks every few milliseconds, too coarse to order shards saved back to back."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))

@@ -86,6 +86,7 @@ class Worker:
         speed: float = 1.0,
         max_deployments: int = 12,
         shard_cache: int = 16,
+        shard_cache_mb: float = 4096.0,
         reserve_mb: float = 512.0,
         development: bool = False,
     ) -> None:
@@ -108,8 +109,9 @@ class Worker:
         self.threads = threads
         self.rings = Rings(data_host, self.data_port, ring_timeout)  # its rings listen there
         # Shards kept on disk: more than the plans in memory (`max_deployments`), so a plan
-        # deployed again (a standby one back in use, a replan) finds its shard cached.
-        self.store = ShardStore(data_dir / "shards", keep=shard_cache)
+        # deployed again (a standby one back in use, a replan) finds its shard cached; and no
+        # more than `shard_cache_mb` of them.
+        self.store = ShardStore(data_dir / "shards", keep=shard_cache, max_mb=shard_cache_mb)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
         self.ring_cpu: float | None = None  # ms of CPU per MB the ring moves (ringcpu.py)
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
