@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from assistant.cluster.coordinator import Coordinator
 from assistant.cluster.deployment import Deployment
 from assistant.cluster.gate import ClusterGate, StepRunner
+from assistant.cluster.learning import Learning
 from assistant.cluster.linkwatch import RingDrift, measure_links
 from assistant.cluster.models import ServedModel, load_served
 from assistant.cluster.plans import PlanBook
@@ -43,7 +44,6 @@ from assistant.cluster.refresh import PLAN_SEQ, fits, replan_stale
 from assistant.cluster.remote import RemoteCluster
 from assistant.cluster.replan import Replanner
 from assistant.errors import DeadlineExceeded, QueueFull, UnknownModel
-from assistant.planner.calibrate import SETTLED, OverlapLearner
 from assistant.planner.planner import LossyWire, choose
 from edge_worker.errors import CommError, GalaxyError, PlanError, WorkerLost
 from edge_worker.service import protocol as P
@@ -91,7 +91,7 @@ class ClusterManager:
         self.links: dict[str, tuple[float, float]] = {}
         self.links_for: frozenset[str] = frozenset()
         self.drift = RingDrift()  # sets drift.suspect when a ring slows mid-run
-        self.overlap = OverlapLearner()  # what overlap costs each device, from traces
+        self.learned = Learning()  # each device's overlap cost and speed, from traces
         self.gate = ClusterGate()
         coordinator.quiet = self.gate.step  # measurements take their turn with the requests
         self._waiting = 0  # requests in flight or waiting
@@ -224,11 +224,13 @@ class ClusterManager:
         speeds = {n: r.gflops for n, r in measured.items()}
         if self.strategy == "auto":
             profiles = [
-                device_profile(
-                    self.coordinator.sessions[n].hello,
-                    measured[n],
-                    links.get(n, (self.link_mbps, 0.5)),
-                    self.overlap.factor(n, m.name, SETTLED),
+                self.learned.applied(
+                    device_profile(
+                        self.coordinator.sessions[n].hello,
+                        measured[n],
+                        links.get(n, (self.link_mbps, 0.5)),
+                    ),
+                    m.name,
                 )
                 for n in names
             ]
@@ -325,7 +327,8 @@ class ClusterManager:
                     timings["trace"] = trace
                     if self.strategy == "auto" and dep.plan_id is not None:
                         self._watch_ring(dep.plan_id, trace)
-                        self._learn_overlap(dep, trace)
+                        if why := self.learned.observe(dep, self.models[dep.model].cfg, trace):
+                            self.stale(why)
                     return result, dep, timings
                 except (CommError, TimeoutError) as exc:
                     await self._failover(model, dep, exc, timings, start)
@@ -340,15 +343,6 @@ class ClusterManager:
         runner = StepRunner(self._runner(dep), loop, self.gate.step, dep.workers)
         result = await asyncio.wait_for(asyncio.to_thread(work, runner), timeout)
         return result, runner.trace
-
-    def _learn_overlap(self, dep: Deployment, trace: list[dict[str, Any]]) -> None:
-        """Each device's overlap cost, learned from the traces (planner/calibrate.py); one
-        that has moved far from what the plan assumed re-plans with it."""
-        if not (dep.plan.overlap and dep.profiles):
-            return
-        cfg = self.models[dep.model].cfg
-        if self.overlap.observe_trace(dep.model, cfg, dep.plan, dep.profiles, trace):
-            self.stale(f"{dep.model}: overlap cost re-learned")
 
     def _watch_ring(self, plan_id: str, trace: list[dict[str, Any]]) -> None:
         if self.drift.observe(plan_id, trace):

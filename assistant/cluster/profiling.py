@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile, ring_cpu_cost
+from assistant.planner.profiles import DeviceProfile, ring_cpu_cost
 from edge_worker.service import protocol as P
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import split_columns
@@ -41,11 +41,10 @@ def device_profile(
     hello: P.Hello,
     measured: P.ProfileResult,
     link: tuple[float, float],
-    overlap_compute: float | None = None,
 ) -> DeviceProfile:
     """A planner profile from measurements: the worker's memory (free at start, less its
-    reserve), its layer costs, its link (Mbit/s, latency ms) and, once learned from traces,
-    what overlap costs it (None: the prior)."""
+    reserve), its layer costs and its link (Mbit/s, latency ms); what overlap costs it is the
+    prior until learned from traces (cluster/learning.py)."""
     free = hello.memory_mb or 4096.0  # an old worker that does not say: assume 4 GiB
     return DeviceProfile(
         name=hello.name,
@@ -59,7 +58,6 @@ def device_profile(
         attention_curve=measured.attention,
         connective_ns=measured.connective_ns,
         decode_points=measured.decode,
-        overlap_compute=overlap_compute or OVERLAP_COMPUTE,
         ring_cpu_ms_per_mb=ring_cpu_cost(
             measured.cpu_cores, measured.compute_threads, measured.ring_cpu_ms_per_mb
         ),

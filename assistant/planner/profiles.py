@@ -107,12 +107,46 @@ class DeviceProfile(BaseModel):
         description="compute of overlapped tiles over the same GEMMs unsplit (learned from "
         "traces: planner/calibrate.py)",
     )
+    slowdown: float = Field(
+        default=1.0,
+        gt=0,
+        description="how much slower than measured its prefill compute is planned, learned from "
+        "traces (planner/speed.py; `slower`)",
+    )
     ring_cpu_ms_per_mb: float = Field(
         default=0.0,
         ge=0,
         description="compute ms the ring's CPU work takes from this device per MB it receives "
         "while tiles compute (0: the ring runs on cores the compute does not use)",
     )
+
+    def slower(self, factor: float) -> DeviceProfile:
+        """This profile with its prefill compute `factor` times slower (a speed learned from
+        the requests the device ran: planner/speed.py), `slowdown` saying by how much. Decode
+        steps, bound by memory rather than arithmetic, keep their measured speed."""
+        if factor == 1.0:
+            return self
+
+        def rates(
+            points: list[tuple[int, int, float]] | None,
+        ) -> list[tuple[int, int, float]] | None:
+            return None if points is None else [(r, s, v / factor) for r, s, v in points]
+
+        return self.model_copy(
+            update={
+                "gflops": self.gflops / factor,
+                "gemv_gflops": self.decode_gflops,
+                "proj_grid": rates(self.proj_grid),
+                "mlp_grid": rates(self.mlp_grid),
+                "attention_curve": None
+                if self.attention_curve is None
+                else [(e, v / factor) for e, v in self.attention_curve],
+                "connective_ns": None
+                if self.connective_ns is None
+                else self.connective_ns * factor,
+                "slowdown": self.slowdown * factor,
+            }
+        )
 
     @property
     def budget_mb(self) -> float:

@@ -92,7 +92,7 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     fixed = {
         r["label"]: _total_ms(r)
         for r in runs
-        if r["label"] != "planned" and r["wire_dtype"] == wire
+        if not r["label"].startswith("planned") and r["wire_dtype"] == wire
     }
     if planned is not None and fixed:
         out["planned"] = planned.get("planner_chose")
@@ -117,8 +117,14 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["planned_prediction_error"] = (
             abs(out["planned_predicted_ms"] - out["planned_ms"]) / out["planned_ms"]
         )
-    out["prediction_error"] = {r["label"]: _error(r) for r in runs if "predicted_ms" in r}
     local = next((r for r in runs if r["label"] == "local"), None)
+    learned = next((r for r in runs if r["label"] == "planned, learned"), None)
+    if planned is not None and learned is not None:  # planned again on the speeds it ran at
+        out["learned"] = learned.get("planner_chose")
+        out["learned_vs_planned"] = _total_ms(planned) / _total_ms(learned)  # >1: faster
+        if local is not None:
+            out["learned_vs_local"] = _total_ms(local) / _total_ms(learned)
+    out["prediction_error"] = {r["label"]: _error(r) for r in runs if "predicted_ms" in r}
     if planned is not None and local is not None and "decode_tokens_per_s" in planned:
         # Long prompts (issue 16): the first token's wait and the decode rate, each vs local.
         out["planned_ttft_speedup"] = local["latency_ms_median"] / planned["latency_ms_median"]
@@ -220,6 +226,13 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
                 else ""
             )
             + f"prediction off by {s['planned_prediction_error']:.0%}.",
+        ]
+    if s.get("learned_vs_planned") is not None:
+        lines += [
+            "",
+            f"planned again on the device speeds learned from its warm-up (chose "
+            f"{s['learned']}): {s['learned_vs_planned']:.2f}x the speed of the first plan"
+            + (f", {s['learned_vs_local']:.2f}x local's." if s.get("learned_vs_local") else "."),
         ]
     if s.get("planned_ttft_speedup") is not None:
         lines += [

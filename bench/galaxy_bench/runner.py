@@ -27,6 +27,7 @@ from assistant.cluster.remote import RemoteCluster, launch_workers
 from assistant.planner.cost import predict, predict_decode
 from assistant.planner.planner import choose, sp_ring
 from assistant.planner.profiles import DeviceProfile
+from assistant.planner.speed import SpeedLearner
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
 from edge_worker.models.catalog import load_model
@@ -181,11 +182,18 @@ def _measure(
     reps: int,
     progress: Any,
 ) -> list[dict[str, Any]]:
-    plans = {v.label: _plan_for(v, setting, cfg, names, known) for v in setting.variants}
+    plans = {
+        v.label: _plan_for(v, setting, cfg, names, known) for v in setting.variants if not v.learned
+    }
+    learner = SpeedLearner()  # from the warm-up round of "planned"
     want = "last_logits" if cfg.causal else "hidden"
     samples: dict[str, list[dict[str, Any]]] = {v.label: [] for v in setting.variants}
     for rep in range(reps + 1):  # round 0 warms up (shard shipping, allocator, caches)
         for v in setting.variants:
+            if v.learned and v.label not in plans:
+                plans[v.label] = _plan_for(
+                    v, setting, cfg, names, _slowed(known, learner, setting.model)
+                )
             plan, ranks, _ = plans[v.label]
             cluster.deploy(cfg, weights, plan, ranks, plain_ring=v.plain_ring)
             decode_ms = None
@@ -218,6 +226,10 @@ def _measure(
                 sample["device_compute_ms"][name] = round(r.compute_ms, 1)
             if decode_ms is not None:
                 sample["decode_ms"] = decode_ms
+            if rep == 0 and v.planned and not v.learned:
+                ring = [known[n] for n in ranks]
+                layers = [[x.compute_ms for x in r.layers] for r in results]
+                learner.observe(setting.model, cfg, plan, ring, setting.seq_len, layers)
             if rep > 0:
                 samples[v.label].append(sample)
             if progress:
@@ -227,7 +239,10 @@ def _measure(
     for v in setting.variants:
         plan, ranks, chose = plans[v.label]
         row = _row(setting, v, (plan, ranks), samples[v.label], names)
-        ring = [plain_ring_profile(known[n]) if v.plain_ring else known[n] for n in ranks]
+        planned_on = _slowed(known, learner, setting.model) if v.learned else known
+        ring = [plain_ring_profile(planned_on[n]) if v.plain_ring else planned_on[n] for n in ranks]
+        if v.learned:
+            row["learned_slowdown"] = {n: round(planned_on[n].slowdown, 3) for n in ranks}
         predicted = predict(cfg, ring, plan, setting.seq_len).total_ms
         row["predicted_ms"] = round(predicted, 1)
         row["compute_bound_ms"] = round(bound, 1)  # every device, no communication
@@ -240,6 +255,14 @@ def _measure(
             row["planner_chose"] = chose
         rows.append(row)
     return rows
+
+
+def _slowed(
+    known: dict[str, DeviceProfile], learner: SpeedLearner, model: str
+) -> dict[str, DeviceProfile]:
+    """The profiles slowed by what `learner` learned of each device (one prefill is enough
+    here: the bench's devices are emulated, steady; the gateway waits for three)."""
+    return {n: p.slower(learner.factor(n, model) or 1.0) for n, p in known.items()}
 
 
 class _FirstToken:

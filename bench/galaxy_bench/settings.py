@@ -29,6 +29,9 @@ class Variant:
     even_rows: bool = False  # hmp's connective rows (the ring's chunks) even, whatever `split`
     every_device: bool = False  # tp/hmp on every device even past the model's K/V groups
     planned: bool = False  # the planner chooses strategy, devices and shares (issue 4)
+    # planned again after the warm-up round, on profiles slowed by the device speeds learned
+    # from "planned"'s traces there (planner/speed.py); comes after PLANNED in a setting
+    learned: bool = False
     plain_ring: bool = False  # the ring without TLS (every other variant encrypts it)
 
 
@@ -59,6 +62,7 @@ HMP_OVERLAP_EVEN_ROWS = Variant(
 HMP_EVERY_DEVICE = Variant("hmp all devices", "hmp", split="speed", every_device=True)
 SP_BY_SPEED = Variant("sp by speed", "sp", split="speed")
 PLANNED = Variant("planned", "hmp", planned=True)
+LEARNED = Variant("planned, learned", "hmp", planned=True, learned=True)
 # The cost of TLS: the product's ring always encrypts; this one does not (ring_tls.py).
 HMP_OVERLAP_PLAIN = Variant(
     "hmp+overlap plain", "hmp", overlap=True, split="speed", plain_ring=True
@@ -117,7 +121,7 @@ def named() -> dict[str, Setting]:
     basic = (LOCAL, TP, SP, HMP, HMP_OVERLAP, PLANNED)
     # issue 16: time to first token; sp by speed is the planner's plan before its rows were
     # balanced by the cost model (assistant/planner/rows.py)
-    long_prompt = (LOCAL, TP, HMP, HMP_OVERLAP, SP_BY_SPEED, PLANNED)
+    long_prompt = (LOCAL, TP, HMP, HMP_OVERLAP, SP_BY_SPEED, PLANNED, LEARNED)
     links = (LOCAL, TP, SP, HMP, HMP_OVERLAP, HMP_OVERLAP_FP16, HMP_OVERLAP_INT8, PLANNED)
     return {
         "reference": REFERENCE,
@@ -126,7 +130,10 @@ def named() -> dict[str, Setting]:
         "bert-100mbit": replace(REFERENCE, devices=home(100), variants=links),
         "gpt2-large": Setting("gpt2-large-shape", 512, home(1000), variants=basic),
         "qwen2.5-0.5b": Setting(
-            "qwen2.5-0.5b-shape", 512, home(1000), variants=(*basic, HMP_EVERY_DEVICE, SP_BY_SPEED)
+            "qwen2.5-0.5b-shape",
+            512,
+            home(1000),
+            variants=(*basic, LEARNED, HMP_EVERY_DEVICE, SP_BY_SPEED),
         ),
         "smollm2-decode": Setting(
             "smollm2-135m", 512, home(1000), variants=basic, decode_tokens=32
@@ -153,6 +160,6 @@ def quick() -> list[Setting]:
             128,
             home(1000),
             num_layers=2,
-            variants=(LOCAL, TP, HMP, HMP_OVERLAP, HMP_OVERLAP_PLAIN, PLANNED),
+            variants=(LOCAL, TP, HMP, HMP_OVERLAP, HMP_OVERLAP_PLAIN, PLANNED, LEARNED),
         )
     ]

@@ -46,5 +46,7 @@ def test_quick_bench_completes_with_valid_json(tmp_path: Path) -> None:
         assert len(run["latency_ms_all"]) >= 1
         assert {"name", "speed", "bandwidth_mbps"} <= run["devices"][0].keys()
     labels = {r["label"] for r in result["runs"]}
-    assert {"local", "tp", "hmp", "hmp+overlap"} <= labels
+    assert {"local", "tp", "hmp", "hmp+overlap", "planned, learned"} <= labels
+    (learned,) = (r for r in result["runs"] if r["label"] == "planned, learned")
+    assert set(learned["learned_slowdown"]) == set(learned["ranks"])
     assert {r["transport"] for r in result["transport"]} == {"ring", "gloo"}

@@ -40,6 +40,19 @@ def test_the_planner_is_judged_on_whole_requests_and_its_twin_is_named() -> None
     assert summary("home", runs)["same_plan_as"] is None
 
 
+def test_the_plan_made_again_on_learned_speeds_is_set_against_the_first() -> None:
+    runs = [
+        run("local", 1000, "local", ["a"]),
+        run("planned", 800, "sp", ["a", "b"], planner_chose="sp"),
+        run("planned, learned", 640, "sp", ["a", "b"], planner_chose="sp"),
+    ]
+
+    s = summary("home", runs)
+
+    assert s["best_fixed"] == "local"  # neither planner row counts as a fixed variant
+    assert s["learned_vs_planned"] == 800 / 640 and s["learned_vs_local"] == 1000 / 640
+
+
 def test_every_table_title_names_the_emulation_that_ran() -> None:
     sleep = "loopback links (not shaped), SLEEP emulation (not a real CPU cap)"
     runs = [run("local", 1000, "local", ["a"]), run("planned", 1000, "local", ["a"])]
