@@ -10,6 +10,11 @@ written into its rows of a preallocated buffer as engine/overlap.py does). The a
 and the norms are left out (tiling does not change them). Variants alternate within each rep;
 medians over reps. The ratio is the compute overlap costs before any contention: the GEMMs'
 efficiency falls with fewer rows (each call streams the whole weight for fewer rows).
+
+The same work with the weights reordered once into oneDNN's blocked layout (QKV fused,
+`torch.ops.mkldnn._linear_pointwise`, as torch's inductor does when it freezes a model) is
+timed beside it, and one row (a decode step) both ways: the engine does not use it, and this
+says why (bench/RESULTS.md, 12-07 evening).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -66,6 +72,89 @@ def tiled(
         start += r
 
 
+class Prepacked:
+    """The shard's GEMMs on weights reordered once for oneDNN, QKV in one GEMM. The layout
+    oneDNN chooses depends on the rows it is told to expect (`rows`): packed for a tile, it is
+    not the one for a decode step's single row."""
+
+    def __init__(self, attn: Attention, mlp: MLP, rows: int) -> None:
+        def pack(w: torch.Tensor) -> torch.Tensor:
+            return torch.ops.mkldnn._reorder_linear_weight(w, rows)
+
+        assert attn.bq is not None and attn.bk is not None and attn.bv is not None
+        self.qkv = pack(torch.cat([attn.wq, attn.wk, attn.wv]))
+        self.bqkv = torch.cat([attn.bq, attn.bk, attn.bv])
+        self.wo, self.up, self.down = pack(attn.wo), pack(mlp.w_up), pack(mlp.w_down)
+        self.b_up = mlp.b_up
+
+    def run(self, cfg: ModelConfig, x: torch.Tensor, o: torch.Tensor, rows: list[int]) -> None:
+        gemm = torch.ops.mkldnn._linear_pointwise
+        qkv = x.new_empty((x.shape[1], self.bqkv.shape[0]))
+        out, down = x.new_empty(x.shape[1:]), x.new_empty(x.shape[1:])
+        start = 0
+        for r in rows:
+            span = slice(start, start + r)
+            qkv[span] = gemm(x[0, span], self.qkv, self.bqkv, "none", [], "")
+            out[span] = gemm(o[0, span], self.wo, None, "none", [], "")
+            up = L.activation(gemm(x[0, span], self.up, self.b_up, "none", [], ""), cfg)
+            down[span] = gemm(up, self.down, None, "none", [], "")
+            start += r
+
+
+def one_row(attn: Attention, packed: Prepacked, x: torch.Tensor) -> tuple[float, float]:
+    """ms of one row through the fused QKV weight, plain and prepacked for one row (a decode
+    step's GEMV)."""
+    w = torch.cat([attn.wq, attn.wk, attn.wv])
+    row, times = x[0, :1], {"plain": [], "packed": []}  # type: ignore[var-annotated]
+    for _ in range(7):
+        for name, run in (
+            ("plain", lambda: torch.addmm(packed.bqkv, row, w.t())),
+            (
+                "packed",
+                lambda: torch.ops.mkldnn._linear_pointwise(
+                    row, packed.qkv, packed.bqkv, "none", [], ""
+                ),
+            ),
+        ):
+            run()
+            t0 = time.perf_counter()
+            for _ in range(50):
+                run()
+            times[name].append((time.perf_counter() - t0) / 50)
+    return statistics.median(times["plain"]) * 1e3, statistics.median(times["packed"]) * 1e3
+
+
+def measure(cfg: ModelConfig, heads: int, cols: int, seq: int, rows: list[int], reps: int) -> str:
+    """One shard's GEMMs whole and in tiles, plain and prepacked, as a line of the report."""
+    attn, mlp = shard(cfg, heads, cols)
+    x = torch.randn(1, seq, cfg.hidden_size)
+    o = torch.randn(1, seq, heads * cfg.head_dim)
+    packed = Prepacked(attn, mlp, max(rows))
+    variants: dict[str, Callable[[], None]] = {
+        "whole": lambda: whole(cfg, attn, mlp, x, o, rows),
+        "tiles": lambda: tiled(cfg, attn, mlp, x, o, rows),
+        "packed whole": lambda: packed.run(cfg, x, o, [seq]),
+        "packed tiles": lambda: packed.run(cfg, x, o, rows),
+    }
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    with torch.inference_mode():
+        for _ in range(reps):
+            for name, run in variants.items():
+                run()  # warm
+                t0 = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - t0)
+        plain_row, packed_row = one_row(attn, Prepacked(attn, mlp, 1), x)
+    ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return (
+        f"  {heads} heads, {cols} columns: whole {ms['whole']:.1f} ms, tiles "
+        f"{ms['tiles']:.1f} ms: {ms['tiles'] / ms['whole']:.3f}x; prepacked, over the plain "
+        f"whole: whole {ms['packed whole'] / ms['whole']:.3f}x, tiles "
+        f"{ms['packed tiles'] / ms['whole']:.3f}x (packed for {max(rows)} rows); one row "
+        f"through QKV packed for one row {packed_row / plain_row:.2f}x plain"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="bert-large-shape")
@@ -82,19 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     shards = [tuple(int(v) for v in s.split(",")) for s in args.shard or ["3,704", "9,2304"]]
     print(f"{args.model}, {args.seq} rows in tiles of {rows}, one thread, medians of {args.reps}")
     for heads, cols in shards:
-        attn, mlp = shard(cfg, heads, cols)
-        x = torch.randn(1, args.seq, cfg.hidden_size)
-        o = torch.randn(1, args.seq, heads * cfg.head_dim)
-        times: dict[str, list[float]] = {"whole": [], "tiles": []}
-        with torch.inference_mode():
-            for _ in range(args.reps):
-                for name, run in (("whole", whole), ("tiles", tiled)):
-                    run(cfg, attn, mlp, x, o, rows)  # warm
-                    t0 = time.perf_counter()
-                    run(cfg, attn, mlp, x, o, rows)
-                    times[name].append(time.perf_counter() - t0)
-        w, t = (statistics.median(times[k]) * 1e3 for k in ("whole", "tiles"))
-        print(f"  {heads} heads, {cols} columns: whole {w:.1f} ms, tiles {t:.1f} ms: {t / w:.3f}x")
+        print(measure(cfg, heads, cols, args.seq, rows, args.reps))
     return 0
 
 
