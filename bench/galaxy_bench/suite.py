@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -90,7 +91,7 @@ def _result(
     tables: list[str],
 ) -> dict[str, Any]:
     return {
-        "command": " ".join(["galaxy", *sys.argv[1:]]) if sys.argv else "galaxy bench",
+        "command": shlex.join(["galaxy", *sys.argv[1:]]) if sys.argv else "galaxy bench",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": report.machine(),
         "emulation": emulation,
