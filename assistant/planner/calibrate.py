@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Any
 
 from assistant.planner.cost import conn_ms, core_ms, ring_cpu_ms, tile_ms
+from assistant.planner.learner import Prefill, TraceLearner
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan, wire_bytes
@@ -64,57 +64,15 @@ def observed_factor(
     return factor if BOUNDS[0] <= factor <= BOUNDS[1] else None
 
 
-class OverlapLearner:
-    """Per (device, model), a moving average of observed factors (`weight` for the newest)."""
+class OverlapLearner(TraceLearner):
+    """Each device's overlap factor, from prefills on overlapped hmp plans."""
 
-    def __init__(self, weight: float = 0.3) -> None:
-        self.weight = weight
-        self.factors: dict[tuple[str, str], float] = {}
-        self.counts: dict[tuple[str, str], int] = {}
+    settled, drift = SETTLED, DRIFT
 
-    def observe(
-        self,
-        model: str,
-        cfg: ModelConfig,
-        plan: ParallelPlan,
-        ring: Sequence[DeviceProfile],
-        tokens: int,
-        layers: Sequence[Sequence[float]],
-    ) -> None:
-        """One prefill on `plan` over `ring` (the profiles it was planned with, ring order):
-        `layers[rank]` is that device's compute ms per layer."""
-        if not plan.overlap or plan.strategy != "hmp" or len(ring) < 2:
-            return
-        for rank, (d, per_layer) in enumerate(zip(ring, layers, strict=True)):
-            factor = observed_factor(cfg, d, plan, rank, tokens, per_layer)
-            if factor is None:
-                continue
-            key = (d.name, model)
-            old = self.factors.get(key)
-            self.factors[key] = factor if old is None else old + self.weight * (factor - old)
-            self.counts[key] = self.counts.get(key, 0) + 1
+    def observed(self, p: Prefill, rank: int, per_layer: Sequence[float]) -> float | None:
+        if not p.plan.overlap or p.plan.strategy != "hmp" or len(p.ring) < 2:
+            return None
+        return observed_factor(p.cfg, p.ring[rank], p.plan, rank, p.tokens, per_layer)
 
-    def observe_trace(
-        self,
-        model: str,
-        cfg: ModelConfig,
-        plan: ParallelPlan,
-        ring: Sequence[DeviceProfile],
-        trace: Sequence[dict[str, Any]],
-    ) -> bool:
-        """Every prefill step of a request's trace (`gate.StepRunner.trace`); True when a
-        device's learned factor, over `SETTLED` prefills, is `DRIFT` off the one `ring` was
-        planned with (then re-plan with it)."""
-        for step in trace:
-            devices = step.get("devices", {})
-            layers = [devices.get(d.name, {}).get("layers") for d in ring]
-            if step.get("op") == "prefill" and all(layers):
-                per_layer = [[compute for compute, _ in device] for device in layers]
-                self.observe(model, cfg, plan, ring, int(step.get("tokens", 0)), per_layer)
-        learned = [(self.factor(d.name, model, SETTLED), d.overlap_compute) for d in ring]
-        return any(f is not None and abs(f - used) > DRIFT * used for f, used in learned)
-
-    def factor(self, device: str, model: str, min_count: int = 1) -> float | None:
-        """The learned factor, once `min_count` prefills have been seen; else None."""
-        key = (device, model)
-        return self.factors[key] if self.counts.get(key, 0) >= min_count else None
+    def planned(self, d: DeviceProfile) -> float:
+        return d.overlap_compute

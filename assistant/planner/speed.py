@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Any
 
 from assistant.planner.cost import attn_ms, conn_ms, layer_ms, mlp_ms, sp_times
+from assistant.planner.learner import Prefill, TraceLearner
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan, kv_heads
@@ -56,63 +56,21 @@ def rank_layer_ms(
     )
 
 
-class SpeedLearner:
-    """Per (device, model), a moving average of observed speed factors (`weight` for the
-    newest)."""
+class SpeedLearner(TraceLearner):
+    """Each device's speed factor on each model, from prefills on plans without overlap."""
 
-    def __init__(self, weight: float = 0.3) -> None:
-        self.weight = weight
-        self.factors: dict[tuple[str, str], float] = {}
-        self.counts: dict[tuple[str, str], int] = {}
+    settled, drift = SETTLED, DRIFT
 
-    def observe(
-        self,
-        model: str,
-        cfg: ModelConfig,
-        plan: ParallelPlan,
-        ring: Sequence[DeviceProfile],
-        tokens: int,
-        layers: Sequence[Sequence[float]],
-    ) -> None:
-        """One prefill of `tokens` on `plan` over `ring` (the profiles it was planned with,
-        ring order): `layers[rank]` is that device's compute ms per layer. A factor is
-        relative to the measured profile: one the ring was already slowed by (`slowdown`) is
-        multiplied back in."""
-        if tokens < MIN_TOKENS:
-            return
-        for rank, (d, per_layer) in enumerate(zip(ring, layers, strict=True)):
-            predicted = rank_layer_ms(cfg, ring, plan, tokens, rank)
-            if not predicted or not per_layer:
-                continue
-            factor = statistics.median(per_layer) / predicted * d.slowdown
-            if not BOUNDS[0] <= factor <= BOUNDS[1]:
-                continue
-            key = (d.name, model)
-            old = self.factors.get(key)
-            self.factors[key] = factor if old is None else old + self.weight * (factor - old)
-            self.counts[key] = self.counts.get(key, 0) + 1
+    def observed(self, p: Prefill, rank: int, per_layer: Sequence[float]) -> float | None:
+        """Measured over predicted compute; a ring already slowed by a factor (`slowdown`)
+        has it multiplied back in, so the factor stays relative to the measured profile."""
+        if p.tokens < MIN_TOKENS:
+            return None
+        predicted = rank_layer_ms(p.cfg, p.ring, p.plan, p.tokens, rank)
+        if not predicted:
+            return None
+        factor = statistics.median(per_layer) / predicted * p.ring[rank].slowdown
+        return factor if BOUNDS[0] <= factor <= BOUNDS[1] else None
 
-    def observe_trace(
-        self,
-        model: str,
-        cfg: ModelConfig,
-        plan: ParallelPlan,
-        ring: Sequence[DeviceProfile],
-        trace: Sequence[dict[str, Any]],
-    ) -> bool:
-        """Every prefill step of a request's trace (`gate.StepRunner.trace`); True when a
-        device's learned factor, over `SETTLED` prefills, is `DRIFT` off the one `ring` was
-        planned with (then re-plan with it)."""
-        for step in trace:
-            devices = step.get("devices", {})
-            layers = [devices.get(d.name, {}).get("layers") for d in ring]
-            if step.get("op") == "prefill" and all(layers):
-                per_layer = [[compute for compute, _ in device] for device in layers]
-                self.observe(model, cfg, plan, ring, int(step.get("tokens", 0)), per_layer)
-        learned = [(self.factor(d.name, model, SETTLED), d.slowdown) for d in ring]
-        return any(f is not None and abs(f - used) > DRIFT * used for f, used in learned)
-
-    def factor(self, device: str, model: str, min_count: int = 1) -> float | None:
-        """The learned factor, once `min_count` prefills have been seen; else None."""
-        key = (device, model)
-        return self.factors[key] if self.counts.get(key, 0) >= min_count else None
+    def planned(self, d: DeviceProfile) -> float:
+        return d.slowdown
