@@ -27,6 +27,7 @@ def test_long_prompt_settings_are_smollm2_in_the_reference_home() -> None:
             "hmp+overlap",
             "sp by speed",
             "planned",
+            "planned, learned",
         ]
 
 
