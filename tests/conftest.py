@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """When a module's tests are done (its fixtures, and their workers, stopped), delete every
     worker's shard cache under the run's temporary folder. Each worker keeps up to 4 GB of shards,
-    and a run starts some sixty of them: kept, they filled CI's disk (17 GB in one run here) and
+    and a run starts dozens of them: kept, they filled CI's disk (17 GB in one run here) and
     the workers failed to save ("No space left on device"). Logs and other files stay for
     reading; passing tests' own folders go anyway (`tmp_path_retention_policy`)."""
     try:

@@ -245,8 +245,8 @@ def test_a_spoken_command_from_the_microphone_acts(
     console = dash.view("console")
     # Chromium's fake microphone is paced by a timer that skips ahead when it falls behind
     # (media/base/fake_audio_worker.cc). This test misheard "Front on the kitchen lights" in
-    # five full runs, and never alone; the likely cause is recording while the workers deploy
-    # and stage standby plans on this 2-core machine. So it records on a quiet machine.
+    # several runs; the likely cause (not proven) is recording while the workers deploy and
+    # stage standby plans on this 2-core machine. So it records on a quiet machine.
     wait_for("the gateway's background work done", lambda: quiet(both_paired))
 
     console.locator("#console-mic").click()  # Chromium's fake microphone plays the WAV
