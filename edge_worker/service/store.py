@@ -4,7 +4,8 @@ A restarted worker tells the coordinator which shards it holds (`Hello.cached_sh
 not sent them again. Files are safetensors, written to a temporary name and renamed, so a crash
 mid-write never leaves a corrupt entry under a valid hash. The cache is bounded both in shards
 (`keep`) and in bytes (`max_mb`: a home device's disk is small, and a whole 0.5B model, which
-standby plans stage on every worker, is 2 GB in fp32); the least recently used go first, never the one just saved.
+standby plans stage on every worker, is 2 GB in fp32); the least recently used go first,
+never the one just saved.
 """
 
 from __future__ import annotations
