@@ -241,6 +241,15 @@ def scenario(home: Home) -> None:
             "GET", "/v1/pairing/requests"
         )
         check(same, "it rejoined with the same certificate, no pairing again", log[-600:])
+        # The plan without it keeps serving until the background re-plan has installed the
+        # one with it again (a request in that second ran on the laptop alone once).
+        wait(
+            "kitchen-pi planned in again",
+            lambda: all(
+                workers <= set(p["devices"]) for p in home.call("GET", "/v1/plan")["plans"].values()
+            ),
+            120,
+        )
         gen = home.call("POST", "/v1/generate", {"prompt": "Name a fruit.", "max_new_tokens": 8})
         check(workers <= devices_of(gen["plan"]), "and serves in plans again", gen["plan"])
         check("Traceback" not in log, "it stopped on SIGTERM cleanly", log[-1500:])
