@@ -21,10 +21,9 @@ class Learning:
         self.speed = SpeedLearner()
 
     def observe(self, dep: Deployment, cfg: ModelConfig, trace: list[dict[str, Any]]) -> str:
-        """Learn from one request's trace on `dep`; a reason to re-plan when a device has
-        settled far from what its plan assumed (else "")."""
-        if not dep.profiles:
-            return ""
+        """Learn from one request's trace on `dep` (a plan the planner made: it carries the
+        profiles); a reason to re-plan when a device has settled far from what its plan
+        assumed (else "")."""
         if dep.plan.overlap:
             if self.overlap.observe_trace(dep.model, cfg, dep.plan, dep.profiles, trace):
                 return f"{dep.model}: overlap cost re-learned"

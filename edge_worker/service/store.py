@@ -57,14 +57,16 @@ class ShardStore:
         return tensors, meta
 
     def _evict(self) -> None:
-        files = sorted(self.root.glob("*.safetensors"), key=lambda p: p.stat().st_mtime_ns)
-        total = sum(p.stat().st_size for p in files)
-        for old in files[:-1]:  # oldest first; the newest always stays
-            if len(files) <= self.keep and total <= self.max_bytes:
+        stats = sorted(
+            ((p, p.stat()) for p in self.root.glob("*.safetensors")),
+            key=lambda ps: ps[1].st_mtime_ns,
+        )
+        count, total = len(stats), sum(st.st_size for _, st in stats)
+        for old, st in stats[:-1]:  # oldest first; the newest always stays
+            if count <= self.keep and total <= self.max_bytes:
                 break
             log.info("evicting cached shard %s", old.stem)
-            total -= old.stat().st_size
-            files.remove(old)
+            count, total = count - 1, total - st.st_size
             old.unlink(missing_ok=True)
 
 
