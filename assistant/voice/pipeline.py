@@ -150,8 +150,11 @@ class VoiceAssistant:
     # ----- stages -----
 
     async def hear(self, samples: np.ndarray) -> Transcript:
+        """What was said: the transcript, read as a home command when one of Whisper's close
+        alternatives is one and its best reading is not (IntentRecognizer.reading)."""
         assert self.stt is not None, "start() first"
-        return await asyncio.to_thread(self.stt.transcribe, samples)
+        heard = await asyncio.to_thread(self.stt.transcribe, samples)
+        return await asyncio.to_thread(self.intents.reading, heard)
 
     async def answer(
         self,
@@ -239,7 +242,10 @@ class VoiceAssistant:
             turn.heard = {"reason": heard.reason, "duration_s": round(heard.duration_s, 2)}
             return turn
         answer = await self.answer(heard.text, rid)
-        return await self._finish(rid, heard.text, answer, timings, started, speak)
+        turn = await self._finish(rid, heard.text, answer, timings, started, speak)
+        if heard.first_guess is not None:
+            turn.heard = {"first_guess": heard.first_guess}
+        return turn
 
     async def _finish(
         self,

@@ -14,6 +14,14 @@ never invents words. Three guards, cheapest first:
    `avg_logprob < -1` (a guess), or, in a shortened window, a sentence said twice -> one retry
    with the standard 30 s window and beam 5; if that fails Whisper's rules, "" rather than
    the guess.
+
+Alternatives: a short-window or 30 s decode also returns the beam's other readings within
+`ALTERNATIVE_MARGIN` average log-probability of the best (`Transcript.alternatives`), for the
+caller to prefer one the home's sentence templates accept (intent.IntentRecognizer.reading):
+Whisper's language prior and the home's vocabulary prompt sometimes rank a near miss first
+("Front on the kitchen lights" for "turn on", biased by "Front door"; "the whole light" for
+"the hall light").
+
 Before decoding, silences longer than 1 s are shortened to 0.6 s (Silero again): without
 timestamps Whisper tends to stop at a long pause and drop what follows. Speech that still does
 not fit one 30 s window goes through faster-whisper's own segment loop (`vad_filter`, the same
@@ -66,6 +74,20 @@ _PAD = np.zeros(SAMPLE_RATE // 5, dtype=np.float32)
 NO_SPEECH_PROB = 0.6
 LOGPROB_FLOOR = -1.0
 COMPRESSION_CEILING = 2.4
+ALTERNATIVE_MARGIN = 0.3
+"""How far below the best reading's average log-probability an alternative may be. On 20 of
+the sample home's commands x 3 piper speeds x 5 conditions (clean, 10 dB SNR, the dashboard's
+48 kHz path at 3 phases), the commands the templates understood rose from 261 to 271 of 300,
+and none of 150 conversational clips became a command (`python -m tests.voice.measure_reading`).
+In a first trial, 0.3 caught all but one of what an unbounded margin caught."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One of the beam's other readings of the same audio."""
+
+    text: str
+    avg_logprob: float
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,10 @@ class Transcript:
     compression_ratio: float | None = None
     window_s: float | None = None
     """Encoder window used (s); None when Whisper did not run."""
+    alternatives: tuple[Reading, ...] = ()
+    """The beam's other readings, best first (see ALTERNATIVE_MARGIN); empty when `text` is."""
+    first_guess: str | None = None
+    """Whisper's best reading, when a caller chose one of the alternatives over it."""
 
 
 def packaged_model_dir() -> Path:
@@ -236,21 +262,28 @@ class SpeechToText:
             [self._prompt],
             beam_size=beam_size,
             max_length=min(len(self._prompt) + max_new, 448),
+            num_hypotheses=beam_size,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=[-1],
         )[0]
-        tokens = result.sequences_ids[0]
-        # CTranslate2 returns the cumulative log-probability divided by the length
-        # (length_penalty=1); Whisper's avg_logprob divides by length + 1 (the end token).
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        text = self._tokenizer.decode(tokens).strip()
-        judged = _judge(text, result.no_speech_prob, avg_logprob, frames * _HOP / SAMPLE_RATE)
-        if frames < _FULL_FRAMES and judged.reason is None and _repeats_a_sentence(text):
+        readings = [
+            # CTranslate2 returns the cumulative log-probability divided by the length
+            # (length_penalty=1); Whisper's avg_logprob divides by length + 1 (the end token).
+            Reading(self._tokenizer.decode(tokens).strip(), score * len(tokens) / (len(tokens) + 1))
+            for tokens, score in zip(result.sequences_ids, result.scores, strict=True)
+        ]
+        best = readings[0]
+        judged = _judge(
+            best.text, result.no_speech_prob, best.avg_logprob, frames * _HOP / SAMPLE_RATE
+        )
+        if frames < _FULL_FRAMES and judged.reason is None and _repeats_a_sentence(best.text):
             # Shortened windows sometimes say the command twice; too short for zlib to notice.
             return replace(judged, text="", reason="unreliable: a sentence said twice")
-        return judged
+        if judged.reason is not None:
+            return judged
+        return replace(judged, alternatives=_alternatives(best, readings[1:]))
 
     def _decode_long(self, samples: np.ndarray) -> Transcript:
         """faster-whisper's own 30 s segment loop for recordings longer than one window."""
@@ -348,6 +381,26 @@ def _judge(text: str, no_speech_prob: float, avg_logprob: float, window_s: float
         compression_ratio=ratio,
         window_s=window_s,
     )
+
+
+def _alternatives(best: Reading, others: list[Reading]) -> tuple[Reading, ...]:
+    """The other readings within ALTERNATIVE_MARGIN of the best, one per distinct wording
+    (the beam often differs only in punctuation or case), none that Whisper's rules reject."""
+    seen = {_wording(best.text)}
+    kept = []
+    for reading in others:
+        wording = _wording(reading.text)
+        if best.avg_logprob - reading.avg_logprob > ALTERNATIVE_MARGIN or wording in seen:
+            continue
+        seen.add(wording)
+        rejected = _judge(reading.text, 0.0, reading.avg_logprob, 0.0).reason is not None
+        if not rejected and not _repeats_a_sentence(reading.text):
+            kept.append(reading)
+    return tuple(kept)
+
+
+def _wording(text: str) -> str:
+    return " ".join(re.sub(r"[^\w' ]", " ", text.lower()).split())
 
 
 def _timed(result: Transcript, duration_s: float, started: float) -> Transcript:

@@ -114,6 +114,20 @@ def test_a_spoken_command_turns_the_kitchen_light_on_and_answers_in_speech(
         assert reply.getnframes() > reply.getframerate() // 2  # half a second of speech at least
 
 
+def test_a_command_whisper_misreads_is_read_from_its_alternatives(home: RunningGateway) -> None:
+    """Whisper tiny.en, primed with the sample home's words, reads piper's "turn on the hall
+    light" as "Turn on the whole light." first and the right words second."""
+    home.call("POST", "/v1/home/devices/light.hall", {"on": False})
+
+    status, turn = post_audio(home, wav_of("turn on the hall light"))
+
+    assert status == 200, turn
+    assert words(turn["heard"]["first_guess"]) == ["turn", "on", "the", "whole", "light"]
+    assert words(turn["transcript"]) == ["turn", "on", "the", "hall", "light"]
+    assert turn["intent"]["name"] == "HassTurnOn" and turn["intent"]["source"] == "templates"
+    assert device(home, "light.hall")["on"] is True
+
+
 def test_a_paraphrase_is_recognised_by_the_classifier_on_both_workers(
     home: RunningGateway,
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.voice.stt import SpeechToText
+from assistant.voice.stt import ALTERNATIVE_MARGIN, SpeechToText
 from edge_worker.errors import ModelNotAvailable
 from tests.voice.speech import COMMAND, padded, silence, stt, words
 
@@ -87,6 +87,26 @@ def test_a_primed_model_hears_the_home_s_words(primed: SpeechToText) -> None:
     transcript = primed.transcribe(padded("turn on the sprinklers"))
 
     assert words(transcript.text) == ["turn", "on", "the", "sprinklers"]
+
+
+def test_close_readings_come_back_as_alternatives_each_wording_once(primed: SpeechToText) -> None:
+    transcript = primed.transcribe(padded("turn on the kitchen lights"))
+
+    assert words(transcript.text) == ["turn", "on", "the", "kitchen", "lights"]
+    assert transcript.alternatives, "beam 5 keeps other readings"
+    wordings = [words(a.text) for a in transcript.alternatives]
+    assert words(transcript.text) not in wordings and len(set(map(tuple, wordings))) == len(
+        wordings
+    )
+    assert transcript.avg_logprob is not None
+    for alternative in transcript.alternatives:
+        assert 0 <= transcript.avg_logprob - alternative.avg_logprob <= ALTERNATIVE_MARGIN
+
+
+def test_nothing_heard_has_no_alternatives(primed: SpeechToText) -> None:
+    transcript = primed.transcribe(NOT_SPEECH["a melody"], speech_checked=True)
+
+    assert transcript.text == "" and transcript.alternatives == ()
 
 
 def test_a_long_pause_does_not_cut_off_what_follows() -> None:

@@ -12,6 +12,10 @@
 Intents follow INTENTS.md: HA's names, one flat dict of slots resolved to ids and numbers, and
 `source` ("templates" or "classifier") with a confidence (1.0 for templates).
 
+`reading(transcript)` picks what was heard: Whisper's best reading, unless the templates reject
+it and accept one of its close alternatives (stt.ALTERNATIVE_MARGIN): the home's sentences act
+as a grammar over the recogniser's n-best list.
+
 `embed` is called only when the templates miss (and, on the first start for a home, to train):
 the classifier is trained or loaded by `prepare()`, which the gateway calls at start-up (off
 the event loop: the first start embeds about 1,300 sentences), or on the first template miss.
@@ -21,11 +25,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.home.model import Home, Intent
 from assistant.voice.intent.classifier import ClassifierConfig, EmbedFn, IntentClassifier
 from assistant.voice.intent.templates import SUPPORTED_INTENTS, TemplateRecognizer
+
+if TYPE_CHECKING:
+    from assistant.voice.stt import Transcript
 
 __all__ = ["SUPPORTED_INTENTS", "IntentClassifier", "IntentRecognizer", "TemplateRecognizer"]
 
@@ -80,3 +89,14 @@ class IntentRecognizer:
         if intent is None:
             log.debug("no intent for %r (classifier confidence %.2f)", text, confidence)
         return intent
+
+    def reading(self, heard: Transcript) -> Transcript:
+        """`heard`, or `heard` with the first alternative the templates accept as its text
+        when they do not accept the best reading (see the module doc)."""
+        if not heard.alternatives or self.templates.recognize(heard.text) is not None:
+            return heard
+        for alternative in heard.alternatives:
+            if self.templates.recognize(alternative.text) is not None:
+                log.info("heard %r, read as %r (a home command)", heard.text, alternative.text)
+                return replace(heard, text=alternative.text, first_guess=heard.text)
+        return heard

@@ -125,8 +125,14 @@ export class ConsoleView {
     const rows = [
       [
         "Heard",
-        turn.transcript ||
-          h("span", { class: "muted" }, turn.heard ? `nothing (${turn.heard.reason})` : "(typed)"),
+        turn.transcript
+          ? [
+              h("span", { class: "transcript" }, turn.transcript),
+              turn.heard?.first_guess
+                ? h("span", { class: "muted" }, ` (first heard as "${turn.heard.first_guess}")`)
+                : "",
+            ]
+          : h("span", { class: "muted" }, turn.heard ? `nothing (${turn.heard.reason})` : "(typed)"),
       ],
       [
         "Intent",
