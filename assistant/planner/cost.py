@@ -321,22 +321,33 @@ def _prefill_layers(
         ]
         times = sp_times(cfg, ring, rows, t)
         return _phase(times, all_gather_ms(ring, kv_bytes)).scaled(cfg.n_layers)
-    heads, cols, kvs = plan.heads, plan.mlp_columns, kv_heads(cfg, plan)
-    attn = [attn_ms(cfg, d, t, hh, t, kv) for d, hh, kv in zip(ring, heads, kvs, strict=True)]
-    mlp = [mlp_ms(cfg, d, t, c) for d, c in zip(ring, cols, strict=True)]
+    if s == "hmp" and plan.overlap and n > 1:
+        return _overlapped_layer(cfg, ring, plan, t, act).scaled(cfg.n_layers)
+    attn, mlp, conn = split_compute(cfg, ring, plan, t)
     if s == "tp":
-        conn = [conn_ms(cfg, d, t) for d in ring]
         ar = all_reduce_ms(ring, t * psum)
         layer = _phase(attn, ar) + _phase(conn) + _phase(mlp, ar) + _phase(conn)
         return layer.scaled(cfg.n_layers)
     # hmp: connective blocks on each device's own rows, joined by all-gather / reduce-scatter.
-    if plan.overlap and n > 1:
-        return _overlapped_layer(cfg, ring, plan, t, act).scaled(cfg.n_layers)
     ag = all_gather_ms(ring, [r * act for r in rows])
     rs = reduce_scatter_ms(ring, [r * psum for r in rows])
-    conn = [conn_ms(cfg, d, r) for d, r in zip(ring, rows, strict=True)]
     layer = _phase(attn, ag + rs) + _phase(conn) + _phase(mlp, ag + rs) + _phase(conn)
     return layer.scaled(cfg.n_layers)
+
+
+def split_compute(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Each device's attention, MLP and one connective block (ms per layer) in a tp or plain
+    hmp prefill: its heads and MLP columns over every row; the connective blocks over every
+    row in tp, over its own rows in hmp."""
+    t = seq_len
+    heads, cols, kvs = plan.heads, plan.mlp_columns, kv_heads(cfg, plan)
+    attn = [attn_ms(cfg, d, t, hh, t, kv) for d, hh, kv in zip(ring, heads, kvs, strict=True)]
+    mlp = [mlp_ms(cfg, d, t, c) for d, c in zip(ring, cols, strict=True)]
+    own = [t] * len(ring) if plan.strategy == "tp" else plan.seq_split(t)
+    conn = [conn_ms(cfg, d, r) for d, r in zip(ring, own, strict=True)]
+    return attn, mlp, conn
 
 
 def predict_decode(

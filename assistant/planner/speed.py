@@ -21,11 +21,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from assistant.planner.cost import attn_ms, conn_ms, layer_ms, mlp_ms, sp_times
+from assistant.planner.cost import layer_ms, sp_times, split_compute
 from assistant.planner.learner import Prefill, TraceLearner
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
-from edge_worker.spec.plan import ParallelPlan, kv_heads
+from edge_worker.spec.plan import ParallelPlan
 
 MIN_TOKENS = 128  # shorter prefills are mostly fixed costs per operation
 BOUNDS = (0.25, 8.0)  # a factor outside is a measurement gone wrong (a stalled device)
@@ -46,14 +46,8 @@ def rank_layer_ms(
         return sp_times(cfg, ring, rows, tokens)[rank]
     if plan.overlap and len(ring) > 1:
         return None
-    heads, cols = plan.heads[rank], plan.mlp_columns[rank]
-    kv = kv_heads(cfg, plan)[rank]
-    own = tokens if s == "tp" else rows[rank]  # hmp: the connective blocks on its own rows
-    return (
-        attn_ms(cfg, d, tokens, heads, tokens, kv)
-        + mlp_ms(cfg, d, tokens, cols)
-        + 2 * conn_ms(cfg, d, own)
-    )
+    attn, mlp, conn = split_compute(cfg, ring, plan, tokens)
+    return attn[rank] + mlp[rank] + 2 * conn[rank]
 
 
 class SpeedLearner(TraceLearner):

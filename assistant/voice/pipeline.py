@@ -38,7 +38,8 @@ from assistant.home.model import Intent
 from assistant.voice import conversation
 from assistant.voice.intent import IntentRecognizer
 from assistant.voice.replies import ReplyAudio
-from assistant.voice.stt import SpeechToText, Transcript
+from assistant.voice.stt import SpeechToText
+from assistant.voice.transcript import Transcript
 from assistant.voice.tts import Spoken, TextToSpeech
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,9 @@ never invents words. Three guards, cheapest first:
    the guess.
 
 Alternatives: a short-window or 30 s decode also returns the beam's other readings within
-`ALTERNATIVE_MARGIN` average log-probability of the best (`Transcript.alternatives`), for the
-caller to prefer one the home's sentence templates accept (intent.IntentRecognizer.reading):
+`ALTERNATIVE_MARGIN` average log-probability of the best (`Transcript.alternatives`, with the
+rules above in transcript.py), for the caller to prefer one the home's sentence templates
+accept (intent.IntentRecognizer.reading):
 Whisper's language prior and the home's vocabulary prompt sometimes rank a near miss first
 ("Front on the kitchen lights" for "turn on", biased by "Front door"; "the whole light" for
 "the hall light").
@@ -46,13 +47,10 @@ several times slower), and shared: calls are serialised by a lock, since one cal
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import logging
-import re
 import threading
 import time
-import zlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import ctranslate2
@@ -62,6 +60,17 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
 from assistant.config import Settings
+from assistant.voice.transcript import (
+    COMPRESSION_CEILING,
+    LOGPROB_FLOOR,
+    NO_SPEECH_PROB,
+    Reading,
+    Transcript,
+    close_alternatives,
+    judge,
+    one_word_repeated,
+    repeats_a_sentence,
+)
 from edge_worker.errors import ModelNotAvailable
 
 log = logging.getLogger(__name__)
@@ -71,45 +80,6 @@ _HOP = 160  # samples per mel frame (10 ms)
 _FULL_FRAMES = 3000  # Whisper's 30 s window
 _VAD_WINDOW = 512  # Silero's fixed window (32 ms at 16 kHz)
 _PAD = np.zeros(SAMPLE_RATE // 5, dtype=np.float32)
-NO_SPEECH_PROB = 0.6
-LOGPROB_FLOOR = -1.0
-COMPRESSION_CEILING = 2.4
-ALTERNATIVE_MARGIN = 0.3
-"""How far below the best reading's average log-probability an alternative may be. On 20 of
-the sample home's commands x 3 piper speeds x 5 conditions (clean, 10 dB SNR, the dashboard's
-48 kHz path at 3 phases), the commands the templates understood rose from 261 to 271 of 300,
-and none of 150 conversational clips became a command (`python -m tests.voice.measure_reading`).
-In a first trial, 0.3 caught all but one of what an unbounded margin caught."""
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One of the beam's other readings of the same audio."""
-
-    text: str
-    avg_logprob: float
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """What was said. `text` is "" when nothing was heard; `reason` then says why."""
-
-    text: str
-    duration_s: float
-    """Length of the audio (s)."""
-    ms: float
-    """Processing time (ms), speech check included."""
-    reason: str | None = None
-    """Why the text is empty: "no speech (VAD)", "no speech (whisper)", "unreliable ..."."""
-    no_speech_prob: float | None = None
-    avg_logprob: float | None = None
-    compression_ratio: float | None = None
-    window_s: float | None = None
-    """Encoder window used (s); None when Whisper did not run."""
-    alternatives: tuple[Reading, ...] = ()
-    """The beam's other readings, best first (see ALTERNATIVE_MARGIN); empty when `text` is."""
-    first_guess: str | None = None
-    """Whisper's best reading, when a caller chose one of the alternatives over it."""
 
 
 def packaged_model_dir() -> Path:
@@ -275,15 +245,15 @@ class SpeechToText:
             for tokens, score in zip(result.sequences_ids, result.scores, strict=True)
         ]
         best = readings[0]
-        judged = _judge(
+        judged = judge(
             best.text, result.no_speech_prob, best.avg_logprob, frames * _HOP / SAMPLE_RATE
         )
-        if frames < _FULL_FRAMES and judged.reason is None and _repeats_a_sentence(best.text):
+        if frames < _FULL_FRAMES and judged.reason is None and repeats_a_sentence(best.text):
             # Shortened windows sometimes say the command twice; too short for zlib to notice.
             return replace(judged, text="", reason="unreliable: a sentence said twice")
         if judged.reason is not None:
             return judged
-        return replace(judged, alternatives=_alternatives(best, readings[1:]))
+        return replace(judged, alternatives=close_alternatives(best, readings[1:]))
 
     def _decode_long(self, samples: np.ndarray) -> Transcript:
         """faster-whisper's own 30 s segment loop for recordings longer than one window."""
@@ -302,7 +272,7 @@ class SpeechToText:
         kept: list[Transcript] = []
         dropped: list[Transcript] = []
         for segment in segments:
-            judged = _judge(
+            judged = judge(
                 segment.text.strip(),
                 segment.no_speech_prob,
                 segment.avg_logprob,
@@ -310,7 +280,7 @@ class SpeechToText:
             )
             (kept if judged.text else dropped).append(judged)
         text = " ".join(t.text for t in kept)
-        if not kept or _one_word_repeated(text):
+        if not kept or one_word_repeated(text):
             reason = dropped[0].reason if dropped else "no speech (whisper VAD)"
             reason = "unreliable: one word repeated" if kept else reason
             return Transcript("", 0.0, 0.0, reason=reason, window_s=30.0)
@@ -335,72 +305,6 @@ class SpeechToText:
 def _fits(samples: np.ndarray, frames: int) -> bool:
     """Whether the clip, padded, leaves at least 1 s of the window free (Whisper's margin)."""
     return samples.shape[0] + 2 * _PAD.shape[0] <= (frames - 100) * _HOP
-
-
-def compression_ratio(text: str) -> float:
-    """Bytes of `text` over bytes of its zlib compression (Whisper's repetition measure)."""
-    raw = text.encode("utf-8")
-    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
-
-
-def _repeats_a_sentence(text: str) -> bool:
-    """Whether one sentence follows itself ("Lights on. Lights on.")."""
-    said = [s.strip(" .!?,").lower() for s in re.split(r"(?<=[.!?])\s+", text)]
-    return any(a and a == b for a, b in itertools.pairwise(said))
-
-
-def _one_word_repeated(text: str) -> bool:
-    """Whether the text is one word, three times or more, and nothing else."""
-    words = re.findall(r"\w+", text.lower())
-    return len(words) >= 3 and len(set(words)) == 1
-
-
-def _judge(text: str, no_speech_prob: float, avg_logprob: float, window_s: float) -> Transcript:
-    """Apply Whisper's rules to one decoded result (duration and time are filled in later)."""
-    ratio = compression_ratio(text)
-    reason = None
-    if no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOGPROB_FLOOR:
-        reason = "no speech (whisper)"
-    elif ratio > COMPRESSION_CEILING:
-        reason = f"unreliable: repetitive output (compression ratio {ratio:.2f})"
-    elif avg_logprob < LOGPROB_FLOOR:
-        reason = f"unreliable: low confidence (avg log-probability {avg_logprob:.2f})"
-    elif _one_word_repeated(text):
-        # A tone came out as "beep beep beep beep beep beep" (no-speech 0.65, log-prob -0.62,
-        # compression 1.8: too short for the ratio rule). No command is one word said over.
-        reason = "unreliable: one word repeated"
-    elif not any(ch.isalnum() for ch in text):
-        reason = "no speech (whisper)"
-    return Transcript(
-        "" if reason else text,
-        0.0,
-        0.0,
-        reason=reason,
-        no_speech_prob=no_speech_prob,
-        avg_logprob=avg_logprob,
-        compression_ratio=ratio,
-        window_s=window_s,
-    )
-
-
-def _alternatives(best: Reading, others: list[Reading]) -> tuple[Reading, ...]:
-    """The other readings within ALTERNATIVE_MARGIN of the best, one per distinct wording
-    (the beam often differs only in punctuation or case), none that Whisper's rules reject."""
-    seen = {_wording(best.text)}
-    kept = []
-    for reading in others:
-        wording = _wording(reading.text)
-        if best.avg_logprob - reading.avg_logprob > ALTERNATIVE_MARGIN or wording in seen:
-            continue
-        seen.add(wording)
-        rejected = _judge(reading.text, 0.0, reading.avg_logprob, 0.0).reason is not None
-        if not rejected and not _repeats_a_sentence(reading.text):
-            kept.append(reading)
-    return tuple(kept)
-
-
-def _wording(text: str) -> str:
-    return " ".join(re.sub(r"[^\w' ]", " ", text.lower()).split())
 
 
 def _timed(result: Transcript, duration_s: float, started: float) -> Transcript:

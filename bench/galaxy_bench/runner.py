@@ -186,14 +186,14 @@ def _measure(
         v.label: _plan_for(v, setting, cfg, names, known) for v in setting.variants if not v.learned
     }
     learner = SpeedLearner()  # from the warm-up round of "planned"
+    learned_on = known  # the profiles slowed by what it learned, once it has
     want = "last_logits" if cfg.causal else "hidden"
     samples: dict[str, list[dict[str, Any]]] = {v.label: [] for v in setting.variants}
     for rep in range(reps + 1):  # round 0 warms up (shard shipping, allocator, caches)
         for v in setting.variants:
             if v.learned and v.label not in plans:
-                plans[v.label] = _plan_for(
-                    v, setting, cfg, names, _slowed(known, learner, setting.model)
-                )
+                learned_on = _slowed(known, learner, setting.model)
+                plans[v.label] = _plan_for(v, setting, cfg, names, learned_on)
             plan, ranks, _ = plans[v.label]
             cluster.deploy(cfg, weights, plan, ranks, plain_ring=v.plain_ring)
             decode_ms = None
@@ -239,7 +239,7 @@ def _measure(
     for v in setting.variants:
         plan, ranks, chose = plans[v.label]
         row = _row(setting, v, (plan, ranks), samples[v.label], names)
-        planned_on = _slowed(known, learner, setting.model) if v.learned else known
+        planned_on = learned_on if v.learned else known
         ring = [plain_ring_profile(planned_on[n]) if v.plain_ring else planned_on[n] for n in ranks]
         if v.learned:
             row["learned_slowdown"] = {n: round(planned_on[n].slowdown, 3) for n in ranks}

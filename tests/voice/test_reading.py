@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from assistant.voice.intent import IntentRecognizer
-from assistant.voice.stt import Reading, Transcript
+from assistant.voice.transcript import Reading, Transcript
 from tests.voice.test_intent_templates import make_home
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.voice.stt import ALTERNATIVE_MARGIN, SpeechToText
+from assistant.voice.stt import SpeechToText
+from assistant.voice.transcript import ALTERNATIVE_MARGIN
 from edge_worker.errors import ModelNotAvailable
 from tests.voice.speech import COMMAND, padded, silence, stt, words
 

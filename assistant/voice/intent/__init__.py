@@ -27,14 +27,11 @@ import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from assistant.home.model import Home, Intent
 from assistant.voice.intent.classifier import ClassifierConfig, EmbedFn, IntentClassifier
 from assistant.voice.intent.templates import SUPPORTED_INTENTS, TemplateRecognizer
-
-if TYPE_CHECKING:
-    from assistant.voice.stt import Transcript
+from assistant.voice.transcript import Transcript
 
 __all__ = ["SUPPORTED_INTENTS", "IntentClassifier", "IntentRecognizer", "TemplateRecognizer"]
 
