@@ -77,6 +77,15 @@ def bench(
             "up with: 1 ms is the kernel's finest",
         ),
     ] = None,
+    ballast: Annotated[
+        bool,
+        typer.Option(
+            help="while a device's compute thread waits on the ring, a spinning process in its "
+            "CPU group spends its quota, as time passes on a slow device (thread quotas only; "
+            "without it a thread that waited computes at a whole core's speed until its "
+            "period's quota is spent)",
+        ),
+    ] = False,
     transport: Annotated[bool, typer.Option(help="also compare our ring with gloo")] = True,
     setting: Annotated[
         list[str] | None,
@@ -137,5 +146,5 @@ def bench(
     slice_us = round(cpu_slice_ms * 1000) if cpu_slice_ms is not None else None
     suite.run(
         chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo,
-        cpu_slice_us=slice_us,
+        cpu_slice_us=slice_us, ballast=ballast,
     )  # fmt: skip

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from galaxy_bench import cgroups, netns
+from galaxy_bench.ballast import Ballasts, env_prefix
 from galaxy_bench.errors import EmulationError, EmulationUnavailable
 from galaxy_bench.host import machine_lock, stale_names
 
@@ -107,7 +108,8 @@ class Home:
 
     `tbf_latency_ms` and `tbf_burst_bytes` size the links' queues (`netns.Network`),
     `cfs_period_us` the CPU quotas' period, or `cpu_slice_us` their quota per period
-    (`cgroups.CpuQuotas`).
+    (`cgroups.CpuQuotas`). `ballast`: each device's waits on the ring spend its quota
+    (ballast.py; thread quotas only).
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class Home:
         tbf_latency_ms: float = 50.0,
         tbf_burst_bytes: int | None = None,
         strict: bool = False,
+        ballast: bool = False,
     ) -> None:
         if links not in get_args(LinkMode) or cpu not in get_args(CpuMode):
             raise ValueError(
@@ -153,6 +156,11 @@ class Home:
             self._degrade("links", "loopback", caps["netns"])
         if cpu in ("thread", "process") and caps["cgroup"]:
             self._degrade("cpu", "sleep", caps["cgroup"])
+        if ballast and self.cpu != "thread":
+            raise EmulationUnavailable(
+                f"a ballast needs CPU quotas on the compute thread, and cpu is {self.cpu!r}"
+            )
+        self.ballasts = Ballasts() if ballast else None
 
     # ----- capabilities and degradation ------------------------------------------------
 
@@ -184,6 +192,8 @@ class Home:
         slice_us = self._quotas.slice_us
         if slice_us is not None and self.cpu in ("thread", "process"):
             words += f" ({slice_us / 1000:g} ms slices)"
+        if self.ballasts is not None:
+            words += ", waits spend the quota (ballast)"
         return words
 
     # ----- addresses and process placement ----------------------------------------------
@@ -210,7 +220,8 @@ class Home:
     def prefix(self, i: int) -> list[str]:
         """Command prefix that starts a process on device i ([] on loopback)."""
         self._check(i)
-        return self._network.prefix(i) if self.links == "netns" else []
+        prefix = self._network.prefix(i) if self.links == "netns" else []
+        return prefix + (env_prefix(self.ballasts.pid(i)) if self.ballasts is not None else [])
 
     def cgroup(self, i: int) -> Path:
         """Device i's cpu cgroup directory (cpu="thread" or "process", inside the `with`)."""
@@ -235,6 +246,8 @@ class Home:
                 with machine_lock():
                     remove_leftovers()
                     self._set_up()
+            if self.ballasts is not None:
+                self.ballasts.start(len(self.devices))
         except BaseException:
             self.close()
             raise
@@ -268,6 +281,8 @@ class Home:
     def close(self) -> None:
         """Remove every namespace, veth, bridge and cgroup of this Home (idempotent)."""
         atexit.unregister(self.close)
+        if self.ballasts is not None:
+            self.ballasts.close()
         self._quotas.close()
         self._network.close()
 
@@ -287,6 +302,9 @@ class Home:
         every thread of process `pid` (cpu="process"); nothing for "sleep" and "none"."""
         if self.cpu == "thread" or self.cpu == "process":
             self._quotas.throttle(i, pid, compute_tid, self.cpu)
+        if self.ballasts is not None:  # beside the compute thread, in its group
+            ballast = self.ballasts.pid(i)
+            self._quotas.throttle(i, ballast, ballast, "thread")
 
     # ----- report ----------------------------------------------------------------------
 
@@ -313,6 +331,7 @@ class Home:
             else None,
             "cfs_period_us": self._quotas.cfs_period_us if quota and not sliced else None,
             "cpu_slice_us": self._quotas.slice_us if quota else None,
+            "ballast": self.ballasts is not None,
             "devices": [
                 {
                     "name": d.name,

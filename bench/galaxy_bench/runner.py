@@ -100,9 +100,10 @@ def run_setting(
     cpu: CpuMode,
     progress: Any = None,
     cpu_slice_us: int | None = None,
+    ballast: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All variants of one setting; returns (runs, emulation description). `cpu_slice_us`:
-    the CPU quotas' slice (`emulation.Home`)."""
+    the CPU quotas' slice, `ballast`: waits spend the quota (`emulation.Home`)."""
     devices = list(setting.devices)
     names = [d.name for d in devices]
     # The Hugging Face model is dropped once converted: gpt2-large holds 3 GB in each.
@@ -112,7 +113,7 @@ def run_setting(
         0, cfg.vocab_size, (1, setting.seq_len), generator=torch.Generator().manual_seed(0)
     )
     with (
-        Home(devices, links=links, cpu=cpu, cpu_slice_us=cpu_slice_us) as home,
+        Home(devices, links=links, cpu=cpu, cpu_slice_us=cpu_slice_us, ballast=ballast) as home,
         tempfile.TemporaryDirectory() as tmp,
     ):
         cluster = RemoteCluster.start(home.coordinator_host, timeout=600)

@@ -42,6 +42,7 @@ def run(
     transport_sizes: tuple[int, ...] | None,
     echo: Callable[[str], None],
     cpu_slice_us: int | None = None,
+    ballast: bool = False,
 ) -> dict[str, Any]:
     links, cpu = choose_emulation(links, cpu)
     echo(
@@ -53,7 +54,9 @@ def run(
     tables, summaries = [], []
     for s in chosen:
         echo(f"\n{s.title}")
-        rows, emulation = run_setting(s, reps, links, cpu, progress=echo, cpu_slice_us=cpu_slice_us)
+        rows, emulation = run_setting(
+            s, reps, links, cpu, progress=echo, cpu_slice_us=cpu_slice_us, ballast=ballast
+        )
         if emulation["fallback_reasons"]:
             echo(f"WARNING: this setting ran with {emulation['label']}")
         report.annotate(rows)

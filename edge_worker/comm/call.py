@@ -27,6 +27,7 @@ from torch import Tensor
 
 from edge_worker.comm import framing as F
 from edge_worker.comm.base import Work
+from edge_worker.comm.waits import blocking
 from edge_worker.errors import CommTimeout
 
 
@@ -181,7 +182,8 @@ class RingWork(Work):
         limit = self._timeout if timeout is None else timeout
         start = time.monotonic()
         try:
-            return super().wait(limit)
+            with blocking():
+                return super().wait(limit)
         except CommTimeout as exc:
             raise CommTimeout(
                 f"{self._who}'s {self._stats.op} did not finish within "

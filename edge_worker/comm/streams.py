@@ -19,6 +19,7 @@ from torch import Tensor
 from edge_worker.comm.base import GatherStream, ReduceScatterStream, Work, reduce_order
 from edge_worker.comm.call import RingCall, RingWork
 from edge_worker.comm.ring import reduce_feed_call
+from edge_worker.comm.waits import blocking
 from edge_worker.errors import CommTimeout
 
 
@@ -102,10 +103,11 @@ class RingReduceStream(ReduceScatterStream):
 
 def _wait_for(call: RingCall, event: threading.Event, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not event.wait(0.05):
-        if call.future.done():
-            break
-        if time.monotonic() > deadline:
-            raise CommTimeout(f"{what} did not arrive within {timeout:.1f} s")
+    with blocking():
+        while not event.wait(0.05):
+            if call.future.done():
+                break
+            if time.monotonic() > deadline:
+                raise CommTimeout(f"{what} did not arrive within {timeout:.1f} s")
     if call.future.done() and call.future.exception() is not None:
         raise call.future.exception()  # type: ignore[misc]

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import websockets
 
+from edge_worker.comm import waits
 from edge_worker.errors import GalaxyError
 from edge_worker.service.credentials import Credentials
 from edge_worker.service.discovery import (
@@ -71,6 +72,7 @@ async def run_worker(
                 "allow it, or give the gateway's http:// API URL to pair with it"
             )
         _resolve_data_host(worker, gateway)
+        waits.ballast_from_env(worker.compute_tid)  # the bench's --ballast (comm/waits.py)
         # Credentials in the data dir (`galaxy bench` issues them from a throwaway CA) make
         # the ring use mutual TLS, as the product's does; the control link stays plain.
         ring = Credentials.load(data_dir / "credentials")
