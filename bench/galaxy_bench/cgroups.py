@@ -93,14 +93,13 @@ class CpuQuotas:
         speeds: Sequence[float],
         cfs_period_us: int = 10_000,
         slice_us: int | None = None,
-        shares: int | None = None,
     ) -> None:
         if not 1000 <= cfs_period_us <= 1_000_000:
             raise ValueError(f"cfs_period_us must be 1000..1000000 us, got {cfs_period_us}")
         if slice_us is not None and not 1000 <= slice_us <= min(speeds, default=1) * 1_000_000:
             raise ValueError(f"slice_us must be 1000 us .. speed x 1 s, got {slice_us}")
         self.tag, self.speeds, self.cfs_period_us = tag, list(speeds), cfs_period_us
-        self.slice_us, self.shares = slice_us, shares  # shares: cpu.shares, None the default
+        self.slice_us = slice_us
         self.groups: list[Path] = []
         self.throttled: list[list[dict[str, int]]] = [[] for _ in self.speeds]
 
@@ -127,8 +126,6 @@ class CpuQuotas:
             self.groups.append(d)
             (d / "cpu.cfs_period_us").write_text(str(self.period_us(i)))
             (d / "cpu.cfs_quota_us").write_text(str(self.quota_us(i)))
-            if self.shares is not None:
-                (d / "cpu.shares").write_text(str(self.shares))
 
     def throttle(
         self, i: int, pid: int, compute_tid: int, what: Literal["thread", "process"]

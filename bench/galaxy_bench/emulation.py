@@ -135,13 +135,9 @@ class Home:
             raise ValueError("a home needs at least one device")
         self.devices = list(devices)
         self.tag = f"gx{os.getpid()}"
-        # With a ballast, the devices' groups yield the machine's cores to the uncapped ring
-        # threads (cpu.shares 2 against 1024): a spinning ballast must not slow other
-        # devices' links, which on real devices would not share its core.
         self._quotas = cgroups.CpuQuotas(
-            self.tag, [d.speed for d in self.devices], cfs_period_us, cpu_slice_us,
-            shares=2 if ballast else None,
-        )  # fmt: skip
+            self.tag, [d.speed for d in self.devices], cfs_period_us, cpu_slice_us
+        )
         self._network = netns.Network(
             self.tag,
             [d.bandwidth_mbps for d in self.devices],
@@ -336,7 +332,6 @@ class Home:
             "cfs_period_us": self._quotas.cfs_period_us if quota and not sliced else None,
             "cpu_slice_us": self._quotas.slice_us if quota else None,
             "ballast": self.ballasts is not None,
-            "cpu_shares": self._quotas.shares if quota else None,
             "devices": [
                 {
                     "name": d.name,
