@@ -13,8 +13,8 @@ Intents follow INTENTS.md: HA's names, one flat dict of slots resolved to ids an
 `source` ("templates" or "classifier") with a confidence (1.0 for templates).
 
 `reading(transcript)` picks what was heard: Whisper's best reading, unless the templates reject
-it and accept one of its close alternatives (stt.ALTERNATIVE_MARGIN): the home's sentences act
-as a grammar over the recogniser's n-best list.
+it and accept one of its close alternatives (transcript.ALTERNATIVE_MARGIN): the home's
+sentences act as a grammar over the recogniser's n-best list.
 
 `embed` is called only when the templates miss (and, on the first start for a home, to train):
 the classifier is trained or loaded by `prepare()`, which the gateway calls at start-up (off
