@@ -28,6 +28,9 @@ def _die_with_parent() -> None:
 
 
 class Ballasts:
+    """One ballast per device, started by `Home` on entry and killed on close (or with the
+    bench's process, should it die first)."""
+
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
