@@ -18,10 +18,9 @@ never invents words. Three guards, cheapest first:
 Alternatives: a short-window or 30 s decode also returns the beam's other readings within
 `ALTERNATIVE_MARGIN` average log-probability of the best (`Transcript.alternatives`, with the
 rules above in transcript.py), for the caller to prefer one the home's sentence templates
-accept (intent.IntentRecognizer.reading):
-Whisper's language prior and the home's vocabulary prompt sometimes rank a near miss first
-("Front on the kitchen lights" for "turn on", biased by "Front door"; "the whole light" for
-"the hall light").
+accept (intent.IntentRecognizer.reading). Whisper's language prior and the home's vocabulary
+prompt sometimes rank a near miss first ("Front on the kitchen lights" for "turn on", biased
+by "Front door"; "the whole light" for "the hall light").
 
 Before decoding, silences longer than 1 s are shortened to 0.6 s (Silero again): without
 timestamps Whisper tends to stop at a long pause and drop what follows. Speech that still does
