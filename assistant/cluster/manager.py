@@ -327,8 +327,10 @@ class ClusterManager:
                     timings["trace"] = trace
                     if self.strategy == "auto" and dep.plan_id is not None:
                         self._watch_ring(dep.plan_id, trace)
-                        cfg = self.models[dep.model].cfg if dep.profiles else None
-                        if cfg is not None and (why := self.learned.observe(dep, cfg, trace)):
+                        # Only the planner's plans carry profiles to learn against.
+                        if dep.profiles and (
+                            why := self.learned.observe(dep, self.models[dep.model].cfg, trace)
+                        ):
                             self.stale(why)
                     return result, dep, timings
                 except (CommError, TimeoutError) as exc:

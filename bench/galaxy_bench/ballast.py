@@ -40,7 +40,7 @@ class Ballasts:
             proc = subprocess.Popen([sys.executable, "-c", LOOP], preexec_fn=_die_with_parent)
             self.procs.append(proc)
             deadline = time.monotonic() + 10
-            while _state(proc.pid) != "T":
+            while process_state(proc.pid) != "T":
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise EmulationError(f"ballast {proc.pid} did not start and stop itself")
                 time.sleep(0.01)
@@ -55,7 +55,7 @@ class Ballasts:
             proc.wait()
 
 
-def _state(pid: int) -> str:
+def process_state(pid: int) -> str:
     """A process's state letter from /proc (T: stopped)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(")", 1)[1].split()[0]

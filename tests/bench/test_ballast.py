@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge_worker.comm import waits
+from galaxy_bench.ballast import process_state
 from galaxy_bench.emulation import DeviceSpec, EmulationUnavailable, Home
 
 CAPS = Home.available()
@@ -36,10 +37,6 @@ sys.stdin.readline()
 
 def cpu_s(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-
-
-def state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def share_over(pid: int, seconds: float) -> float:
@@ -83,7 +80,7 @@ def test_the_ballast_spends_the_quota_only_while_the_compute_thread_waits() -> N
             proc.stdin.flush()
             assert proc.stdout.readline().strip() == "resumed"
             time.sleep(0.1)
-            stopped, after = state(ballast), share_over(ballast, 0.5)
+            stopped, after = process_state(ballast), share_over(ballast, 0.5)
         finally:
             proc.kill()
             proc.wait()
