@@ -5,6 +5,7 @@ the profiles they were planned with."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from assistant.cluster.deployment import Deployment
@@ -13,12 +14,16 @@ from assistant.planner.profiles import DeviceProfile
 from assistant.planner.speed import SETTLED as SPEED_SETTLED
 from assistant.planner.speed import SpeedLearner
 from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import ParallelPlan
 
 
 class Learning:
-    def __init__(self) -> None:
+    def __init__(self, settled: int | None = None) -> None:
+        """`settled`: prefills seen before a learned figure is applied (default: each
+        learner's own; the bench, whose emulated devices are steady, applies one)."""
         self.overlap = OverlapLearner()
         self.speed = SpeedLearner()
+        self.settled = settled
 
     def observe(self, dep: Deployment, cfg: ModelConfig, trace: list[dict[str, Any]]) -> str:
         """Learn from one request's trace on `dep` (a plan the planner made: it carries the
@@ -31,9 +36,25 @@ class Learning:
             return f"{dep.model}: device speeds re-learned"
         return ""
 
+    def observe_prefill(
+        self,
+        model: str,
+        cfg: ModelConfig,
+        plan: ParallelPlan,
+        ring: Sequence[DeviceProfile],
+        tokens: int,
+        layers: Sequence[Sequence[float]],
+    ) -> None:
+        """Learn from one prefill's compute ms per layer on each device of `ring` (the
+        profiles `plan` was made with): an overlapped plan teaches overlap costs, any other
+        device speeds, as `observe` does."""
+        learner = self.overlap if plan.overlap else self.speed
+        learner.observe(model, cfg, plan, ring, tokens, layers)
+
     def applied(self, profile: DeviceProfile, model: str) -> DeviceProfile:
         """`profile` (as measured, the overlap prior) with what has been learned of it."""
-        overlap = self.overlap.factor(profile.name, model, SETTLED)
+        overlap = self.overlap.factor(profile.name, model, self.settled or SETTLED)
         if overlap is not None:
             profile = profile.model_copy(update={"overlap_compute": overlap})
-        return profile.slower(self.speed.factor(profile.name, model, SPEED_SETTLED) or 1.0)
+        speed = self.speed.factor(profile.name, model, self.settled or SPEED_SETTLED)
+        return profile.slower(speed or 1.0)

@@ -230,7 +230,8 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
     if s.get("learned_vs_planned") is not None:
         lines += [
             "",
-            f"planned again on the device speeds learned from its warm-up (chose "
+            f"planned again on what its warm-up taught (device speeds, or overlap costs after "
+            f"an overlapped plan; chose "
             f"{s['learned']}): {s['learned_vs_planned']:.2f}x the speed of the first plan"
             + (f", {s['learned_vs_local']:.2f}x local's." if s.get("learned_vs_local") else "."),
         ]

@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
+from assistant.cluster.learning import Learning
 from assistant.cluster.profiling import device_profile, profile_request
 from assistant.cluster.remote import RemoteCluster, launch_workers
 from assistant.planner.cost import predict, predict_decode
 from assistant.planner.planner import choose, sp_ring
 from assistant.planner.profiles import DeviceProfile
-from assistant.planner.speed import SpeedLearner
 from edge_worker.engine.generate import SamplingParams, generate
 from edge_worker.engine.loader import from_hf
 from edge_worker.models.catalog import load_model
@@ -186,14 +186,14 @@ def _measure(
     plans = {
         v.label: _plan_for(v, setting, cfg, names, known) for v in setting.variants if not v.learned
     }
-    learner = SpeedLearner()  # from the warm-up round of "planned"
-    learned_on = known  # the profiles slowed by what it learned, once it has
+    learning = Learning(settled=1)  # from the warm-up round of "planned"
+    learned_on = known  # the profiles with what it learned, once it has
     want = "last_logits" if cfg.causal else "hidden"
     samples: dict[str, list[dict[str, Any]]] = {v.label: [] for v in setting.variants}
     for rep in range(reps + 1):  # round 0 warms up (shard shipping, allocator, caches)
         for v in setting.variants:
             if v.learned and v.label not in plans:
-                learned_on = _slowed(known, learner, setting.model)
+                learned_on = {n: learning.applied(p, setting.model) for n, p in known.items()}
                 plans[v.label] = _plan_for(v, setting, cfg, names, learned_on)
             plan, ranks, _ = plans[v.label]
             cluster.deploy(cfg, weights, plan, ranks, plain_ring=v.plain_ring)
@@ -230,7 +230,7 @@ def _measure(
             if rep == 0 and v.planned and not v.learned:
                 ring = [known[n] for n in ranks]
                 layers = [[x.compute_ms for x in r.layers] for r in results]
-                learner.observe(setting.model, cfg, plan, ring, setting.seq_len, layers)
+                learning.observe_prefill(setting.model, cfg, plan, ring, setting.seq_len, layers)
             if rep > 0:
                 samples[v.label].append(sample)
             if progress:
@@ -244,6 +244,7 @@ def _measure(
         ring = [plain_ring_profile(planned_on[n]) if v.plain_ring else planned_on[n] for n in ranks]
         if v.learned:
             row["learned_slowdown"] = {n: round(planned_on[n].slowdown, 3) for n in ranks}
+            row["learned_overlap"] = {n: round(planned_on[n].overlap_compute, 3) for n in ranks}
         predicted = predict(cfg, ring, plan, setting.seq_len).total_ms
         row["predicted_ms"] = round(predicted, 1)
         row["compute_bound_ms"] = round(bound, 1)  # every device, no communication
@@ -256,14 +257,6 @@ def _measure(
             row["planner_chose"] = chose
         rows.append(row)
     return rows
-
-
-def _slowed(
-    known: dict[str, DeviceProfile], learner: SpeedLearner, model: str
-) -> dict[str, DeviceProfile]:
-    """The profiles slowed by what `learner` learned of each device (one prefill is enough
-    here: the bench's devices are emulated, steady; the gateway waits for three)."""
-    return {n: p.slower(learner.factor(n, model) or 1.0) for n, p in known.items()}
 
 
 class _FirstToken:

@@ -29,8 +29,10 @@ class Variant:
     even_rows: bool = False  # hmp's connective rows (the ring's chunks) even, whatever `split`
     every_device: bool = False  # tp/hmp on every device even past the model's K/V groups
     planned: bool = False  # the planner chooses strategy, devices and shares (issue 4)
-    # planned again after the warm-up round, on profiles slowed by the device speeds learned
-    # from "planned"'s traces there (planner/speed.py); comes after PLANNED in a setting
+    # planned again after the warm-up round, on what "planned"'s traces there taught the
+    # planner as they teach the gateway (assistant/cluster/learning.py): device speeds
+    # (planner/speed.py), or each device's overlap cost when "planned" overlapped
+    # (planner/calibrate.py); comes after PLANNED in a setting
     learned: bool = False
     plain_ring: bool = False  # the ring without TLS (every other variant encrypts it)
 
@@ -82,6 +84,7 @@ ALL_VARIANTS = (
     HMP_FP16,
     HMP_OVERLAP_FP16,
     PLANNED,
+    LEARNED,
 )
 
 

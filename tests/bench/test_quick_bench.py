@@ -49,4 +49,5 @@ def test_quick_bench_completes_with_valid_json(tmp_path: Path) -> None:
     assert {"local", "tp", "hmp", "hmp+overlap", "planned, learned"} <= labels
     (learned,) = (r for r in result["runs"] if r["label"] == "planned, learned")
     assert set(learned["learned_slowdown"]) == set(learned["ranks"])
+    assert set(learned["learned_overlap"]) == set(learned["ranks"])
     assert {r["transport"] for r in result["transport"]} == {"ring", "gloo"}

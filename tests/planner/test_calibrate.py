@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from assistant.cluster.learning import Learning
 from assistant.planner.calibrate import SETTLED, OverlapLearner, observed_factor
 from assistant.planner.cost import (
     conn_ms,
@@ -105,3 +106,19 @@ def test_where_the_ring_shares_the_cpu_its_cpu_work_is_not_read_as_overlap_cost(
     assert stolen == pytest.approx(30.0 * 2 * (2 * sum(chunk) - chunk[2] - chunk[1]) / 1e6)
     got = observed_factor(BERT, shared, PLAN, 2, TOKENS, [layer_ms(2, 1.3) + stolen] * 3)
     assert got == pytest.approx(1.3, rel=1e-9)
+
+
+def test_one_prefill_teaches_the_bench_what_it_teaches_the_gateway_in_three() -> None:
+    """The bench's "planned, learned" (`Learning(settled=1)`): an overlapped prefill teaches
+    each device's overlap cost and leaves its speed alone; the gateway waits for SETTLED."""
+    layers = [[layer_ms(i, f)] * 4 for i, f in enumerate([1.1, 1.2, 1.9])]
+    bench, gateway = Learning(settled=1), Learning()
+    for learning in (bench, gateway):
+        learning.observe_prefill("bert", BERT, PLAN, RING, TOKENS, layers)
+
+    pi = bench.applied(RING[2], "bert")
+    assert pi.overlap_compute == pytest.approx(1.9) and pi.slowdown == 1.0
+    assert gateway.applied(RING[2], "bert") == RING[2]
+    plain = make_plan(BERT, "hmp", [50.0, 25.0, 15.0])
+    bench.observe_prefill("bert", BERT, plain, RING, TOKENS, layers)  # teaches speeds
+    assert bench.applied(RING[2], "bert").slowdown != 1.0
