@@ -237,14 +237,13 @@ def _overlapped_layer(
     reduce_order = [[(i - 1 - s) % n for s in range(n)] for i in range(n)]  # own chunk last
     # Attention: QKV tiles as chunks arrive; the core; out-projection tiles feed the ring.
     arrived = gather_arrivals(ring, chunk)
-    ready, busy = [], []
+    ready = []
     for i, d in enumerate(ring):
         qkv = [ms * d.overlap_compute for ms in tiles[i][0]]
         out = [ms * d.overlap_compute for ms in tiles[i][1]]
         core = core_ms(cfg, d, t, heads[i], t)
         qkv_done = max(_tiles(ring_order[i], arrived[i], qkv))
         ready.append(_tiles(reduce_order[i], [0.0] * n, out, qkv_done + core))
-        busy.append(sum(qkv) + core + sum(out))
     attention = max(reduce_finish(ring, psum, ready))
     conn = [conn_ms(cfg, d, r) for d, r in zip(ring, rows, strict=True)]
     # MLP: each chunk through the whole block as it arrives (own chunk first, fed last).
@@ -253,14 +252,10 @@ def _overlapped_layer(
         block = [ms * d.overlap_compute for ms in tiles[i][2]]
         mlp_order = [i, *reduce_order[i][:-1]]
         ready.append(_tiles(mlp_order, arrived[i], block))
-        busy[i] += sum(block) + 2 * conn[i]
     wire = all_gather_ms(ring, chunk) + reduce_scatter_ms(ring, psum)  # the same links
     mlp = max(max(reduce_finish(ring, psum, ready)), wire)
     total = attention + mlp + 2 * max(conn)
-    # Where the ring shares a device's CPU, its CPU work adds to the compute it overlaps.
-    busy = [
-        b + ring_cpu_ms(d, i, chunk, psum) for i, (b, d) in enumerate(zip(busy, ring, strict=True))
-    ]
+    busy = rank_compute_ms(cfg, ring, plan, t)
     slow = max(busy)
     total = max(total, slow)
     return Breakdown(total, slow, max(0.0, total - slow), slow - sum(busy) / n)
@@ -333,6 +328,27 @@ def _prefill_layers(
     rs = reduce_scatter_ms(ring, [r * psum for r in rows])
     layer = _phase(attn, ag + rs) + _phase(conn) + _phase(mlp, ag + rs) + _phase(conn)
     return layer.scaled(cfg.n_layers)
+
+
+def rank_compute_ms(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
+) -> list[float]:
+    """Each device's compute per layer in a tp or hmp prefill, waits left out: overlapped hmp's
+    tiles at the device's `overlap_compute`, plus the ring's CPU work where it shares the
+    device's CPU; otherwise its attention, MLP and two connective blocks (`split_compute`)."""
+    if not (plan.overlap and plan.strategy == "hmp" and len(ring) > 1):
+        attn, mlp, conn = split_compute(cfg, ring, plan, seq_len)
+        return [a + m + 2 * c for a, m, c in zip(attn, mlp, conn, strict=True)]
+    rows, h = plan.seq_split(seq_len), cfg.hidden_size
+    chunk = [r * wire_bytes(plan.wire_dtype, h) for r in rows]
+    psum = [r * wire_bytes(plan.wire_dtype, h, True) for r in rows]
+    return [
+        sum(map(sum, tile_ms(cfg, d, plan, i, rows))) * d.overlap_compute
+        + core_ms(cfg, d, seq_len, plan.heads[i], seq_len)
+        + 2 * conn_ms(cfg, d, rows[i])
+        + ring_cpu_ms(d, i, chunk, psum)
+        for i, d in enumerate(ring)
+    ]
 
 
 def split_compute(

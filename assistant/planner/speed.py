@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from assistant.planner.cost import layer_ms, sp_times, split_compute
+from assistant.planner.cost import layer_ms, rank_compute_ms, sp_times
 from assistant.planner.learner import Prefill, TraceLearner
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
@@ -46,8 +46,7 @@ def rank_layer_ms(
         return sp_times(cfg, ring, rows, tokens)[rank]
     if plan.overlap and len(ring) > 1:
         return None
-    attn, mlp, conn = split_compute(cfg, ring, plan, tokens)
-    return attn[rank] + mlp[rank] + 2 * conn[rank]
+    return rank_compute_ms(cfg, ring, plan, tokens)[rank]
 
 
 class SpeedLearner(TraceLearner):

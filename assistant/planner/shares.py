@@ -1,0 +1,71 @@
+"""hmp's shares balanced phase by phase by the cost model, beside Galaxy's shares by speed.
+
+Galaxy gives each device heads, MLP columns and rows in proportion to its measured GFLOP/s.
+But the attention and the MLP are separate phases, each ended by a collective that waits for
+the slowest device, and a device's measured speed differs from one operation to the other (its
+profile's curves) and from its GEMM GFLOP/s. In the reference home (bench/RESULTS.md,
+`reference-16-ballast-learned-2`) the plan by speed gave laptop 5 of 16 heads, which its
+profile prices at 162 ms of attention per layer against 95 for desk-pc's 9. Here the heads,
+then the MLP columns, move one unit at a time (a head, or a whole KV group; a block of
+`COLUMN_ALIGN` columns) from the device slowest in that phase to the one that leaves the
+phase shortest, while that shortens it. The planner costs the result beside the plan by
+speed and keeps whichever it predicts faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from assistant.planner.cost import split_compute
+from assistant.planner.profiles import DeviceProfile
+from edge_worker.spec.config import ModelConfig
+from edge_worker.spec.plan import COLUMN_ALIGN, ParallelPlan, whole_groups
+
+Shares = tuple[int, ...]
+
+
+def balanced_plan(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], seq_len: int, by_speed: ParallelPlan
+) -> ParallelPlan:
+    """`by_speed` (an hmp plan on `ring`) with heads and MLP columns moved until neither
+    phase's slowest device can hand a unit to another and finish the phase sooner."""
+    scale = [d.overlap_compute if by_speed.overlap else 1.0 for d in ring]
+
+    def phase(plan: ParallelPlan, which: int) -> list[float]:
+        times = split_compute(cfg, ring, plan, seq_len)[which]
+        return [t * s for t, s in zip(times, scale, strict=True)]
+
+    unit = cfg.group_size if whole_groups(cfg, by_speed.heads) else 1
+    plan = by_speed
+    heads = _even_out(
+        plan.heads, unit, lambda h: phase(replace(plan, heads=h), 0)
+    )  # attention: heads
+    plan = replace(plan, heads=heads)
+    align = COLUMN_ALIGN if cfg.intermediate_size % COLUMN_ALIGN == 0 else 1
+    cols = _even_out(plan.mlp_columns, align, lambda c: phase(replace(plan, mlp_columns=c), 1))
+    return replace(plan, mlp_columns=cols)
+
+
+def _even_out(shares: Shares, unit: int, times: Callable[[Shares], list[float]]) -> Shares:
+    """Move `unit`s from the slowest device to the one that leaves the slowest time least,
+    while that lowers it (every device keeps at least one unit)."""
+    current = times(shares)
+    for _ in range(sum(shares) // unit):  # a bound: each move lowers the maximum
+        slow = max(range(len(shares)), key=current.__getitem__)
+        if shares[slow] <= unit:
+            break
+        best: tuple[float, Shares, list[float]] | None = None
+        for dst in range(len(shares)):
+            if dst == slow:
+                continue
+            moved = list(shares)
+            moved[slow] -= unit
+            moved[dst] += unit
+            trial = times(tuple(moved))
+            if best is None or max(trial) < best[0]:
+                best = (max(trial), tuple(moved), trial)
+        if best is None or best[0] >= max(current):
+            break
+        _, shares, current = best
+    return shares
