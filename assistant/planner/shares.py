@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from assistant.planner.cost import split_compute
+from assistant.planner.cost import core_ms, split_compute, tile_ms
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import COLUMN_ALIGN, ParallelPlan, whole_groups
@@ -30,21 +30,37 @@ def balanced_plan(
 ) -> ParallelPlan:
     """`by_speed` (an hmp plan on `ring`) with heads and MLP columns moved until neither
     phase's slowest device can hand a unit to another and finish the phase sooner."""
-    scale = [d.overlap_compute if by_speed.overlap else 1.0 for d in ring]
 
-    def phase(plan: ParallelPlan, which: int) -> list[float]:
-        times = split_compute(cfg, ring, plan, seq_len)[which]
-        return [t * s for t, s in zip(times, scale, strict=True)]
+    def attention(heads: Shares) -> list[float]:
+        return phase_ms(cfg, ring, replace(by_speed, heads=heads), seq_len)[0]
 
     unit = cfg.group_size if whole_groups(cfg, by_speed.heads) else 1
-    plan = by_speed
-    heads = _even_out(
-        plan.heads, unit, lambda h: phase(replace(plan, heads=h), 0)
-    )  # attention: heads
-    plan = replace(plan, heads=heads)
+    plan = replace(by_speed, heads=_even_out(by_speed.heads, unit, attention))
+
+    def mlp(cols: Shares) -> list[float]:
+        return phase_ms(cfg, ring, replace(plan, mlp_columns=cols), seq_len)[1]
+
     align = COLUMN_ALIGN if cfg.intermediate_size % COLUMN_ALIGN == 0 else 1
-    cols = _even_out(plan.mlp_columns, align, lambda c: phase(replace(plan, mlp_columns=c), 1))
+    cols = _even_out(plan.mlp_columns, align, mlp)
     return replace(plan, mlp_columns=cols)
+
+
+def phase_ms(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
+) -> tuple[list[float], list[float]]:
+    """Each device's attention and MLP compute per layer (ms) under hmp `plan`, as the cost
+    model prices them: an overlapped plan's ring tiles at the device's `overlap_compute`."""
+    if not plan.overlap:
+        attn, mlp, _ = split_compute(cfg, ring, plan, seq_len)
+        return attn, mlp
+    rows = plan.seq_split(seq_len)
+    attn, mlp = [], []
+    for i, d in enumerate(ring):
+        qkv, out, block = tile_ms(cfg, d, plan, i, rows)
+        core = core_ms(cfg, d, seq_len, plan.heads[i], seq_len)
+        attn.append((sum(qkv) + sum(out)) * d.overlap_compute + core)
+        mlp.append(sum(block) * d.overlap_compute)
+    return attn, mlp
 
 
 def _even_out(shares: Shares, unit: int, times: Callable[[Shares], list[float]]) -> Shares:
