@@ -2,13 +2,12 @@
 
 Galaxy's rule first: heads, MLP columns and sequence rows in proportion to measured speed;
 then move heads and columns off any device whose memory budget (weights + KV cache +
-activations) would overflow, onto devices with room. hmp is also offered with its heads and
-columns balanced phase by phase by the cost model (shares.py). Heads go by whole KV groups,
-or by single query heads with a split group's K/V projection replicated on each device that
-needs it (the only way to use more devices than a GQA model has groups): both splits are
-costed, replicas included, and the cheaper kept. Beyond Galaxy: every subset of devices is
-costed (a slow device or a slow link can make the whole ring slower), every strategy is
-costed with the same model, and decode may run differently from prefill. Plans are values.
+activations) would overflow, onto devices with room. Heads go by whole KV groups, or by single
+query heads with a split group's K/V projection replicated on each device that needs it (the
+only way to use more devices than a GQA model has groups): both splits are costed, replicas
+included, and the cheaper kept. Beyond Galaxy: every subset of
+devices is costed (a slow device or a slow link can make the whole ring slower), every strategy
+is costed with the same model, and decode may run differently from prefill. Plans are values.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from assistant.planner.cost import Breakdown, handoff_ms, predict, predict_decod
 from assistant.planner.memory import memory_mb
 from assistant.planner.profiles import DeviceProfile
 from assistant.planner.rows import balanced_rows
-from assistant.planner.shares import balanced_plan
 from edge_worker.errors import PlanError
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import (
@@ -141,10 +139,10 @@ def fit_memory(
 def candidates(
     cfg: ModelConfig, label: str, ring: Sequence[DeviceProfile], seq_len: int, wire: str
 ) -> list[ParallelPlan]:
-    """The plans of `label` on `ring` (memory-fitted), none if impossible. tp and hmp of a GQA
-    model split heads two ways: by whole KV groups (when every device can have one) and by
-    query heads (K/V of split groups replicated); hmp gives shares by speed and shares
-    balanced phase by phase for each (`_hmp_plans`)."""
+    """The plans of `label` on `ring` (shares by speed, memory-fitted), none if impossible.
+    tp and hmp of a GQA model give up to two: heads by whole KV groups (when every device can
+    have one) and by query heads (K/V of split groups replicated)."""
+    speeds = [d.gflops for d in ring]
     n = len(ring)
     options: dict[str, object] = {"wire_dtype": wire}
     if (label == "local") != (n == 1):
@@ -153,7 +151,6 @@ def candidates(
         return []  # nothing goes on the wire
     plans: list[ParallelPlan] = []
     for first in (True, False):  # the first way to split, then the second (if the label has one)
-        plan: ParallelPlan | None = None
         try:
             if label == "local":
                 plan = ParallelPlan("local", 1)
@@ -174,10 +171,10 @@ def candidates(
             elif label == "pp":  # layers weighted by memory, as exo and llama.cpp RPC do
                 layers = _units(cfg.n_layers, [d.budget_mb for d in ring])
                 plan = ParallelPlan("pp", n, layers=tuple(layers), **options)  # type: ignore[arg-type]
-            else:  # shares by speed, then balanced by the cost model (shares.py)
+            else:
                 hmp = {**options, "overlap": label == "hmp+overlap"}
-                plans += _hmp_plans(cfg, ring, seq_len, hmp, first, plans)
-            fitted = None if plan is None else fit_memory(cfg, validate(cfg, plan), ring, seq_len)
+                plan = _tensor(cfg, "hmp", speeds, hmp, first)
+            fitted = fit_memory(cfg, validate(cfg, plan), ring, seq_len)
         except PlanError:
             continue
         if fitted is not None and fitted not in plans:
@@ -187,25 +184,6 @@ def candidates(
         )
         if not two_ways:
             break
-    return plans
-
-
-def _hmp_plans(
-    cfg: ModelConfig,
-    ring: Sequence[DeviceProfile],
-    seq_len: int,
-    options: dict[str, object],
-    by_groups: bool,
-    known: list[ParallelPlan],
-) -> list[ParallelPlan]:
-    """hmp's plans on `ring` not in `known`, memory-fitted: shares by speed, and balanced
-    phase by phase (`balanced_plan`)."""
-    by_speed = validate(cfg, _tensor(cfg, "hmp", [d.gflops for d in ring], options, by_groups))
-    plans: list[ParallelPlan] = []
-    for plan in (by_speed, validate(cfg, balanced_plan(cfg, ring, seq_len, by_speed))):
-        fitted = fit_memory(cfg, plan, ring, seq_len)
-        if fitted is not None and fitted not in known and fitted not in plans:
-            plans.append(fitted)
     return plans
 
 
