@@ -47,6 +47,11 @@ from edge_worker.spec.flops import core_flops, mlp_flops, proj_flops
 
 T = TypeVar("T")
 STREAM_BYTES = 64 * 2**20  # weights cycled through per op: past this machine's 32 MiB L3
+# The shortest batch timed: three periods of a 10 ms CPU quota. A throttled device spends the
+# profile's wall-time budget early, and batches of one period then land either in a burst or
+# behind the throttle: decode steps, timed last, read 1.3 ms in one profile and 19.8 in the
+# next on the same device (bench/RESULTS.md, 12-07 evening, item 6).
+MIN_BATCH_S = 0.03
 
 
 def runs_per_second(work: Callable[[], object], seconds: float, batch_s: float = 0.1) -> float:
@@ -168,11 +173,13 @@ def layer_costs(
 
     def rate(work: Callable[[], object]) -> float:
         """Each measurement gets an even share of what is left of `seconds` (making weights
-        and warming up come out of it too); 0.1 s batches span a CPU quota's periods."""
+        and warming up come out of it too), in batches of up to 0.1 s and at least
+        `MIN_BATCH_S`, which spans several periods of a CPU quota even when the budget is
+        spent."""
         nonlocal left
         each = max(0.0, deadline - time.perf_counter()) / max(1, left)
         left -= 1
-        return runs_per_second(work, each, min(0.1, max(0.01, each / 4)))
+        return runs_per_second(work, each, min(0.1, max(MIN_BATCH_S, each / 4)))
 
     hd = cfg.head_dim
     proj = [
