@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from ssl import SSLContext
 from typing import Literal, TypeVar
 
@@ -32,6 +32,7 @@ from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import ParallelPlan, make_plan
 
 M = TypeVar("M", P.Loaded, P.Ready)
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 # The largest control message either side accepts: a whole tensor frame (a shard's largest
 # tensor, a result's hidden states or logits) fits; anything larger is refused unread.
@@ -229,24 +230,18 @@ class Coordinator:
         async with self.control:
             try:
                 # Ship every rank's shard at once: each goes over that device's own link.
-                await asyncio.gather(
-                    *(
-                        assign(self, s, rank, cfg, weights, plan, plan_id, peers, token, plain_ring)
-                        for rank, s in enumerate(sessions)
-                    )
+                await settled(
+                    assign(self, s, rank, cfg, weights, plan, plan_id, peers, token, plain_ring)
+                    for rank, s in enumerate(sessions)
                 )
                 # Only then the rings: every rank has its shard, so no one waits out its ring
                 # deadline for a peer whose shard is still on the way.
-                loaded = await asyncio.gather(
-                    *(self._expect(s, P.Loaded, plan_id) for s in sessions)
-                )
+                loaded = await all_or_none(self._expect(s, P.Loaded, plan_id) for s in sessions)
                 for s, msg in zip(sessions, loaded, strict=True):
                     s.cached = set(msg.cached_shards)  # (what it evicted is sent again)
                 for s in sessions:
                     await s.send(P.Connect(plan_id=plan_id))
-                readies = await asyncio.gather(
-                    *(self._expect(s, P.Ready, plan_id) for s in sessions)
-                )
+                readies = await all_or_none(self._expect(s, P.Ready, plan_id) for s in sessions)
             except BaseException:
                 await self._release(sessions, plan_id)  # what did load is freed
                 raise
@@ -327,7 +322,7 @@ class Coordinator:
                 await s.send(
                     P.Probe(probe_id=probe_id, rank=rank, peers=peers, token=token, nbytes=nbytes)
                 )
-            got = await asyncio.gather(*(result(s) for s in sessions))
+            got = await all_or_none(result(s) for s in sessions)
         n = len(sessions)
         return {
             s.name: (max(got[i].mbps_from_prev, got[(i + 1) % n].mbps_from_prev), got[i].latency_ms)
@@ -363,13 +358,31 @@ class Coordinator:
         for s in ranks:
             s.running = msg.run_id
             await s.send(msg)
-        # One rank failing fails the run: the others' collectors stop at once rather than
-        # read (and drop) what their workers send next; `running` says who still owes an
-        # answer.
-        collectors = [asyncio.ensure_future(s.result(msg.run_id, self.timeout)) for s in ranks]
-        try:
-            return list(await asyncio.gather(*collectors))
-        except BaseException:
-            for c in collectors:
-                c.cancel()
-            raise
+        # One rank failing fails the run (`running` says who still owes an answer).
+        return await all_or_none(s.result(msg.run_id, self.timeout) for s in ranks)
+
+
+# A control conversation holds `Coordinator.control` and ends with nothing of it left running:
+# the next one writes to the same workers' links and reads their replies.
+
+
+async def settled(aws: Iterable[Awaitable[T]]) -> list[T]:
+    """Every awaitable run to its end, then the first failure raised: one rank's shipment
+    failing (its worker lost) neither cuts the others' off (a shard cut short closes its
+    worker's link) nor leaves them sending frames beside the next conversation's."""
+    got = await asyncio.gather(*aws, return_exceptions=True)
+    for g in got:
+        if isinstance(g, BaseException):
+            raise g
+    return got  # type: ignore[return-value]
+
+
+async def all_or_none(aws: Iterable[Awaitable[T]]) -> list[T]:
+    """Every awaitable's result; on the first failure the others are cancelled: readers of the
+    workers' replies that went on would take (and drop) the next conversation's."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for t in tasks:
+            t.cancel()  # (nothing for those done)
