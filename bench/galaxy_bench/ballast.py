@@ -5,11 +5,21 @@ Each goes into its device's CPU group beside the compute thread (`Home.throttle`
 spends the device's quota as time passes on a slow CPU, instead of leaving it for a burst at a
 whole core's speed afterwards. The worker learns its ballast's pid from GALAXY_DEV_BALLAST_PID
 (`Home.prefix`) and sends it SIGCONT when its compute thread blocks, SIGSTOP when it resumes.
+
+The ballasts spin on the machine's last CPU, and `Home.throttle` keeps every other thread of a
+worker (the ring's link threads, its event loop) off it; only the compute threads may go
+anywhere. Spinning on any CPU, the ballasts (other devices' time) sat where a link thread woke
+to move the next chunk. Kept apart, hmp waited 2331 and 2385 ms on the ring per request in two
+runs against 3016 in a run between them (bench/RESULTS.md, "12-07, night"). The links still
+probe slower than without ballasts (about 1-3 ms against 0.2-0.5): a device whose quota its
+ballast spent during a wait resumes only at the next quota period.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -18,9 +28,13 @@ from pathlib import Path
 
 from galaxy_bench.errors import EmulationError
 
-# Stops itself at once; spins only when sent SIGCONT.
-LOOP = "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)\nwhile True:\n    pass\n"
+# Pins itself to the CPU in argv[1] and stops itself at once; spins only when sent SIGCONT.
+LOOP = (
+    "import os, signal, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\n"
+    "os.kill(os.getpid(), signal.SIGSTOP)\nwhile True:\n    pass\n"
+)
 _PR_SET_PDEATHSIG = 1
+BALLAST_CPU = max(os.sched_getaffinity(0))
 
 
 def _die_with_parent() -> None:
@@ -35,9 +49,11 @@ class Ballasts:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, n: int) -> None:
-        """`n` ballasts, each stopped before this returns."""
+        """`n` ballasts on the last CPU (`BALLAST_CPU`), each stopped before this returns."""
         for _ in range(n):
-            proc = subprocess.Popen([sys.executable, "-c", LOOP], preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", LOOP, str(BALLAST_CPU)], preexec_fn=_die_with_parent
+            )
             self.procs.append(proc)
             deadline = time.monotonic() + 10
             while process_state(proc.pid) != "T":
@@ -53,6 +69,19 @@ class Ballasts:
             proc = self.procs.pop()
             proc.kill()
             proc.wait()
+
+
+def keep_off_ballasts(pid: int, compute_tid: int) -> None:
+    """Every thread of worker `pid` but its compute thread kept off the ballasts' CPU (those
+    it starts later inherit that); the compute thread may run anywhere."""
+    everywhere = os.sched_getaffinity(0)
+    others = everywhere - {BALLAST_CPU}
+    if not others:
+        return  # one CPU: nowhere else to go
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        tid = int(task.name)
+        with contextlib.suppress(ProcessLookupError):  # (a thread that has just ended)
+            os.sched_setaffinity(tid, everywhere if tid == compute_tid else others)
 
 
 def process_state(pid: int) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from galaxy_bench import cgroups, netns
-from galaxy_bench.ballast import Ballasts, env_prefix
+from galaxy_bench.ballast import Ballasts, env_prefix, keep_off_ballasts
 from galaxy_bench.errors import EmulationError, EmulationUnavailable
 from galaxy_bench.host import machine_lock, stale_names
 
@@ -305,6 +305,7 @@ class Home:
         if self.ballasts is not None:  # beside the compute thread, in its group
             ballast = self.ballasts.pid(i)
             self._quotas.throttle(i, ballast, ballast, "thread")
+            keep_off_ballasts(pid, compute_tid)
 
     # ----- report ----------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ with cgroup v1's cpu controller.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge_worker.comm import waits
-from galaxy_bench.ballast import process_state
+from galaxy_bench.ballast import BALLAST_CPU, process_state
 from galaxy_bench.emulation import DeviceSpec, EmulationUnavailable, Home
 
 CAPS = Home.available()
@@ -24,6 +25,7 @@ needs_cgroup = pytest.mark.skipif(CAPS["cgroup"] is not None, reason=f"cgroup: {
 COMPUTE = """
 import sys, threading
 from edge_worker.comm import waits
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # a link thread, say
 tid = threading.get_native_id()
 print(tid, waits.ballast_from_env(tid), flush=True)
 sys.stdin.readline()
@@ -71,6 +73,8 @@ def test_the_ballast_spends_the_quota_only_while_the_compute_thread_waits() -> N
             tid, told = map(int, proc.stdout.readline().split())
             home.throttle(0, proc.pid, tid)
             tasks = set((home.cgroup(0) / "tasks").read_text().split())
+            cpus = {int(t.name): os.sched_getaffinity(int(t.name)) for t in task_dirs(proc.pid)}
+            ballast_cpus = os.sched_getaffinity(ballast)
             idle = share_over(ballast, 0.5)
             proc.stdin.write("go\n")
             proc.stdin.flush()
@@ -89,3 +93,13 @@ def test_the_ballast_spends_the_quota_only_while_the_compute_thread_waits() -> N
     assert tasks == {str(tid), str(ballast)}, "the ballast shares the compute thread's group"
     assert idle < 0.02 and after < 0.02 and stopped == "T"
     assert 0.15 <= waiting <= 0.40, f"a 0.25-core device's ballast used {waiting:.2f} of a core"
+    # The ballast spins on its own CPU, which the worker's other threads keep off.
+    everywhere = os.sched_getaffinity(0)
+    assert len(cpus) == 2 and cpus.pop(tid) == everywhere
+    if len(everywhere) > 1:
+        assert cpus.popitem()[1] == everywhere - {BALLAST_CPU}
+        assert ballast_cpus == {BALLAST_CPU}
+
+
+def task_dirs(pid: int) -> list[Path]:
+    return list(Path(f"/proc/{pid}/task").iterdir())
