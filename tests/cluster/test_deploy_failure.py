@@ -18,7 +18,6 @@ then deploys and answers exactly.
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from edge_worker.service import protocol as P
 from edge_worker.service.worker import Worker
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import make_plan
+from tests.cluster.conftest import in_process_workers
 from tests.equivalence.models import assert_within_tolerance, reference, tiny_model
 
 
@@ -89,28 +89,15 @@ def test_a_wait_for_a_survivors_reply_stops_with_the_failure(
 
 
 def _fail_then_replan(tmp_path: Path, after_failure: Any) -> None:
-    workers = [Worker(f"w{i}", tmp_path / f"w{i}") for i in range(2)]
     model = tiny_model("llama")
     cfg, weights = from_hf(model)
     ids = torch.tensor([[5, 17, 3, 9, 41, 2]])
-    with RemoteCluster.start(timeout=15) as cluster:
-
-        async def serve_all() -> None:
-            await asyncio.gather(*(w.serve(cluster.url) for w in workers))
-
-        serving = threading.Thread(target=asyncio.run, args=(serve_all(),), daemon=True)
-        serving.start()
-        cluster.wait_for_workers(2, timeout=30)
-
+    with in_process_workers(tmp_path, 2, timeout=15) as cluster:
         with pytest.raises(WorkerLost):
             _deploy(cluster, cfg, weights, "hmp", ["w0", "w1"])
         after_failure()
         _deploy(cluster, cfg, weights, "local", ["w0"])
         out = cluster.prefill(ids, want="logits")
-
-    serving.join(10)
-    for w in workers:
-        w.compute.shutdown()
     assert out.logits is not None
     assert_within_tolerance(out.logits, reference(model, ids))
 

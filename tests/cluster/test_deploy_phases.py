@@ -8,7 +8,6 @@ had it joined the ring then, it would have waited out its deadline for rank 1.""
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ import torch
 
 from assistant.cluster import coordinator as coordinator_module
 from assistant.cluster.coordinator import Coordinator
-from assistant.cluster.remote import RemoteCluster
 from edge_worker.engine.loader import from_hf
-from edge_worker.service.worker import Worker
 from edge_worker.spec.plan import make_plan
+from tests.cluster.conftest import in_process_workers
 from tests.equivalence.models import assert_within_tolerance, reference, tiny_model
 
 RING_DEADLINE_S = 2.0
@@ -38,24 +36,11 @@ def test_a_shard_slower_than_the_ring_deadline_still_deploys(
         await original(coordinator, s, rank, *args)
 
     monkeypatch.setattr(coordinator_module, "assign", slow_for_rank_1)
-    workers = [Worker(f"w{i}", tmp_path / f"w{i}", ring_timeout=RING_DEADLINE_S) for i in range(2)]
     model = tiny_model("llama")
     cfg, weights = from_hf(model)
     ids = torch.tensor([[5, 17, 3, 9, 41, 2]])
-    with RemoteCluster.start() as cluster:
-
-        async def serve_all() -> None:
-            await asyncio.gather(*(w.serve(cluster.url) for w in workers))
-
-        serving = threading.Thread(target=asyncio.run, args=(serve_all(),), daemon=True)
-        serving.start()
-        cluster.wait_for_workers(2, timeout=30)
-
+    with in_process_workers(tmp_path, 2, ring_timeout=RING_DEADLINE_S) as cluster:
         cluster.deploy(cfg, weights, make_plan(cfg, "hmp", [1.0, 1.0]), ["w0", "w1"])
         out = cluster.prefill(ids, want="logits")
-
-    serving.join(10)
-    for w in workers:
-        w.compute.shutdown()
     assert out.logits is not None
     assert_within_tolerance(out.logits, reference(model, ids))
