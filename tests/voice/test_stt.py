@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.voice import transcript as transcript_module
 from assistant.voice.stt import SpeechToText
-from assistant.voice.transcript import ALTERNATIVE_MARGIN
 from edge_worker.errors import ModelNotAvailable
 from tests.voice.speech import COMMAND, padded, silence, stt, words
 
@@ -90,7 +90,15 @@ def test_a_primed_model_hears_the_home_s_words(primed: SpeechToText) -> None:
     assert words(transcript.text) == ["turn", "on", "the", "sprinklers"]
 
 
-def test_close_readings_come_back_as_alternatives_each_wording_once(primed: SpeechToText) -> None:
+def test_close_readings_come_back_as_alternatives_each_wording_once(
+    primed: SpeechToText, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where ALTERNATIVE_MARGIN falls among the beam's readings depends on the CPU's int8
+    # kernels: on one machine the nearest other wording ("Put on the kitchen lights.") scored
+    # 0.47 below the best, on others within 0.3. So this test widens the margin and checks
+    # that the beam's readings come back, each wording once; test_transcript.py checks the
+    # margin itself.
+    monkeypatch.setattr(transcript_module, "ALTERNATIVE_MARGIN", 1.0)
     transcript = primed.transcribe(padded("turn on the kitchen lights"))
 
     assert words(transcript.text) == ["turn", "on", "the", "kitchen", "lights"]
@@ -100,7 +108,7 @@ def test_close_readings_come_back_as_alternatives_each_wording_once(primed: Spee
     assert len({tuple(w) for w in wordings}) == len(wordings)
     assert transcript.avg_logprob is not None
     for alternative in transcript.alternatives:
-        assert 0 <= transcript.avg_logprob - alternative.avg_logprob <= ALTERNATIVE_MARGIN
+        assert 0 <= transcript.avg_logprob - alternative.avg_logprob <= 1.0
 
 
 def test_nothing_heard_has_no_alternatives(primed: SpeechToText) -> None:
