@@ -10,9 +10,9 @@ The ballasts spin on the machine's last CPU, and `Home.throttle` keeps every oth
 worker (the ring's link threads, its event loop) off it; only the compute threads may go
 anywhere. Spinning on any CPU, the ballasts (other devices' time) sat where a link thread woke
 to move the next chunk. Kept apart, hmp waited 2331 and 2385 ms on the ring per request in two
-runs against 3016 in a run between them (bench/RESULTS.md, "12-07, night"). The links still
-probe slower than without ballasts (about 1-3 ms against 0.2-0.5): a device whose quota its
-ballast spent during a wait resumes only at the next quota period.
+runs against 3016 in a run between them (bench/RESULTS.md, "12-07, night"). The links may
+still probe slower than without ballasts (0.4-3 ms in three runs, against 0.2-0.5): a device
+whose quota its ballast spent during a wait resumes only at the next quota period.
 """
 
 from __future__ import annotations
