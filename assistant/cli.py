@@ -355,9 +355,14 @@ def demo(
 ) -> None:
     """Start the gateway and N paired workers here, ask one question, then keep serving."""
     _setup_logging(False)
+    import signal
+
     from assistant.demo import run_demo
     from edge_worker.errors import GalaxyError
 
+    # `kill` or a service manager sends SIGTERM: stop as on Ctrl-C, so the workers started
+    # here stop with the gateway instead of retrying it forever as orphans.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         run_demo(workers, port, question, max_tokens, typer.echo, serve=serve)
     except (GalaxyError, OSError) as exc:
