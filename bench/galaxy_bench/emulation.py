@@ -11,8 +11,10 @@ both ways (`netns.py`). links="loopback": every address is 127.0.0.1, nothing is
 
 cpu="thread": a cgroup v1 cpu quota of speed x period on the device's compute thread only;
 cpu="process": on its whole process (`cgroups.py`). cpu="sleep": nothing here, the worker
-sleeps after each compute step (`galaxy worker --development --speed S`): a stand-in, not a
-CPU cap. cpu="none": no limit.
+(`galaxy worker --development --speed S`) sleeps before each hand-off to the ring until a
+device that slow would have computed what it hands over (`edge_worker/comm/waits.py`): time
+stretched without a quota period's steps, but a stand-in, not a CPU cap. cpu="none": no
+limit.
 
 When namespaces or cgroups are unavailable (not root, a tool missing, no cgroup v1 cpu
 controller, or setting up fails) the Home falls back to links="loopback" and cpu="sleep",

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from edge_worker.comm import framing as F
 from edge_worker.comm.base import Work
-from edge_worker.comm.waits import blocking
+from edge_worker.comm.waits import blocking, handing_off
 from edge_worker.errors import CommTimeout
 
 
@@ -180,6 +180,7 @@ class RingWork(Work):
 
     def wait(self, timeout: float | None = None) -> Tensor:
         limit = self._timeout if timeout is None else timeout
+        handing_off()  # before the wait's clock starts: a stretched device's compute
         start = time.monotonic()
         try:
             with blocking():

@@ -19,7 +19,7 @@ from torch import Tensor
 from edge_worker.comm.base import GatherStream, ReduceScatterStream, Work, reduce_order
 from edge_worker.comm.call import RingCall, RingWork
 from edge_worker.comm.ring import reduce_feed_call
-from edge_worker.comm.waits import blocking
+from edge_worker.comm.waits import blocking, handing_off
 from edge_worker.errors import CommTimeout
 
 
@@ -36,6 +36,7 @@ class RingGatherStream(GatherStream):
     def part(self, r: int) -> Tensor:
         if r == self.rank:
             return self.mine
+        handing_off()  # before the wait's clock starts: a stretched device's compute
         start = time.monotonic()
         _wait_for(self.call, self.call.events[r], self.timeout, f"rank {r}'s chunk")
         if isinstance(self.work, RingWork):  # compute waited on the ring: the trace says so
@@ -88,6 +89,7 @@ class RingReduceStream(ReduceScatterStream):
         self._check_turn(r)
         if self.call is None:
             raise RuntimeError(f"partial {r} was committed before any slot was asked for")
+        handing_off()
         self.call.feed(r, first=self.fed == 0)
         self.fed += 1
 

@@ -61,6 +61,7 @@ from edge_worker.comm.ring import (
     send_call,
 )
 from edge_worker.comm.streams import RingGatherStream, RingReduceStream
+from edge_worker.comm.waits import handing_off
 from edge_worker.errors import CommError, WorkerLost
 
 __all__ = ["Address", "CallStats", "CommStats", "TcpRingCommunicator"]
@@ -252,6 +253,7 @@ class TcpRingCommunicator(Communicator):
             raise self._failure or RuntimeError(f"{self.names[self.rank]} is not connected yet")
 
     def _start(self, call: RingCall, p2p_link: Link | None = None) -> Work:
+        handing_off()  # its bytes leave now: a stretched device has computed them by then
         self._check_connected()
         send_link = p2p_link or self._links["next"]
         recv_link = self._links["prev"] if call.expected else None

@@ -1,4 +1,5 @@
-"""The compute thread's waits on the ring, announced to whoever asked (the bench's emulation).
+"""The compute thread's waits on the ring and hand-offs to it, for the bench's emulations of
+a slow device. Without either, a wait or a hand-off costs one empty list check.
 
 `galaxy bench --ballast` emulates a slow device with a CPU quota on its compute thread. A quota
 is a duty cycle: a thread that blocks on the ring does not spend it, and afterwards computes at
@@ -6,7 +7,15 @@ a whole core's speed until the period's quota is gone, which a device slow all t
 So the bench starts a spinning process (the ballast) in the same CPU group, stopped, and a
 worker started with GALAXY_DEV_BALLAST_PID set lets it run exactly while the compute thread
 blocks on the ring: the device's quota is then spent while it waits, as time passes on a slow
-CPU. Without that variable nothing is announced and a wait costs one empty list check.
+CPU.
+
+`galaxy bench --throttle sleep` (a development worker's `--speed S`) stretches time instead:
+the compute thread runs at the machine's speed, and before anything it computed leaves it (a
+collective or a partial handed to the ring, a wait on the ring, a layer's or a run's end) it
+sleeps until the wall time a device S times as fast would have taken for the CPU time it used
+since the last such point. Others see its results when a slow device would have sent them, a
+wait costs what it lasts, and no quota period quantises when its work ends; but it caps no
+CPU (the bench's labels say so).
 """
 
 from __future__ import annotations
@@ -15,14 +24,82 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 _hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+_stretch: list[Stretch] = []
+
+
+class Stretch:
+    """Thread `tid` computing as a device `speed` times as fast as this machine (see above),
+    during runs only: a profile measures the machine and reports itself scaled."""
+
+    def __init__(self, speed: float, tid: int) -> None:
+        if not 0 < speed <= 1:
+            raise ValueError(f"speed {speed}: a stretched device is slower than this machine")
+        self.speed, self.tid, self.active = speed, tid, False
+        self.restart()
+
+    def restart(self) -> None:
+        """Count from now: the thread starts computing (after a wait or idle time)."""
+        self.wall, self.cpu = time.monotonic(), time.thread_time()
+
+    def catch_up(self) -> float:
+        """Sleep until the slow device would be done with the CPU time used since the last
+        call; the seconds slept. Time the thread spent preempted counts towards it."""
+        if not self.active:
+            return 0.0
+        used = time.thread_time() - self.cpu
+        ahead = self.wall + used / self.speed - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+        self.restart()
+        return max(0.0, ahead)
+
+
+def stretch_compute(speed: float, tid: int) -> None:
+    """Make thread `tid` compute as a device `speed` times as fast (development workers)."""
+    _stretch[:] = [Stretch(speed, tid)]
+
+
+def _mine() -> Stretch | None:
+    return next((s for s in _stretch if s.tid == threading.get_native_id()), None)
+
+
+@contextlib.contextmanager
+def stretched_run() -> Iterator[None]:
+    """Around a run on the compute thread: stretched from its start to its result."""
+    s = _mine() if _stretch else None
+    if s is None:
+        yield
+        return
+    s.active = True
+    s.restart()
+    try:
+        yield
+        s.catch_up()
+    finally:
+        s.active = False
+
+
+def handing_off() -> None:
+    """The calling thread is about to let others see what it computed (or to wait on them)."""
+    if _stretch and (s := _mine()) is not None:
+        s.catch_up()
 
 
 @contextlib.contextmanager
 def blocking() -> Iterator[None]:
-    """Around a wait of the calling thread on the ring."""
+    """Around a wait of the calling thread on the ring (its caller has called `handing_off`
+    before it started timing the wait)."""
+    if _stretch:
+        try:
+            yield
+        finally:
+            if (s := _mine()) is not None:
+                s.restart()  # it computed nothing while it waited
+        return
     if not _hooks:
         yield
         return

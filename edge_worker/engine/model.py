@@ -86,7 +86,7 @@ class RankModel:
         self.kv = SessionCaches()
         self.kv_index = expand_index(cfg, plan, self.rank)
         self.trace: list[tuple[float, float, float]] = []  # per layer: wall, comm wait, CPU s
-        self.on_layer: Callable[[float, float], None] | None = None  # (wall s, wait s) hook
+        self.on_layer: Callable[[], None] | None = None  # at a layer's end, before its timing
         self.decoder_rank = self.world - 1
         self.wire = Wire(plan.wire_dtype)  # float32 | float16 | bfloat16 | int8 (wire.py)
         self.dtype = weights.layers[0].attn.wq.dtype if weights.layers else torch.float32
@@ -100,10 +100,10 @@ class RankModel:
         stats = getattr(self.comm, "stats", None)
         w0, t0, c0 = (stats.wait_s if stats else 0.0), time.perf_counter(), time.thread_time()
         out = layer_fn(*args)
+        if self.on_layer is not None:
+            self.on_layer()
         wall, wait = time.perf_counter() - t0, (stats.wait_s if stats else 0.0) - w0
         cpu = time.thread_time() - c0
-        if self.on_layer is not None:
-            self.on_layer(wall, wait)
         self.trace.append((wall, wait, cpu))
         return out
 

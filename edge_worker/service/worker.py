@@ -7,7 +7,8 @@ The control link is a websocket; the data plane is the TCP ring (`edge_worker.co
 engine work runs on one dedicated compute thread (torch with `threads` intra-op threads).
 
 `development=True` (`galaxy worker --development`, for `galaxy verify` and `galaxy bench` only)
-allows `speed` below 1 (each layer's compute stretched by sleeping: an emulated slow device)
+allows `speed` below 1 (an emulated slow device: its compute stretched by sleeping before
+each hand-off to the ring, comm/waits.py)
 and sends the process id and the compute thread's native id in the Hello, so a benchmark can
 cap exactly that thread's CPU. A product worker never sets it. A malformed
 message is answered with an `Error` and the worker carries on; a lost ring peer is reported as
@@ -28,7 +29,6 @@ import socket
 import ssl
 import sys
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,8 +40,9 @@ from typing import Any
 import torch
 import websockets
 
+from edge_worker.comm import waits
 from edge_worker.comm.tcp import TcpRingCommunicator
-from edge_worker.engine.model import RankModel
+from edge_worker.engine.model import RankModel, RankOutput
 from edge_worker.engine.weights import ModelWeights, tensor_bytes
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.cache import ProfileCache, machine_fingerprint
@@ -115,6 +116,8 @@ class Worker:
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="compute")
         self.ring_cpu: float | None = None  # ms of CPU per MB the ring moves (ringcpu.py)
         self.compute_tid = self.compute.submit(self._init_compute_thread).result()
+        if speed < 1.0:  # development only (refused above otherwise): comm/waits.py
+            waits.stretch_compute(speed, self.compute_tid)
         # Measured layer costs by request, kept on disk for this machine (profile/cache.py):
         # the fingerprint is taken on the compute thread, whose CPU quota is the one measured.
         fingerprint = self.compute.submit(machine_fingerprint, threads).result()
@@ -347,7 +350,7 @@ class Worker:
             return
         model = RankModel(shard.cfg, shard.weights, shard.plan, comm, full=shard.full)
         if self.speed < 1.0:
-            model.on_layer = self._slow_down
+            model.on_layer = waits.handing_off
         self.deployments[a.plan_id] = Deployment(comm, model)
         reset_peak_rss()
         mb = tensor_bytes(shard.weights) / 2**20
@@ -363,7 +366,7 @@ class Worker:
         self.deployments.move_to_end(msg.plan_id)
         loop = asyncio.get_running_loop()
         try:
-            out, trace = await loop.run_in_executor(self.compute, execute, dep, msg)
+            out, trace = await loop.run_in_executor(self.compute, _stretched, dep, msg)
         except CommError as exc:
             self._drop(msg.plan_id)
             await link.error("worker_lost", str(exc), msg.run_id)
@@ -387,13 +390,13 @@ class Worker:
         else:
             log.debug("%s: release of plan %s, not here (already gone)", self.name, msg.plan_id)
 
-    def _slow_down(self, wall_s: float, wait_s: float) -> None:
-        """Sleep emulation of a slower device (development only): stretch each layer's compute
-        by 1 / speed (the bench's stand-in when CPU quotas are unavailable, e.g. without root;
-        not a real CPU cap)."""
-        time.sleep(max(0.0, wall_s - wait_s) * (1.0 / self.speed - 1.0))
-
     def _drop(self, plan_id: str) -> None:
         dep = self.deployments.pop(plan_id, None)
         if dep is not None:
             dep.comm.close()
+
+
+def _stretched(dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
+    """`execute`, stretched to a slow device's pace when this worker emulates one."""
+    with waits.stretched_run():
+        return execute(dep, msg)

@@ -160,7 +160,7 @@ def hold_runs(worker: Worker, plan_id: str) -> tuple[threading.Event, threading.
     set: (started, go). As a long computation would, only deterministic."""
     started, go = threading.Event(), threading.Event()
 
-    def hold(wall_s: float, wait_s: float) -> None:
+    def hold() -> None:
         started.set()
         assert go.wait(TIMEOUT_S), "the test never let the run go on"
 
