@@ -10,6 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from edge_worker.comm import waits
 from edge_worker.comm.tcp import TcpRingCommunicator
 from edge_worker.engine.model import RankModel, RankOutput
 from edge_worker.engine.weights import ModelWeights
@@ -37,6 +38,7 @@ class LoadedShard:
     full: ModelWeights | None
 
 
+@waits.stretched_run()  # a development worker emulating a slow device (comm/waits.py)
 def execute(dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
     """On the compute thread: run the request and measure where the time went."""
     stats = dep.comm.stats

@@ -42,7 +42,7 @@ import websockets
 
 from edge_worker.comm import waits
 from edge_worker.comm.tcp import TcpRingCommunicator
-from edge_worker.engine.model import RankModel, RankOutput
+from edge_worker.engine.model import RankModel
 from edge_worker.engine.weights import ModelWeights, tensor_bytes
 from edge_worker.errors import CommError, GalaxyError
 from edge_worker.profile.cache import ProfileCache, machine_fingerprint
@@ -366,7 +366,7 @@ class Worker:
         self.deployments.move_to_end(msg.plan_id)
         loop = asyncio.get_running_loop()
         try:
-            out, trace = await loop.run_in_executor(self.compute, _stretched, dep, msg)
+            out, trace = await loop.run_in_executor(self.compute, execute, dep, msg)
         except CommError as exc:
             self._drop(msg.plan_id)
             await link.error("worker_lost", str(exc), msg.run_id)
@@ -394,9 +394,3 @@ class Worker:
         dep = self.deployments.pop(plan_id, None)
         if dep is not None:
             dep.comm.close()
-
-
-def _stretched(dep: Deployment, msg: P.Run) -> tuple[RankOutput | None, dict[str, Any]]:
-    """`execute`, stretched to a slow device's pace when this worker emulates one."""
-    with waits.stretched_run():
-        return execute(dep, msg)
