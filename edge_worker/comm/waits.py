@@ -1,5 +1,5 @@
 """The compute thread's waits on the ring and hand-offs to it, for the bench's emulations of
-a slow device. Without either, a wait or a hand-off costs one empty list check.
+a slow device. Without either, a wait or a hand-off costs an empty list check or two.
 
 `galaxy bench --ballast` emulates a slow device with a CPU quota on its compute thread. A quota
 is a duty cycle: a thread that blocks on the ring does not spend it, and afterwards computes at
@@ -45,17 +45,16 @@ class Stretch:
         """Count from now: the thread starts computing (after a wait or idle time)."""
         self.wall, self.cpu = time.monotonic(), time.thread_time()
 
-    def catch_up(self) -> float:
+    def catch_up(self) -> None:
         """Sleep until the slow device would be done with the CPU time used since the last
-        call; the seconds slept. Time the thread spent preempted counts towards it."""
+        call (time the thread spent preempted counts towards it)."""
         if not self.active:
-            return 0.0
+            return
         used = time.thread_time() - self.cpu
         ahead = self.wall + used / self.speed - time.monotonic()
         if ahead > 0:
             time.sleep(ahead)
         self.restart()
-        return max(0.0, ahead)
 
 
 def stretch_compute(speed: float, tid: int) -> None:
