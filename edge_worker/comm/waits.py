@@ -1,5 +1,5 @@
 """The compute thread's waits on the ring and hand-offs to it, for the bench's emulations of
-a slow device. Without either, a wait or a hand-off costs an empty list check or two.
+a slow device. Without either, a wait or a hand-off costs a check or two.
 
 `galaxy bench --ballast` emulates a slow device with a CPU quota on its compute thread. A quota
 is a duty cycle: a thread that blocks on the ring does not spend it, and afterwards computes at
@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 
 _hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
-_stretch: list[Stretch] = []
+_stretch: Stretch | None = None  # this process's stretched compute thread, if any
 
 
 class Stretch:
@@ -59,17 +59,20 @@ class Stretch:
 
 def stretch_compute(speed: float, tid: int) -> None:
     """Make thread `tid` compute as a device `speed` times as fast (development workers)."""
-    _stretch[:] = [Stretch(speed, tid)]
+    global _stretch
+    _stretch = Stretch(speed, tid)
 
 
 def _mine() -> Stretch | None:
-    return next((s for s in _stretch if s.tid == threading.get_native_id()), None)
+    """The stretch of the calling thread, if it is the stretched one."""
+    s = _stretch
+    return s if s is not None and s.tid == threading.get_native_id() else None
 
 
 @contextlib.contextmanager
 def stretched_run() -> Iterator[None]:
     """Around a run on the compute thread: stretched from its start to its result."""
-    s = _mine() if _stretch else None
+    s = _mine()
     if s is None:
         yield
         return
@@ -84,7 +87,7 @@ def stretched_run() -> Iterator[None]:
 
 def handing_off() -> None:
     """The calling thread is about to let others see what it computed (or to wait on them)."""
-    if _stretch and (s := _mine()) is not None:
+    if (s := _mine()) is not None:
         s.catch_up()
 
 
@@ -92,7 +95,7 @@ def handing_off() -> None:
 def blocking() -> Iterator[None]:
     """Around a wait of the calling thread on the ring (its caller has called `handing_off`
     before it started timing the wait)."""
-    if _stretch:
+    if _stretch is not None:
         try:
             yield
         finally:

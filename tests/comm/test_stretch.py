@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,9 +19,8 @@ BURN_S = 0.04  # of CPU: a device at SPEED takes BURN_S / SPEED = 160 ms for it
 
 
 @pytest.fixture(autouse=True)
-def _no_stretch_left() -> Iterator[None]:
-    yield
-    waits._stretch.clear()
+def _no_stretch_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(waits, "_stretch", None)  # and back to None after the test
 
 
 def burn(seconds: float) -> None:
