@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from assistant.planner.balance import balanced
 from assistant.planner.cost import Breakdown, handoff_ms, predict, predict_decode
 from assistant.planner.memory import memory_mb
 from assistant.planner.profiles import DeviceProfile
@@ -175,16 +176,27 @@ def candidates(
                 hmp = {**options, "overlap": label == "hmp+overlap"}
                 plan = _tensor(cfg, "hmp", speeds, hmp, first)
             fitted = fit_memory(cfg, validate(cfg, plan), ring, seq_len)
+            more = [balanced(cfg, ring, plan, seq_len, first)] if plan.strategy == "hmp" else []
         except PlanError:
             continue
-        if fitted is not None and fitted not in plans:
-            plans.append(fitted)
+        for option in [fitted, *(_fitted(cfg, b, ring, seq_len) for b in more)]:
+            if option is not None and option not in plans:
+                plans.append(option)
         two_ways = (label in ("tp", "hmp", "hmp+overlap") and cfg.group_size > 1) or (
             label == "sp" and cfg.causal  # heads by KV groups or not; rows even or by speed
         )
         if not two_ways:
             break
     return plans
+
+
+def _fitted(
+    cfg: ModelConfig, plan: ParallelPlan, ring: Sequence[DeviceProfile], seq_len: int
+) -> ParallelPlan | None:
+    try:
+        return fit_memory(cfg, validate(cfg, plan), ring, seq_len)
+    except PlanError:
+        return None
 
 
 def sp_ring(cfg: ModelConfig, ring: Sequence[DeviceProfile]) -> list[DeviceProfile]:

@@ -143,6 +143,10 @@ def bench(
             raise typer.Exit(2)
         chosen = [replace(st, variants=tuple(v for v in st.variants if v.label in variant))
                   for st in chosen]  # fmt: skip
+        teachers = {v.learns_from for st in chosen for v in st.variants if v.learns_from}
+        if untaught := sorted(teachers - set(variant)):
+            typer.echo(f"error: learned variants learn from {untaught}: add them", err=True)
+            raise typer.Exit(2)
     slice_us = round(cpu_slice_ms * 1000) if cpu_slice_ms is not None else None
     suite.run(
         chosen, n, links.value, throttle.value, out, sizes if transport else None, typer.echo,

@@ -92,7 +92,9 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     fixed = {
         r["label"]: _total_ms(r)
         for r in runs
-        if not r["label"].startswith("planned") and r["wire_dtype"] == wire
+        if not r["label"].startswith("planned")
+        and "learned_from" not in r
+        and r["wire_dtype"] == wire
     }
     if planned is not None and fixed:
         out["planned"] = planned.get("planner_chose")
@@ -124,6 +126,11 @@ def summary(title: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["learned_vs_planned"] = _total_ms(planned) / _total_ms(learned)  # >1: faster
         if local is not None:
             out["learned_vs_local"] = _total_ms(local) / _total_ms(learned)
+    taught = lat.get("hmp+overlap, learned")
+    if taught:  # hmp+overlap re-planned on the overlap costs its own warm-up taught
+        out["overlap_learned_vs_local"] = lat["local"] / taught if "local" in lat else None
+        out["overlap_learned_vs_tp"] = lat["tp"] / taught if "tp" in lat else None
+        out["overlap_learned_vs_fixed"] = best / taught if best else None
     out["prediction_error"] = {r["label"]: _error(r) for r in runs if "predicted_ms" in r}
     if planned is not None and local is not None and "decode_tokens_per_s" in planned:
         # Long prompts (issue 16): the first token's wait and the decode rate, each vs local.
@@ -234,6 +241,15 @@ def table(title: str, runs: list[dict[str, Any]]) -> str:
             f"an overlapped plan; chose "
             f"{s['learned']}): {s['learned_vs_planned']:.2f}x the speed of the first plan"
             + (f", {s['learned_vs_local']:.2f}x local's." if s.get("learned_vs_local") else "."),
+        ]
+    if s.get("overlap_learned_vs_local") is not None:
+        lines += [
+            "",
+            "hmp+overlap, learned (re-planned on each device's overlap cost learned from "
+            f"hmp+overlap's warm-up, shares balanced on the cost model): "
+            f"{_times(s['overlap_learned_vs_local'])} local, "
+            f"{_times(s.get('overlap_learned_vs_tp'))} tp, "
+            f"{_times(s.get('overlap_learned_vs_fixed'))} the speed of hmp+overlap by speed.",
         ]
     if s.get("planned_ttft_speedup") is not None:
         lines += [

@@ -62,10 +62,12 @@ def _plan_for(
 ) -> tuple[ParallelPlan, list[str], str]:
     """The plan of a variant, the workers it runs on (ring order), and what it is."""
     gflops = {n: p.gflops for n, p in known.items()}
-    if variant.planned:
+    if variant.planned or variant.learned:  # a learned fixed variant: its strategy only
+        only = {} if variant.planned else {"labels": (_strategy_label(variant),)}
         choice = choose(
-            cfg, list(known.values()), setting.seq_len, decode_tokens=setting.decode_tokens
-        )
+            cfg, list(known.values()), setting.seq_len, decode_tokens=setting.decode_tokens,
+            **only,  # type: ignore[arg-type]
+        )  # fmt: skip
         return choice.plan, [d.name for d in choice.ring], choice.label
     if variant.strategy == "local":
         # The baseline is the strongest device by its emulated speed, not by a profile taken on
@@ -91,6 +93,11 @@ def _plan_for(
     if variant.even_rows:
         plan = replace(plan, seq_weights=(1.0,) * len(names))
     return plan, names, variant.label
+
+
+def _strategy_label(variant: Variant) -> str:
+    """The planner's label for a fixed variant's strategy ("hmp+overlap", "tp", ...)."""
+    return variant.strategy + ("+overlap" if variant.overlap else "")
 
 
 def run_setting(
@@ -186,15 +193,18 @@ def _measure(
     plans = {
         v.label: _plan_for(v, setting, cfg, names, known) for v in setting.variants if not v.learned
     }
-    learning = Learning(settled=1)  # from the warm-up round of "planned"
-    learned_on = known  # the profiles with what it learned, once it has
+    # what each learned variant learns from its teacher's warm-up round
+    learning = {v.label: Learning(settled=1) for v in setting.variants if v.learned}
+    learned_on: dict[str, dict[str, DeviceProfile]] = {}  # the profiles with what it learned
     want = "last_logits" if cfg.causal else "hidden"
     samples: dict[str, list[dict[str, Any]]] = {v.label: [] for v in setting.variants}
     for rep in range(reps + 1):  # round 0 warms up (shard shipping, allocator, caches)
         for v in setting.variants:
             if v.learned and v.label not in plans:
-                learned_on = {n: learning.applied(p, setting.model) for n, p in known.items()}
-                plans[v.label] = _plan_for(v, setting, cfg, names, learned_on)
+                taught = learning[v.label]
+                profiles = {n: taught.applied(p, setting.model) for n, p in known.items()}
+                learned_on[v.label] = profiles
+                plans[v.label] = _plan_for(v, setting, cfg, names, profiles)
             plan, ranks, _ = plans[v.label]
             cluster.deploy(cfg, weights, plan, ranks, plain_ring=v.plain_ring)
             decode_ms = None
@@ -227,10 +237,14 @@ def _measure(
                 sample["device_compute_ms"][name] = round(r.compute_ms, 1)
             if decode_ms is not None:
                 sample["decode_ms"] = decode_ms
-            if rep == 0 and v.planned and not v.learned:
+            pupils = [w.label for w in setting.variants if w.learns_from == v.label]
+            if rep == 0 and pupils:
                 ring = [known[n] for n in ranks]
                 layers = [[x.compute_ms for x in r.layers] for r in results]
-                learning.observe_prefill(setting.model, cfg, plan, ring, setting.seq_len, layers)
+                for pupil in pupils:
+                    learning[pupil].observe_prefill(
+                        setting.model, cfg, plan, ring, setting.seq_len, layers
+                    )
             if rep > 0:
                 samples[v.label].append(sample)
             if progress:
@@ -240,9 +254,10 @@ def _measure(
     for v in setting.variants:
         plan, ranks, chose = plans[v.label]
         row = _row(setting, v, (plan, ranks), samples[v.label], names)
-        planned_on = learned_on if v.learned else known
+        planned_on = learned_on[v.label] if v.learned else known
         ring = [plain_ring_profile(planned_on[n]) if v.plain_ring else planned_on[n] for n in ranks]
         if v.learned:
+            row["learned_from"] = v.learns_from
             row["learned_slowdown"] = {n: round(planned_on[n].slowdown, 3) for n in ranks}
             row["learned_overlap"] = {n: round(planned_on[n].overlap_compute, 3) for n in ranks}
         predicted = predict(cfg, ring, plan, setting.seq_len).total_ms

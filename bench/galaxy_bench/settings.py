@@ -29,11 +29,13 @@ class Variant:
     even_rows: bool = False  # hmp's connective rows (the ring's chunks) even, whatever `split`
     every_device: bool = False  # tp/hmp on every device even past the model's K/V groups
     planned: bool = False  # the planner chooses strategy, devices and shares (issue 4)
-    # planned again after the warm-up round, on what "planned"'s traces there taught the
-    # planner as they teach the gateway (assistant/cluster/learning.py): device speeds
-    # (planner/speed.py), or each device's overlap cost when "planned" overlapped
-    # (planner/calibrate.py); comes after PLANNED in a setting
+    # planned again after the warm-up round, on what the traces of variant `learns_from`
+    # there taught the planner as they teach the gateway (assistant/cluster/learning.py):
+    # device speeds (planner/speed.py), or each device's overlap cost when that variant
+    # overlapped (planner/calibrate.py); by the whole planner when `planned`, else by the
+    # planner kept to this variant's strategy; comes after `learns_from` in a setting
     learned: bool = False
+    learns_from: str = ""
     plain_ring: bool = False  # the ring without TLS (every other variant encrypts it)
 
 
@@ -64,7 +66,12 @@ HMP_OVERLAP_EVEN_ROWS = Variant(
 HMP_EVERY_DEVICE = Variant("hmp all devices", "hmp", split="speed", every_device=True)
 SP_BY_SPEED = Variant("sp by speed", "sp", split="speed")
 PLANNED = Variant("planned", "hmp", planned=True)
-LEARNED = Variant("planned, learned", "hmp", planned=True, learned=True)
+LEARNED = Variant("planned, learned", "hmp", planned=True, learned=True, learns_from="planned")
+# hmp+overlap as the gateway would plan it once it has learned each device's overlap cost
+# from hmp+overlap's own warm-up: shares balanced on the cost model (planner/balance.py)
+HMP_OVERLAP_LEARNED = Variant(
+    "hmp+overlap, learned", "hmp", overlap=True, learned=True, learns_from="hmp+overlap"
+)
 # The cost of TLS: the product's ring always encrypts; this one does not (ring_tls.py).
 HMP_OVERLAP_PLAIN = Variant(
     "hmp+overlap plain", "hmp", overlap=True, split="speed", plain_ring=True
@@ -77,6 +84,7 @@ ALL_VARIANTS = (
     PP,
     HMP,
     HMP_OVERLAP,
+    HMP_OVERLAP_LEARNED,
     HMP_OVERLAP_PLAIN,
     HMP_EVEN_ROWS,
     HMP_OVERLAP_EVEN_ROWS,
