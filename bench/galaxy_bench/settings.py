@@ -171,6 +171,15 @@ def quick() -> list[Setting]:
             128,
             home(1000),
             num_layers=2,
-            variants=(LOCAL, TP, HMP, HMP_OVERLAP, HMP_OVERLAP_PLAIN, PLANNED, LEARNED),
+            variants=(
+                LOCAL,
+                TP,
+                HMP,
+                HMP_OVERLAP,
+                HMP_OVERLAP_LEARNED,
+                HMP_OVERLAP_PLAIN,
+                PLANNED,
+                LEARNED,
+            ),
         )
     ]

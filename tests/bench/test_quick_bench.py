@@ -50,4 +50,7 @@ def test_quick_bench_completes_with_valid_json(tmp_path: Path) -> None:
     (learned,) = (r for r in result["runs"] if r["label"] == "planned, learned")
     assert set(learned["learned_slowdown"]) == set(learned["ranks"])
     assert set(learned["learned_overlap"]) == set(learned["ranks"])
+    (taught,) = (r for r in result["runs"] if r["label"] == "hmp+overlap, learned")
+    assert taught["learned_from"] == "hmp+overlap" and taught["plan"]["overlap"]
+    assert set(taught["learned_overlap"]) == set(taught["ranks"])
     assert {r["transport"] for r in result["transport"]} == {"ring", "gloo"}

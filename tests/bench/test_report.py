@@ -53,6 +53,26 @@ def test_the_plan_made_again_on_learned_speeds_is_set_against_the_first() -> Non
     assert s["learned_vs_planned"] == 800 / 640 and s["learned_vs_local"] == 1000 / 640
 
 
+def test_hmp_overlap_replanned_on_what_it_taught_is_not_a_fixed_variant() -> None:
+    runs = [
+        run("local", 1000, "local", ["a"]),
+        run("tp", 1200, "tp", ["a", "b"]),
+        run("hmp+overlap", 800, "hmp", ["a", "b"]),
+        run("hmp+overlap, learned", 500, "hmp", ["a", "b"], learned_from="hmp+overlap"),
+        run("planned", 900, "hmp", ["a", "b"], planner_chose="hmp"),
+    ]
+
+    s = summary("home", runs)
+
+    assert s["best_fixed"] == "hmp+overlap"
+    assert s["overlap_learned_vs_local"] == 1000 / 500
+    assert s["overlap_learned_vs_tp"] == 1200 / 500
+    assert s["overlap_learned_vs_fixed"] == 800 / 500
+    for r in runs:
+        r |= {"devices": [{"name": "a", "bandwidth_mbps": 100}], "comm_ms": 0, "peak_mem_mb": [1]}
+    assert "hmp+overlap, learned (re-planned" in table("home", runs)
+
+
 def test_every_table_title_names_the_emulation_that_ran() -> None:
     sleep = "loopback links (not shaped), SLEEP emulation (not a real CPU cap)"
     runs = [run("local", 1000, "local", ["a"]), run("planned", 1000, "local", ["a"])]
