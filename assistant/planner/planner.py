@@ -2,7 +2,8 @@
 
 Galaxy's rule first: heads, MLP columns and sequence rows in proportion to measured speed;
 then move heads and columns off any device whose memory budget (weights + KV cache +
-activations) would overflow, onto devices with room. Heads go by whole KV groups, or by single
+activations) would overflow, onto devices with room. Beside it, hmp is also costed with its
+heads and columns balanced phase by phase on the cost model (balance.py). Heads go by whole KV groups, or by single
 query heads with a split group's K/V projection replicated on each device that needs it (the
 only way to use more devices than a GQA model has groups): both splits are costed, replicas
 included, and the cheaper kept. Beyond Galaxy: every subset of
@@ -142,7 +143,8 @@ def candidates(
 ) -> list[ParallelPlan]:
     """The plans of `label` on `ring` (shares by speed, memory-fitted), none if impossible.
     tp and hmp of a GQA model give up to two: heads by whole KV groups (when every device can
-    have one) and by query heads (K/V of split groups replicated)."""
+    have one) and by query heads (K/V of split groups replicated). hmp gives each also
+    balanced phase by phase (balance.py), Galaxy's split first."""
     speeds = [d.gflops for d in ring]
     n = len(ring)
     options: dict[str, object] = {"wire_dtype": wire}
