@@ -133,7 +133,18 @@ def named() -> dict[str, Setting]:
     # issue 16: time to first token; sp by speed is the planner's plan before its rows were
     # balanced by the cost model (assistant/planner/rows.py)
     long_prompt = (LOCAL, TP, HMP, HMP_OVERLAP, SP_BY_SPEED, PLANNED, LEARNED)
-    links = (LOCAL, TP, SP, HMP, HMP_OVERLAP, HMP_OVERLAP_FP16, HMP_OVERLAP_INT8, PLANNED)
+    links = (
+        LOCAL,
+        TP,
+        SP,
+        HMP,
+        HMP_OVERLAP,
+        HMP_OVERLAP_LEARNED,
+        HMP_OVERLAP_FP16,
+        HMP_OVERLAP_INT8,
+        PLANNED,
+        LEARNED,
+    )
     return {
         "reference": REFERENCE,
         "bert-seq256": replace(REFERENCE, seq_len=256),
