@@ -5,8 +5,8 @@ device's time is not its share over its speed alone: whole heads round, thin sha
 ring tiles run slower (the profile's grids), the attention core grows with heads but not with
 columns, and what the gateway learns of a device from its traces (planner/speed.py,
 planner/calibrate.py) weighs on some of its work more than on the rest. In bench/RESULTS.md
-("12-07, night") the slowest device of the reference home computed 19-27% longer per layer
-than the others under shares by speed, and the others waited for it.
+("12-07, midnight") the slowest device of the reference home computed 11-37% longer per layer
+than the other two under shares by speed, and they waited for it.
 
 A layer has two synchronised phases, attention (ending at its reduce-scatter) and the MLP
 (ending at its own), so each is balanced on its own: whole heads (or KV groups) move off the

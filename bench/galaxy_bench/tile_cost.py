@@ -14,7 +14,9 @@ efficiency falls with fewer rows (each call streams the whole weight for fewer r
 The same work with the weights reordered once into oneDNN's blocked layout (QKV fused,
 `torch.ops.mkldnn._linear_pointwise`, as torch's inductor does when it freezes a model) is
 timed beside it, and one row (a decode step) both ways: the engine does not use it, and this
-says why (bench/RESULTS.md, 12-07 evening).
+says why (bench/RESULTS.md, 12-07 evening). So is MKL's packed GEMM (`torch.ops.mkl.
+_mkl_linear`, x86 builds of torch with MKL only): it packs a weight once for one row count, so
+each tile size needs its own copy of every weight (bench/RESULTS.md, "12-07, midnight").
 """
 
 from __future__ import annotations
@@ -101,6 +103,36 @@ class Prepacked:
             start += r
 
 
+class MklPacked:
+    """The shard's GEMMs with each weight packed by MKL once per row count in `rows` (MKL
+    computes from a packed weight only for the row count it was packed for)."""
+
+    def __init__(self, attn: Attention, mlp: MLP, rows: set[int]) -> None:
+        assert attn.bq is not None and attn.bk is not None and attn.bv is not None
+        self.qkv = torch.cat([attn.wq, attn.wk, attn.wv])
+        self.bqkv = torch.cat([attn.bq, attn.bk, attn.bv])
+        self.weights = {"qkv": self.qkv, "wo": attn.wo, "up": mlp.w_up, "down": mlp.w_down}
+        self.b_up = mlp.b_up
+        pack = torch.ops.mkl._mkl_reorder_linear_weight
+        self.packs = {(k, r): pack(w, r) for k, w in self.weights.items() for r in rows}
+
+    def _gemm(self, x: torch.Tensor, name: str, bias: torch.Tensor | None) -> torch.Tensor:
+        rows = x.shape[0]
+        return torch.ops.mkl._mkl_linear(x, self.packs[name, rows], self.weights[name], bias, rows)
+
+    def run(self, cfg: ModelConfig, x: torch.Tensor, o: torch.Tensor, rows: list[int]) -> None:
+        qkv = x.new_empty((x.shape[1], self.bqkv.shape[0]))
+        out, down = x.new_empty(x.shape[1:]), x.new_empty(x.shape[1:])
+        start = 0
+        for r in rows:
+            span = slice(start, start + r)
+            qkv[span] = self._gemm(x[0, span], "qkv", self.bqkv)
+            out[span] = self._gemm(o[0, span], "wo", None)
+            up = L.activation(self._gemm(x[0, span], "up", self.b_up), cfg)
+            down[span] = self._gemm(up, "down", None)
+            start += r
+
+
 def one_row(attn: Attention, packed: Prepacked, x: torch.Tensor) -> tuple[float, float]:
     """ms of one row through the fused QKV weight, plain and prepacked for one row (a decode
     step's GEMV)."""
@@ -136,6 +168,10 @@ def measure(cfg: ModelConfig, heads: int, cols: int, seq: int, rows: list[int], 
         "packed whole": lambda: packed.run(cfg, x, o, [seq]),
         "packed tiles": lambda: packed.run(cfg, x, o, rows),
     }
+    mkl = MklPacked(attn, mlp, {seq, *rows}) if torch.backends.mkl.is_available() else None
+    if mkl is not None:
+        variants["mkl whole"] = lambda: mkl.run(cfg, x, o, [seq])
+        variants["mkl tiles"] = lambda: mkl.run(cfg, x, o, rows)
     times: dict[str, list[float]] = {k: [] for k in variants}
     with torch.inference_mode():
         for _ in range(reps):
@@ -150,8 +186,14 @@ def measure(cfg: ModelConfig, heads: int, cols: int, seq: int, rows: list[int], 
         f"  {heads} heads, {cols} columns: whole {ms['whole']:.1f} ms, tiles "
         f"{ms['tiles']:.1f} ms: {ms['tiles'] / ms['whole']:.3f}x; prepacked, over the plain "
         f"whole: whole {ms['packed whole'] / ms['whole']:.3f}x, tiles "
-        f"{ms['packed tiles'] / ms['whole']:.3f}x (packed for {max(rows)} rows); one row "
-        f"through QKV packed for one row {packed_row / plain_row:.2f}x plain"
+        f"{ms['packed tiles'] / ms['whole']:.3f}x (packed for {max(rows)} rows); "
+        + (
+            f"MKL-packed per row count, over the plain whole: whole "
+            f"{ms['mkl whole'] / ms['whole']:.3f}x, tiles {ms['mkl tiles'] / ms['whole']:.3f}x; "
+            if "mkl whole" in ms
+            else "(no MKL in this torch); "
+        )
+        + f"one row through QKV packed for one row {packed_row / plain_row:.2f}x plain"
     )
 
 

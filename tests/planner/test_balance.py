@@ -28,9 +28,9 @@ def dev(name: str, gflops: float, overlap: float = 1.15) -> DeviceProfile:
 
 
 def test_a_device_learned_slow_at_overlap_gets_less_and_the_plan_is_faster() -> None:
-    """The reference home after the gateway learned that the slowest device's tiles cost
-    1.6x (bench/RESULTS.md, 12-07 night: its overlap factor 1.62 against 1.30 and 1.53)."""
-    home = [dev("desk", 100, 1.3), dev("laptop", 50, 1.5), dev("pi", 30, 1.6)]
+    """The reference home after the gateway learned what overlap costs each device
+    (bench/RESULTS.md, "12-07, midnight": 1.22, 1.37 and 1.53 in reference-22-balanced)."""
+    home = [dev("desk", 100, 1.22), dev("laptop", 50, 1.37), dev("pi", 30, 1.53)]
     by_speed = make_plan(BERT, "hmp", [d.gflops for d in home], overlap=True)
 
     plan = balanced(BERT, home, by_speed, 512, by_groups=True)
