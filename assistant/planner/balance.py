@@ -38,7 +38,7 @@ def balanced(
     seq_len: int,
     by_groups: bool,
 ) -> ParallelPlan:
-    """`plan` (tp or hmp) with its heads, then its MLP columns, moved until neither phase's
+    """hmp `plan` with its heads, then its MLP columns, moved until neither phase's
     slowest device can be made faster by one move; its rows unchanged."""
 
     def attention(p: ParallelPlan) -> list[float]:

@@ -3,10 +3,10 @@
 Galaxy's rule first: heads, MLP columns and sequence rows in proportion to measured speed;
 then move heads and columns off any device whose memory budget (weights + KV cache +
 activations) would overflow, onto devices with room. Beside it, hmp is also costed with its
-heads and columns balanced phase by phase on the cost model (balance.py). Heads go by whole KV groups, or by single
-query heads with a split group's K/V projection replicated on each device that needs it (the
-only way to use more devices than a GQA model has groups): both splits are costed, replicas
-included, and the cheaper kept. Beyond Galaxy: every subset of
+heads and columns balanced phase by phase on the cost model (balance.py). Heads go by whole
+KV groups, or by single query heads with a split group's K/V projection replicated on each
+device that needs it (the only way to use more devices than a GQA model has groups): both
+splits are costed, replicas included, and the cheaper kept. Beyond Galaxy: every subset of
 devices is costed (a slow device or a slow link can make the whole ring slower), every strategy
 is costed with the same model, and decode may run differently from prefill. Plans are values.
 """
