@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Literal
 
-from assistant.planner.cost import phase_compute_ms
+from assistant.planner.cost import core_ms, split_compute, tile_ms
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.spec.config import ModelConfig
 from edge_worker.spec.plan import COLUMN_ALIGN, ParallelPlan
@@ -50,6 +50,26 @@ def balanced(
     cols = COLUMN_ALIGN if cfg.intermediate_size >= 2 * COLUMN_ALIGN * len(ring) else 1
     plan = _descend(plan, "heads", cfg.group_size if by_groups else 1, attention)
     return _descend(plan, "mlp_columns", cols, mlp)
+
+
+def phase_compute_ms(
+    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
+) -> tuple[list[float], list[float]]:
+    """Each device's compute per layer in an hmp prefill's two synchronised phases, waits
+    left out: attention (QKV, the core, out-projection) and the MLP block; overlapped tiles at
+    the device's `overlap_compute` (the connective blocks and the ring's CPU work, which no
+    head or column moves, are left out)."""
+    if not (plan.overlap and len(ring) > 1):
+        attn, mlp, _ = split_compute(cfg, ring, plan, seq_len)
+        return attn, mlp
+    rows = plan.seq_split(seq_len)
+    attn, mlp = [], []
+    for i, d in enumerate(ring):
+        qkv, out, block = tile_ms(cfg, d, plan, i, rows)
+        core = core_ms(cfg, d, seq_len, plan.heads[i], seq_len)
+        attn.append((sum(qkv) + sum(out)) * d.overlap_compute + core)
+        mlp.append(sum(block) * d.overlap_compute)
+    return attn, mlp
 
 
 def _descend(plan: ParallelPlan, field: Share, unit: int, times: Times) -> ParallelPlan:

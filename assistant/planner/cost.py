@@ -351,26 +351,6 @@ def rank_compute_ms(
     ]
 
 
-def phase_compute_ms(
-    cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
-) -> tuple[list[float], list[float]]:
-    """Each device's compute per layer in an hmp prefill's two synchronised phases, waits
-    left out: attention (QKV, the core, out-projection) and the MLP block; overlapped tiles at
-    the device's `overlap_compute` (the connective blocks and the ring's CPU work, which no
-    head or column moves, are left out)."""
-    if not (plan.overlap and len(ring) > 1):
-        attn, mlp, _ = split_compute(cfg, ring, plan, seq_len)
-        return attn, mlp
-    rows = plan.seq_split(seq_len)
-    attn, mlp = [], []
-    for i, d in enumerate(ring):
-        qkv, out, block = tile_ms(cfg, d, plan, i, rows)
-        core = core_ms(cfg, d, seq_len, plan.heads[i], seq_len)
-        attn.append((sum(qkv) + sum(out)) * d.overlap_compute + core)
-        mlp.append(sum(block) * d.overlap_compute)
-    return attn, mlp
-
-
 def split_compute(
     cfg: ModelConfig, ring: Sequence[DeviceProfile], plan: ParallelPlan, seq_len: int
 ) -> tuple[list[float], list[float], list[float]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.planner.balance import balanced
-from assistant.planner.cost import phase_compute_ms, predict
+from assistant.planner.balance import balanced, phase_compute_ms
+from assistant.planner.cost import predict
 from assistant.planner.planner import candidates, choose
 from assistant.planner.profiles import DeviceProfile
 from edge_worker.models.catalog import load_config
