@@ -180,6 +180,8 @@ class RingWork(Work):
 
     def wait(self, timeout: float | None = None) -> Tensor:
         limit = self._timeout if timeout is None else timeout
+        if self._future is None or self._future.done():  # nothing to wait for, nothing to
+            return super().wait(limit)  # hand off: a stretched device's compute carries on
         handing_off()  # before the wait's clock starts: a stretched device's compute
         start = time.monotonic()
         try:

@@ -36,11 +36,14 @@ class RingGatherStream(GatherStream):
     def part(self, r: int) -> Tensor:
         if r == self.rank:
             return self.mine
-        handing_off()  # before the wait's clock starts: a stretched device's compute
-        start = time.monotonic()
-        _wait_for(self.call, self.call.events[r], self.timeout, f"rank {r}'s chunk")
-        if isinstance(self.work, RingWork):  # compute waited on the ring: the trace says so
-            self.work.waited(time.monotonic() - start)
+        if self.call.events[r].is_set():  # landed already: no wait, nothing handed off
+            _raise_failure(self.call)
+        else:
+            handing_off()  # before the wait's clock starts: a stretched device's compute
+            start = time.monotonic()
+            _wait_for(self.call, self.call.events[r], self.timeout, f"rank {r}'s chunk")
+            if isinstance(self.work, RingWork):  # compute waited on the ring: the trace says so
+                self.work.waited(time.monotonic() - start)
         assert self.call.buffer is not None
         start = sum(self.sizes[:r])
         return self.call.buffer[start : start + self.sizes[r]].movedim(0, self.dim)
@@ -111,5 +114,10 @@ def _wait_for(call: RingCall, event: threading.Event, timeout: float, what: str)
                 break
             if time.monotonic() > deadline:
                 raise CommTimeout(f"{what} did not arrive within {timeout:.1f} s")
+    _raise_failure(call)
+
+
+def _raise_failure(call: RingCall) -> None:
+    """Raise what ended `call`, if it failed (a lost peer, a timeout, close())."""
     if call.future.done() and call.future.exception() is not None:
         raise call.future.exception()  # type: ignore[misc]

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 import torch
 
 from edge_worker.comm import waits
+from edge_worker.comm.call import CallStats, RingWork
 from edge_worker.comm.tcp import TcpRingCommunicator
 from tests.comm.ranks import on_ranks
 
@@ -53,6 +55,27 @@ def test_a_wait_costs_what_it_lasts_and_is_not_stretched() -> None:
         slept = time.monotonic() - t0
 
     assert slept < 0.05
+
+
+def test_a_wait_with_nothing_to_wait_for_is_no_hand_off() -> None:
+    """A result already there (a chunk that landed while the slow device computed) neither
+    sleeps nor forgets: the compute before it is owed at the next hand-off, so the slow
+    device's timeline is the same with fewer sleeps (each one lets other threads take the
+    core and its caches)."""
+    waits.stretch_compute(SPEED, threading.get_native_id())
+    landed: Future[torch.Tensor] = Future()
+    landed.set_result(torch.zeros(1))
+    work = RingWork(landed, CallStats("all_gather"), 1.0, "rank 0", lambda _s, _t: None)
+    with waits.stretched_run():
+        t0 = time.monotonic()
+        burn(BURN_S)
+        work.wait()
+        at_wait = time.monotonic() - t0
+        waits.handing_off()
+        took = time.monotonic() - t0
+
+    assert at_wait < 0.5 * BURN_S / SPEED
+    assert took >= 0.9 * BURN_S / SPEED
 
 
 def test_nothing_is_stretched_outside_a_run_or_on_another_thread() -> None:
