@@ -14,9 +14,9 @@ the compute thread runs at the machine's speed, and before anything it computed 
 collective or a partial handed to the ring, a wait on the ring that has to block, a layer's or
 a run's end) it sleeps until the wall time a device S times as fast would have taken for the
 CPU time it used since the last such point. A result already there when asked for is no such
-point: the compute carries on, owed at the next one (fewer sleeps, the same timeline). Others see its results when a slow device would have sent them, a
-wait costs what it lasts, and no quota period quantises when its work ends; but it caps no
-CPU (the bench's labels say so).
+point: the compute carries on, owed at the next one (fewer sleeps, the same timeline). Others
+see its results when a slow device would have sent them, a wait costs what it lasts, and no
+quota period quantises when its work ends; but it caps no CPU (the bench's labels say so).
 """
 
 from __future__ import annotations
