@@ -52,9 +52,12 @@ class Learning:
         learner.observe(model, cfg, plan, ring, tokens, layers)
 
     def applied(self, profile: DeviceProfile, model: str) -> DeviceProfile:
-        """`profile` (as measured, the overlap prior) with what has been learned of it."""
+        """`profile` (as measured, the overlap prior) with what has been learned of it. Both
+        factors are over the measured profile; a profile slowed by a learned speed prices
+        its tiles that much slower already, so the overlap factor applied is the learned
+        one over that speed (else a device learned both ways pays its speed error twice)."""
         overlap = self.overlap.factor(profile.name, model, self.settled or SETTLED)
+        speed = self.speed.factor(profile.name, model, self.settled or SPEED_SETTLED) or 1.0
         if overlap is not None:
-            profile = profile.model_copy(update={"overlap_compute": overlap})
-        speed = self.speed.factor(profile.name, model, self.settled or SPEED_SETTLED)
-        return profile.slower(speed or 1.0)
+            profile = profile.model_copy(update={"overlap_compute": overlap / speed})
+        return profile.slower(speed)

@@ -70,9 +70,14 @@ class OverlapLearner(TraceLearner):
     settled, drift = SETTLED, DRIFT
 
     def observed(self, p: Prefill, rank: int, per_layer: Sequence[float]) -> float | None:
+        """The factor over the measured profile: a ring slowed by a learned speed
+        (`slowdown`) priced its tiles that much slower, so it is multiplied back in (as
+        speed.py does); `Learning.applied` divides by the speed it applies beside it."""
         if not p.plan.overlap or p.plan.strategy != "hmp" or len(p.ring) < 2:
             return None
-        return observed_factor(p.cfg, p.ring[rank], p.plan, rank, p.tokens, per_layer)
+        d = p.ring[rank]
+        factor = observed_factor(p.cfg, d, p.plan, rank, p.tokens, per_layer)
+        return None if factor is None else factor * d.slowdown
 
     def planned(self, d: DeviceProfile) -> float:
-        return d.overlap_compute
+        return d.overlap_compute * d.slowdown

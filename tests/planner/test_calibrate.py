@@ -17,6 +17,7 @@ from assistant.planner.cost import (
     predict,
     qkv_ms,
     ring_cpu_ms,
+    tile_ms,
 )
 from assistant.planner.profiles import OVERLAP_COMPUTE, DeviceProfile
 from edge_worker.models.catalog import load_config
@@ -122,3 +123,27 @@ def test_one_prefill_teaches_the_bench_what_it_teaches_the_gateway_in_three() ->
     plain = make_plan(BERT, "hmp", [50.0, 25.0, 15.0])
     bench.observe_prefill("bert", BERT, plain, RING, TOKENS, layers)  # teaches speeds
     assert bench.applied(RING[2], "bert").slowdown != 1.0
+
+
+def test_a_device_learned_both_ways_pays_its_speed_error_once() -> None:
+    """pi's tiles cost 1.9x their GEMMs as profiled (its overlap factor, learned first), and
+    a plain plan then shows it 1.5x slower than profiled: planned with both, its tiles are
+    priced at what they measured, not 1.5 x 1.9; and an overlap factor learned on the slowed
+    profile reads the same."""
+    layers = [[layer_ms(i, f)] * 4 for i, f in enumerate([1.1, 1.2, 1.9])]
+    learning = Learning(settled=1)
+    learning.observe_prefill("bert", BERT, PLAN, RING, TOKENS, layers)
+    learning.speed.factors[("pi", "bert")], learning.speed.counts[("pi", "bert")] = 1.5, 1
+
+    pi = learning.applied(RING[2], "bert")
+
+    rows = PLAN.seq_split(TOKENS)
+    measured = sum(map(sum, tile_ms(BERT, RING[2], PLAN, 2, rows))) * 1.9
+    priced = sum(map(sum, tile_ms(BERT, pi, PLAN, 2, rows))) * pi.overlap_compute
+    assert pi.slowdown == 1.5 and priced == pytest.approx(measured)
+    again = OverlapLearner()  # the same tiles, seen through the slowed profile
+    slowed = [RING[0], RING[1], pi]
+    again.observe("bert", BERT, PLAN, slowed, TOKENS, [[layer_ms(i, 1.0)] * 4 for i in (0, 1)]
+                  + [[priced + core_ms(BERT, pi, TOKENS, PLAN.heads[2], TOKENS)
+                      + 2 * conn_ms(BERT, pi, rows[2])] * 4])  # fmt: skip
+    assert again.factor("pi", "bert") == pytest.approx(1.9)
