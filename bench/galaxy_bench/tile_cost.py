@@ -74,51 +74,15 @@ def tiled(
         start += r
 
 
-class Prepacked:
-    """The shard's GEMMs on weights reordered once for oneDNN, QKV in one GEMM. The layout
-    oneDNN chooses depends on the rows it is told to expect (`rows`): packed for a tile, it is
-    not the one for a decode step's single row."""
+class _Packed:
+    """A shard's GEMMs on weights packed once (QKV fused), run tile by tile as `tiled` does;
+    a subclass packs them and says how one GEMM runs (`_gemm`)."""
 
-    def __init__(self, attn: Attention, mlp: MLP, rows: int) -> None:
-        def pack(w: torch.Tensor) -> torch.Tensor:
-            return torch.ops.mkldnn._reorder_linear_weight(w, rows)
-
-        assert attn.bq is not None and attn.bk is not None and attn.bv is not None
-        self.qkv = pack(torch.cat([attn.wq, attn.wk, attn.wv]))
-        self.bqkv = torch.cat([attn.bq, attn.bk, attn.bv])
-        self.wo, self.up, self.down = pack(attn.wo), pack(mlp.w_up), pack(mlp.w_down)
-        self.b_up = mlp.b_up
-
-    def run(self, cfg: ModelConfig, x: torch.Tensor, o: torch.Tensor, rows: list[int]) -> None:
-        gemm = torch.ops.mkldnn._linear_pointwise
-        qkv = x.new_empty((x.shape[1], self.bqkv.shape[0]))
-        out, down = x.new_empty(x.shape[1:]), x.new_empty(x.shape[1:])
-        start = 0
-        for r in rows:
-            span = slice(start, start + r)
-            qkv[span] = gemm(x[0, span], self.qkv, self.bqkv, "none", [], "")
-            out[span] = gemm(o[0, span], self.wo, None, "none", [], "")
-            up = L.activation(gemm(x[0, span], self.up, self.b_up, "none", [], ""), cfg)
-            down[span] = gemm(up, self.down, None, "none", [], "")
-            start += r
-
-
-class MklPacked:
-    """The shard's GEMMs with each weight packed by MKL once per row count in `rows` (MKL
-    computes from a packed weight only for the row count it was packed for)."""
-
-    def __init__(self, attn: Attention, mlp: MLP, rows: set[int]) -> None:
-        assert attn.bq is not None and attn.bk is not None and attn.bv is not None
-        self.qkv = torch.cat([attn.wq, attn.wk, attn.wv])
-        self.bqkv = torch.cat([attn.bq, attn.bk, attn.bv])
-        self.weights = {"qkv": self.qkv, "wo": attn.wo, "up": mlp.w_up, "down": mlp.w_down}
-        self.b_up = mlp.b_up
-        pack = torch.ops.mkl._mkl_reorder_linear_weight
-        self.packs = {(k, r): pack(w, r) for k, w in self.weights.items() for r in rows}
+    bqkv: torch.Tensor
+    b_up: torch.Tensor | None
 
     def _gemm(self, x: torch.Tensor, name: str, bias: torch.Tensor | None) -> torch.Tensor:
-        rows = x.shape[0]
-        return torch.ops.mkl._mkl_linear(x, self.packs[name, rows], self.weights[name], bias, rows)
+        raise NotImplementedError
 
     def run(self, cfg: ModelConfig, x: torch.Tensor, o: torch.Tensor, rows: list[int]) -> None:
         qkv = x.new_empty((x.shape[1], self.bqkv.shape[0]))
@@ -131,6 +95,49 @@ class MklPacked:
             up = L.activation(self._gemm(x[0, span], "up", self.b_up), cfg)
             down[span] = self._gemm(up, "down", None)
             start += r
+
+
+def _weights(attn: Attention, mlp: MLP) -> dict[str, torch.Tensor]:
+    return {
+        "qkv": torch.cat([attn.wq, attn.wk, attn.wv]),
+        "wo": attn.wo,
+        "up": mlp.w_up,
+        "down": mlp.w_down,
+    }
+
+
+class Prepacked(_Packed):
+    """The shard's GEMMs on weights reordered once for oneDNN, QKV in one GEMM. The layout
+    oneDNN chooses depends on the rows it is told to expect (`rows`): packed for a tile, it is
+    not the one for a decode step's single row."""
+
+    def __init__(self, attn: Attention, mlp: MLP, rows: int) -> None:
+        assert attn.bq is not None and attn.bk is not None and attn.bv is not None
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        self.packed = {k: reorder(w, rows) for k, w in _weights(attn, mlp).items()}
+        self.qkv = self.packed["qkv"]
+        self.bqkv = torch.cat([attn.bq, attn.bk, attn.bv])
+        self.b_up = mlp.b_up
+
+    def _gemm(self, x: torch.Tensor, name: str, bias: torch.Tensor | None) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed[name], bias, "none", [], "")
+
+
+class MklPacked(_Packed):
+    """The shard's GEMMs with each weight packed by MKL once per row count in `rows` (MKL
+    computes from a packed weight only for the row count it was packed for)."""
+
+    def __init__(self, attn: Attention, mlp: MLP, rows: set[int]) -> None:
+        assert attn.bq is not None and attn.bk is not None and attn.bv is not None
+        self.weights = _weights(attn, mlp)
+        self.bqkv = torch.cat([attn.bq, attn.bk, attn.bv])
+        self.b_up = mlp.b_up
+        pack = torch.ops.mkl._mkl_reorder_linear_weight
+        self.packs = {(k, r): pack(w, r) for k, w in self.weights.items() for r in rows}
+
+    def _gemm(self, x: torch.Tensor, name: str, bias: torch.Tensor | None) -> torch.Tensor:
+        rows = x.shape[0]
+        return torch.ops.mkl._mkl_linear(x, self.packs[name, rows], self.weights[name], bias, rows)
 
 
 def one_row(attn: Attention, packed: Prepacked, x: torch.Tensor) -> tuple[float, float]:
