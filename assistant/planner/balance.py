@@ -89,8 +89,9 @@ def _descend(plan: ParallelPlan, field: Share, unit: int, times: Times) -> Paral
             moved[j] += unit
             option = _with(plan, field, tuple(moved))
             after = times(option)
-            if max(after) < max(now) * (1 - 1e-9) and (best is None or max(after) < best[0]):
-                best = (max(after), option, after)
+            peak = max(after)
+            if peak < max(now) * (1 - 1e-9) and (best is None or peak < best[0]):
+                best = (peak, option, after)
         if best is None:
             break
         _, plan, now = best
